@@ -1,0 +1,181 @@
+//! Housekeeping on the engine's timer: liveness, hellos and pings, periodic haves, elections,
+//! demand and takeovers.
+
+use super::sender::Control;
+use super::{
+    election, Engine, Event, DEPOSITION_SEGMENTS, LINGER_SEGMENTS, TAKEOVER_FIRST_SEGMENTS, TICK,
+};
+use crate::{ChannelId, Instant, NodeId};
+
+/// Each box refreshes its have-maps to every peer this often (besides announcing completions).
+const HAVE_INTERVAL_TICKS: u32 = 20;
+
+impl Engine {
+    /// The engine's timer fired (or the caller just wants it to catch up). Call at
+    /// [`Engine::poll_timeout`]; calling early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if now >= self.next_tick {
+            self.tick(now);
+            self.next_tick = now + TICK;
+        }
+        if self.next_repair.is_some_and(|t| now >= t) {
+            self.next_repair = None;
+            self.repair(now);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let ping_interval = self.config.ping_interval;
+        let timeout = self.config.peer_timeout;
+        let mut due: Vec<(NodeId, Control)> = Vec::new();
+        let mut down: Vec<NodeId> = Vec::new();
+        let mut have_due: Vec<NodeId> = Vec::new();
+        for peer in self.peers.values_mut() {
+            if peer.is_banned(now) {
+                continue;
+            }
+            if peer.banned_until.is_some() {
+                // The ban expired: start over with a fresh handshake.
+                peer.banned_until = None;
+                peer.session = None;
+                peer.next_hello = now;
+            }
+            if peer.alive && peer.last_heard.is_none_or(|t| now.saturating_since(t) > timeout) {
+                peer.alive = false;
+                down.push(peer.id);
+            }
+            let handshaking = peer.session.is_none() || !peer.confirmed_us || !peer.alive;
+            if handshaking {
+                if now >= peer.next_hello {
+                    peer.next_hello = now + ping_interval;
+                    due.push((peer.id, Control::Hello));
+                }
+            } else {
+                if now >= peer.next_ping {
+                    peer.next_ping = now + ping_interval;
+                    due.push((peer.id, Control::Ping));
+                }
+                if now >= peer.next_have {
+                    peer.next_have = now + TICK * HAVE_INTERVAL_TICKS;
+                    have_due.push(peer.id);
+                }
+            }
+        }
+        for id in down {
+            log::info!("{}: peer {id} timed out", self.me);
+            self.requests.retain(|_, o| o.peer != id);
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.outstanding = 0;
+            }
+            self.membership_changed = true;
+            self.push_event(Event::PeerDown(id));
+        }
+        for (id, message) in due {
+            self.queue_control(id, message);
+        }
+        if !have_due.is_empty() {
+            let haves: Vec<_> = self
+                .channels
+                .keys()
+                .filter_map(|&c| self.store.have(c).map(|(newest, bitmap)| crate::wire::Have { channel: c, newest, bitmap }))
+                .collect();
+            for id in have_due {
+                for have in &haves {
+                    self.queue_control(id, Control::Have(*have));
+                }
+            }
+        }
+        self.update_channels(now);
+    }
+
+    /// Recomputes every channel's election, demand and ingest decision.
+    fn update_channels(&mut self, now: Instant) {
+        let recompute = std::mem::take(&mut self.membership_changed);
+        let channels: Vec<ChannelId> = self.channels.keys().copied().collect();
+        for channel in channels {
+            if recompute || self.channels[&channel].deposed.is_some() {
+                self.rank_channel(now, channel);
+            }
+            self.decide_ingest(now, channel);
+        }
+    }
+
+    fn rank_channel(&mut self, now: Instant, channel: ChannelId) {
+        let mut ranking: Vec<NodeId> = self
+            .peers
+            .values()
+            .filter(|p| p.is_active(now) && p.carries(channel))
+            .map(|p| p.id)
+            .collect();
+        ranking.push(self.me);
+        election::rank(channel, &mut ranking);
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        if state.deposed.is_some_and(|(_, until)| now >= until) {
+            state.deposed = None;
+        }
+        let deposed = state.deposed.map(|(n, _)| n);
+        let mut acting = ranking.iter().copied().filter(|&n| Some(n) != deposed);
+        let ingester = acting.next();
+        let standby = acting.next();
+        state.ranking = ranking;
+        if (ingester, standby) != (state.ingester, state.standby) {
+            if ingester != state.ingester {
+                state.watch_since = now;
+                state.last_manifest = None;
+            }
+            state.ingester = ingester;
+            state.standby = standby;
+            self.push_event(Event::ElectionChanged { channel, ingester, standby });
+        }
+    }
+
+    fn decide_ingest(&mut self, now: Instant, channel: ChannelId) {
+        let demanded = {
+            let state = &self.channels[&channel];
+            state.always_on
+                || state.wanted
+                || self.peers.values().any(|p| p.is_active(now) && p.wants.contains(&channel))
+        };
+        let me = self.me;
+        let resume_after = self.store.have(channel).map(|(newest, _)| newest);
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        if demanded {
+            state.demand_lost_at = None;
+        } else if state.demand_lost_at.is_none() {
+            state.demand_lost_at = Some(now);
+        }
+        let lingering = state
+            .demand_lost_at
+            .is_some_and(|t| now.saturating_since(t) < state.target * LINGER_SEGMENTS);
+        let should_ingest = state.ingester == Some(me) && (demanded || lingering);
+        if should_ingest && !state.ingesting {
+            state.ingesting = true;
+            log::info!("{me}: ingesting channel {channel}");
+            self.push_event(Event::IngestStart { channel, resume_after });
+        } else if !should_ingest && state.ingesting {
+            state.ingesting = false;
+            log::info!("{me}: no longer ingesting channel {channel}");
+            self.push_event(Event::IngestStop { channel });
+        }
+        // The standby watches the ingester: a late segment means take over.
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        if demanded && state.standby == Some(me) {
+            if let Some(ingester) = state.ingester.filter(|&i| i != me) {
+                let (since, limit) = match state.last_manifest {
+                    Some(t) => (t.max(state.watch_since), state.target * 3 / 2),
+                    None => (state.watch_since, state.target * TAKEOVER_FIRST_SEGMENTS),
+                };
+                if now.saturating_since(since) > limit {
+                    log::warn!("{me}: ingester {ingester} of {channel} is late; taking over");
+                    state.deposed = Some((ingester, now + state.target * DEPOSITION_SEGMENTS));
+                    self.counters.takeovers += 1;
+                    self.rank_channel(now, channel);
+                    self.decide_ingest(now, channel);
+                }
+            }
+        }
+    }
+}
