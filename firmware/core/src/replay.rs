@@ -31,6 +31,12 @@ impl ReplayWindow {
         ReplayWindow { next: 0, seen: [0; (WINDOW / 64) as usize] }
     }
 
+    /// A window for a session confirmed by packet `packet`: that packet and every earlier one
+    /// count as seen, so nothing sent before confirmation can be replayed into the session.
+    pub fn after(packet: u64) -> Self {
+        ReplayWindow { next: packet.saturating_add(1), seen: [u64::MAX; (WINDOW / 64) as usize] }
+    }
+
     /// Records `packet`; `false` if it was seen before or is older than the window.
     pub fn accept(&mut self, packet: u64) -> bool {
         if packet == u64::MAX {
@@ -84,6 +90,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn a_window_after_confirmation_refuses_everything_earlier() {
+        let mut w = ReplayWindow::after(500);
+        assert!(!w.accept(500));
+        assert!(!w.accept(499));
+        assert!(!w.accept(3));
+        assert!(w.accept(501));
+        assert!(w.accept(900));
+    }
 
     proptest! {
         /// Against a model that remembers everything: accept exactly the new numbers that are

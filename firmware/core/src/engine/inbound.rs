@@ -194,8 +194,7 @@ impl Engine {
             return;
         }
         let restarted = peer.session.is_some();
-        let mut window = ReplayWindow::new();
-        window.accept(header.packet);
+        let window = ReplayWindow::after(header.packet);
         peer.session = Some(Session { id: header.session, window });
         peer.our_challenge = new_challenge;
         peer.key = Some(key);

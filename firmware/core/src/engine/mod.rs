@@ -288,6 +288,11 @@ impl Engine {
         self.me
     }
 
+    /// This engine's session id (random per start; peers see a new one after a restart).
+    pub fn session_id(&self) -> u32 {
+        self.session
+    }
+
     /// The store, for serving segments to TVs.
     pub fn store(&self) -> &Store {
         &self.store
