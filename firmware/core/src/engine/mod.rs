@@ -528,7 +528,9 @@ impl Engine {
         let have = crate::wire::Have { channel, newest, bitmap };
         let ids: Vec<NodeId> = self.peers.values().filter(|p| p.is_active(now)).map(|p| p.id).collect();
         for id in ids {
-            self.queue_control(id, Control::Have(have));
+            if !self.sender.background(now, id, Control::Have(have)) {
+                self.counters.queue_full += 1;
+            }
         }
     }
 

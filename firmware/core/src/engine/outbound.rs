@@ -16,7 +16,7 @@ impl Engine {
             if !self.sender.may_send(now) {
                 return None;
             }
-            let sent = if let Some((peer, control)) = self.sender.control.pop_front() {
+            let sent = if let Some((peer, control)) = self.sender.next_control(now) {
                 self.encode_control(now, peer, control, buf)
             } else if self.sender.task_count() > 0 {
                 self.encode_fragment(buf)

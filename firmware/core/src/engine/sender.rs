@@ -6,7 +6,11 @@
 //!   go out. Tasks are ordered deadline-first: by when the segment entered this box's store
 //!   (older segments are closer to their playback deadline), then first-come first-served. A task
 //!   in progress keeps going fragment by fragment, so a receiver gets a block in one burst and
-//!   can verify and forward it (cut-through) as early as possible.
+//!   can verify and forward it (cut-through) as early as possible;
+//! - *background* control messages (the `Have` sent to every peer when a segment completes):
+//!   useful, never urgent. They wait until no task is queued, or until they have waited
+//!   [`BACKGROUND_PATIENCE`]. Sent first, 63 of them would hold up the blocks a box is still
+//!   forwarding at the very moment its segment completes.
 //!
 //! A pacer spreads datagrams at the configured upload rate, counting the IP and UDP headers, so
 //! the engine, not a kernel queue, decides what goes next when the link is busy.
@@ -20,6 +24,9 @@ use crate::{ChannelId, Instant, NodeId};
 
 /// Bytes of IPv4 + UDP header that every datagram costs on the link besides its payload.
 pub const IP_UDP_OVERHEAD: usize = 28;
+
+/// Longest a background message waits behind tasks.
+pub(crate) const BACKGROUND_PATIENCE: Duration = Duration::from_millis(20);
 
 /// A small message waiting to go out.
 #[derive(Clone, Debug)]
@@ -71,6 +78,7 @@ struct PeerLoad {
 #[derive(Debug)]
 pub(crate) struct Sender {
     pub(crate) control: VecDeque<(NodeId, Control)>,
+    background: VecDeque<(Instant, NodeId, Control)>,
     tasks: BTreeMap<(Instant, u64), Task>,
     load: BTreeMap<NodeId, PeerLoad>,
     next_order: u64,
@@ -95,6 +103,7 @@ impl Sender {
     pub(crate) fn new(bytes_per_sec: u64, burst: Duration, limits: SenderLimits) -> Self {
         Sender {
             control: VecDeque::new(),
+            background: VecDeque::new(),
             tasks: BTreeMap::new(),
             load: BTreeMap::new(),
             next_order: 0,
@@ -114,6 +123,33 @@ impl Sender {
         }
         self.control.push_back((peer, message));
         kept
+    }
+
+    /// Queues a background message; `false` if the queue was full and the oldest was dropped.
+    pub(crate) fn background(&mut self, now: Instant, peer: NodeId, message: Control) -> bool {
+        let mut kept = true;
+        if self.background.len() >= self.limits.control {
+            self.background.pop_front();
+            kept = false;
+        }
+        self.background.push_back((now, peer, message));
+        kept
+    }
+
+    /// The next control message to send at `now`: urgent ones first, background ones when no
+    /// task waits or they have waited long enough.
+    pub(crate) fn next_control(&mut self, now: Instant) -> Option<(NodeId, Control)> {
+        if let Some(next) = self.control.pop_front() {
+            return Some(next);
+        }
+        let due = self
+            .background
+            .front()
+            .is_some_and(|(at, _, _)| self.tasks.is_empty() || now.saturating_since(*at) >= BACKGROUND_PATIENCE);
+        if due {
+            return self.background.pop_front().map(|(_, peer, message)| (peer, message));
+        }
+        None
     }
 
     /// Queues a task under deadline `deadline`.
@@ -167,13 +203,14 @@ impl Sender {
     /// Drops everything queued for `peer` (it left or was banned).
     pub(crate) fn forget_peer(&mut self, peer: NodeId) {
         self.control.retain(|(p, _)| *p != peer);
+        self.background.retain(|(_, p, _)| *p != peer);
         self.tasks.retain(|_, t| t.peer != peer);
         self.load.remove(&peer);
     }
 
     /// Whether anything waits to be sent.
     pub(crate) fn is_idle(&self) -> bool {
-        self.control.is_empty() && self.tasks.is_empty()
+        self.control.is_empty() && self.tasks.is_empty() && self.background.is_empty()
     }
 
     /// Number of queued tasks.
@@ -188,7 +225,12 @@ impl Sender {
 
     /// When the pacer next lets a datagram out, if anything waits.
     pub(crate) fn next_send(&self) -> Option<Instant> {
-        (!self.is_idle()).then_some(Instant::from_micros(self.next_send_ns.div_ceil(1_000)))
+        let paced = Instant::from_micros(self.next_send_ns.div_ceil(1_000));
+        if !self.control.is_empty() || !self.tasks.is_empty() {
+            return Some(paced);
+        }
+        // Only background messages wait: they go as soon as the pacer allows.
+        self.background.front().map(|_| paced)
     }
 
     /// Charges the pacer for a datagram of `len` bytes sent at `now`.
