@@ -143,6 +143,11 @@ impl Manifest {
     }
 }
 
+/// The signed bytes of a manifest (its encoding without the signature).
+pub fn encode_body(manifest: &Manifest) -> Vec<u8> {
+    postcard::to_stdvec(manifest).unwrap_or_default()
+}
+
 fn signing_input(body: &[u8]) -> Vec<u8> {
     let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + body.len());
     input.extend_from_slice(SIGNING_CONTEXT);

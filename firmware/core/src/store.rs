@@ -21,7 +21,7 @@
 //!     store.insert_complete(manifest, &bytes, Instant::ZERO).unwrap();
 //! }
 //! assert!(store.used() <= 100_000);
-//! let window: Vec<u64> = store.window(channel, 10).map(|s| s.manifest().seq).collect();
+//! let window: Vec<u64> = store.window(channel, 10).map(|s| s.manifest().manifest().seq).collect();
 //! assert_eq!(window, [3, 4]);
 //! ```
 

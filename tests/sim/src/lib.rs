@@ -447,6 +447,33 @@ impl Sim {
         }
     }
 
+    /// A datagram as box `i` would send it (its node id and session, the network key) with
+    /// packet number `packet`: what a keyed box that misbehaves can put on the wire.
+    pub fn forge(&self, i: usize, packet: u64, message: &shoal_core::wire::Message<'_>) -> Vec<u8> {
+        let engine = self.boxes[i].engine.as_ref().expect("forging box is running");
+        let header = shoal_core::wire::Header { sender: engine.node_id(), session: engine.session_id(), packet };
+        let auth = Authenticator::new(&NetworkKey::from_bytes(SIM_KEY));
+        let mut buf = vec![0; 65_507];
+        let len = shoal_core::wire::encode(&auth, &header, message, &mut buf).expect("fits");
+        buf.truncate(len);
+        buf
+    }
+
+    /// Boxes in election order for the simulated channel (ingester first), over running boxes.
+    pub fn ranking(&self) -> Vec<usize> {
+        let mut ids: Vec<(shoal_core::NodeId, usize)> =
+            self.running().into_iter().filter_map(|i| self.boxes[i].engine.as_ref().map(|e| (e.node_id(), i))).collect();
+        let mut nodes: Vec<shoal_core::NodeId> = ids.iter().map(|(n, _)| *n).collect();
+        shoal_core::engine::election::rank(sim_channel(), &mut nodes);
+        nodes
+            .into_iter()
+            .map(|n| {
+                let pos = ids.iter().position(|(m, _)| *m == n).expect("present");
+                ids.remove(pos).1
+            })
+            .collect()
+    }
+
     /// A random number from the simulation's RNG (for tests that need one reproducibly).
     pub fn random(&mut self) -> u64 {
         self.rng.next_u64()

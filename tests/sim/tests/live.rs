@@ -46,7 +46,10 @@ fn live_swarm(boxes: usize, seed: u64) {
                 assert_eq!(bytes, &sim.origin.segment_bytes(seq)[..], "box {i} segment {seq} differs from the origin's");
             }
         }
-        assert_eq!(engine.counters().bad_blocks, 0);
+        let counters = engine.counters();
+        assert_eq!(counters.bad_blocks, 0);
+        // Without loss the push delivers everything: pulls are the exception.
+        assert!(counters.requests_sent <= 10, "box {i} sent {} requests on a lossless LAN", counters.requests_sent);
     }
 }
 
@@ -81,4 +84,26 @@ fn runs_are_reproducible_from_the_seed() {
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
+}
+
+/// A store budget of three segments: boxes evict the oldest all the time, never exceed the
+/// budget, and still hold the newest segments.
+#[test]
+fn small_store_budget_holds() {
+    run_scenario("small_budget", 15, |seed| {
+        let config = SimConfig { boxes: 8, seed, store_budget: 3 * 1024 * 1024, ..SimConfig::default() };
+        let budget = config.store_budget;
+        let mut sim = Sim::new(config);
+        sim.run_for(Duration::from_secs(30));
+        let report = sim.report(Duration::from_secs(4)..Duration::from_secs(26));
+        assert!(report.missing.is_empty(), "{:?}", report.missing);
+        for (i, b) in sim.boxes.iter().enumerate() {
+            let engine = b.engine.as_ref().expect("running");
+            assert!(b.peak_store <= budget, "box {i}: {} > {budget}", b.peak_store);
+            let store = engine.store();
+            assert!(store.counters().evicted >= 8, "box {i} evicted {}", store.counters().evicted);
+            let held = store.window(shoal_sim::sim_channel(), 10).count();
+            assert!((2..=3).contains(&held), "box {i} keeps what fits: {held}");
+        }
+    });
 }

@@ -12,6 +12,9 @@ use super::{
     BAD_MAC_TO_BAN, FLOOD_DROPS_TO_BAN, FLOOD_WINDOW, MAX_MANIFEST_WANTS, MAX_TRACKED_ADDRS,
     REPAIR_PRIORITY,
 };
+
+/// A peer that answered `Busy` is not asked again for this long.
+const BUSY_BACKOFF: core::time::Duration = core::time::Duration::from_millis(20);
 use crate::crypto::PublicKey;
 use crate::manifest::UnverifiedManifest;
 use crate::replay::ReplayWindow;
@@ -127,7 +130,7 @@ impl Engine {
             Message::ManifestPart(part) => self.on_manifest_part(now, sender, part),
             Message::Request(request) => self.on_request(now, sender, request),
             Message::Data(data) => self.on_data(now, sender, data),
-            Message::Reject(reject) => self.on_reject(sender, reject),
+            Message::Reject(reject) => self.on_reject(now, sender, reject),
         }
     }
 
@@ -265,18 +268,16 @@ impl Engine {
                 break;
             }
             if have.bitmap & (1 << age) != 0 {
-                self.want_manifest(now, have.channel, seq, from, now);
+                self.want_manifest(now, have.channel, seq, from, now + self.config.stall_timeout);
             }
         }
     }
 
-    /// `seq` of `channel` exists (a peer holds or publishes it): remember, and seek its manifest.
+    /// `seq` of `channel` exists (a peer holds or publishes it): remember, and seek its manifest
+    /// unless the push delivers it first (it usually is on its way down the tree).
     fn learn_segment(&mut self, now: Instant, channel: ChannelId, seq: u64, hint: NodeId) {
-        let Some(state) = self.channels.get_mut(&channel) else {
-            return;
-        };
-        state.newest_known = Some(state.newest_known.map_or(seq, |n| n.max(seq)));
-        self.want_manifest(now, channel, seq, hint, now);
+        let at = now + self.config.stall_timeout;
+        self.learn_segment_at(now, channel, seq, hint, at);
     }
 
     /// Lowest sequence number still worth fetching for `channel`.
@@ -528,6 +529,13 @@ impl Engine {
 
     fn on_request(&mut self, now: Instant, from: NodeId, request: Request) {
         let channel = request.channel;
+        if let Some(peer) = self.peers.get_mut(&from) {
+            if !peer.request_rate.take(1, now) {
+                self.counters.rate_limited += 1;
+                self.note_flood(now, from);
+                return;
+            }
+        }
         let block = match &request.item {
             Item::Manifest => None,
             Item::Block { index, .. } => Some(*index),
@@ -578,7 +586,12 @@ impl Engine {
         }
     }
 
-    fn on_reject(&mut self, from: NodeId, reject: Reject) {
+    fn on_reject(&mut self, now: Instant, from: NodeId, reject: Reject) {
+        if reject.reason == RejectReason::Busy {
+            if let Some(peer) = self.peers.get_mut(&from) {
+                peer.busy_until = now + BUSY_BACKOFF;
+            }
+        }
         let Some(block) = reject.block else {
             if let Some(want) = self.manifest_wants.get_mut(&(reject.channel, reject.seq)) {
                 // Ask someone else next time.
@@ -595,6 +608,5 @@ impl Engine {
                 o.sent_at = Instant::ZERO;
             }
         }
-        let _ = reject.reason;
     }
 }

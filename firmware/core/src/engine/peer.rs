@@ -13,6 +13,9 @@ use crate::replay::ReplayWindow;
 use crate::wire::Ingesting;
 use crate::{ChannelId, Instant, NodeId};
 
+/// Requests per second one peer may send before the excess counts as a flood.
+const REQUESTS_PER_SEC: u64 = 4_000;
+
 /// A token bucket counting in arbitrary units (datagrams, bytes).
 #[derive(Clone, Debug)]
 pub(crate) struct Bucket {
@@ -88,6 +91,11 @@ pub(crate) struct Peer {
     pub(crate) flood_since: Instant,
     /// Bytes we serve it on request, so one peer cannot take all our upload.
     pub(crate) serve_budget: Bucket,
+    /// Requests it may send us: an honest box keeps at most 16 outstanding and repairs every
+    /// few milliseconds, far below this.
+    pub(crate) request_rate: Bucket,
+    /// It answered one of our requests with `Busy`: ask others until then.
+    pub(crate) busy_until: Instant,
     /// Block requests we have outstanding at this peer.
     pub(crate) outstanding: usize,
 }
@@ -126,6 +134,8 @@ impl Peer {
             flood_drops: 0,
             flood_since: now,
             serve_budget: Bucket::new(limits.serve_bytes_per_sec, limits.serve_burst, now),
+            request_rate: Bucket::new(REQUESTS_PER_SEC, REQUESTS_PER_SEC / 4, now),
+            busy_until: now,
             outstanding: 0,
         }
     }

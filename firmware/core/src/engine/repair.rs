@@ -172,7 +172,9 @@ impl Engine {
     fn choose_holder(&self, now: Instant, channel: ChannelId, seq: u64, index: u16, tried: &[NodeId]) -> Option<NodeId> {
         let usable = |id: &NodeId| {
             !tried.contains(id)
-                && self.peers.get(id).is_some_and(|p| p.is_active(now) && p.outstanding < MAX_OUTSTANDING_PER_PEER)
+                && self.peers.get(id).is_some_and(|p| {
+                    p.is_active(now) && p.outstanding < MAX_OUTSTANDING_PER_PEER && now >= p.busy_until
+                })
         };
         let announced = self
             .peers

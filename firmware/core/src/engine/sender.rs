@@ -208,11 +208,6 @@ impl Sender {
         self.load.remove(&peer);
     }
 
-    /// Whether anything waits to be sent.
-    pub(crate) fn is_idle(&self) -> bool {
-        self.control.is_empty() && self.tasks.is_empty() && self.background.is_empty()
-    }
-
     /// Number of queued tasks.
     pub(crate) fn task_count(&self) -> usize {
         self.tasks.len()
