@@ -59,6 +59,11 @@ pub struct Header {
 }
 
 /// A protocol message.
+///
+/// The variants differ in size (a ping can list 64 channels); a message lives on the stack for
+/// the one datagram it is decoded from or encoded into, so boxing the large ones would only add
+/// allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<'a> {
     /// Who I am and what I carry; also the session handshake.

@@ -385,8 +385,7 @@ impl Sim {
     fn drive(&mut self, i: usize) {
         let now = self.now;
         let mut buf = std::mem::take(&mut self.buf);
-        loop {
-            let Some(engine) = self.boxes[i].engine.as_mut() else { break };
+        while let Some(engine) = self.boxes[i].engine.as_mut() {
             let Some(t) = engine.poll_transmit(now, &mut buf) else { break };
             let mut bytes = buf[..t.len].to_vec();
             if self.corrupt_data_from.contains(&i) {

@@ -83,15 +83,15 @@ impl Origin {
 
     /// What a new ingester fetches: from the segment after `resume_after` (or the live edge when
     /// it holds nothing) to the newest, within the origin's live window.
-    pub(crate) fn resume_range(&self, resume_after: Option<u64>, window: u64) -> std::ops::RangeInclusive<u64> {
+    pub(crate) fn resume_range(&self, resume_after: Option<u64>, window: u64) -> std::ops::Range<u64> {
         let Some(newest) = self.newest() else {
-            return 1..=0;
+            return 0..0;
         };
         let oldest_offered = newest.saturating_sub(window - 1);
         let start = match resume_after {
             Some(held) => (held + 1).max(oldest_offered),
             None => newest,
         };
-        start..=newest
+        start..newest + 1
     }
 }
