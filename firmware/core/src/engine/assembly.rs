@@ -61,7 +61,7 @@ impl BlockPool {
         from: NodeId,
         now: Instant,
     ) -> Result<(Option<PartialBlock>, bool), FragmentError> {
-        let end = offset + fragment.len();
+        let end = offset.checked_add(fragment.len()).ok_or(FragmentError::OutOfBounds)?;
         if end > block_len || fragment.is_empty() || block_len > usize::from(u16::MAX) {
             return Err(FragmentError::OutOfBounds);
         }
@@ -136,7 +136,7 @@ impl ManifestPool {
         from: NodeId,
         now: Instant,
     ) -> Result<(Option<Vec<u8>>, bool), FragmentError> {
-        let end = offset + fragment.len();
+        let end = offset.checked_add(fragment.len()).ok_or(FragmentError::OutOfBounds)?;
         if end > total || fragment.is_empty() || total > usize::from(u16::MAX) {
             return Err(FragmentError::OutOfBounds);
         }

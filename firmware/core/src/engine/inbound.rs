@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use rand_core::RngCore;
 
 use super::assembly::FragmentError;
-use super::peer::{Peer, Session};
+use super::peer::Session;
 use super::sender::Control;
 use super::{
     block_task, manifest_task, AddrRecord, BanReason, Dissemination, Engine, Event, ManifestWant,
@@ -63,8 +63,8 @@ impl Engine {
                 self.counters.peer_table_full += 1;
                 return;
             }
-            let challenge = self.rng.next_u64();
-            self.peers.insert(sender, Peer::new(sender, from, challenge, now, &self.peer_limits));
+            let peer = self.new_peer(sender, from, now);
+            self.peers.insert(sender, peer);
         }
         let Some(peer) = self.peers.get_mut(&sender) else {
             return;

@@ -341,8 +341,7 @@ impl Engine {
             self.counters.peer_table_full += 1;
             return;
         }
-        let challenge = self.rng.next_u64();
-        let mut peer = Peer::new(node_id, addr, challenge, now, &self.peer_limits);
+        let mut peer = self.new_peer(node_id, addr, now);
         peer.next_hello = now + Duration::from_millis(1);
         self.peers.insert(node_id, peer);
         self.queue_control(node_id, Control::Hello);
@@ -437,7 +436,7 @@ impl Engine {
             self.push_event(Event::IngestStop { channel });
         }
         self.closed = true;
-        let _ = now;
+        log::info!("{}: closing at {now}", self.me);
     }
 
     /// The next event, if any. Drain after every input.
@@ -452,6 +451,16 @@ impl Engine {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
         next
+    }
+
+    /// A fresh peer entry. Its packet numbers start at the count of datagrams this engine has
+    /// sent so far: every per-peer counter is at most that count, so a peer that was removed and
+    /// is added again never sees a packet number it has already seen from this session.
+    fn new_peer(&mut self, id: NodeId, addr: SocketAddr, now: Instant) -> Peer {
+        let challenge = self.rng.next_u64();
+        let mut peer = Peer::new(id, addr, challenge, now, &self.peer_limits);
+        peer.tx_packet = self.counters.datagrams_out;
+        peer
     }
 
     fn push_event(&mut self, event: Event) {
@@ -586,3 +595,6 @@ fn block_task(peer: NodeId, manifest: &SignedManifest, index: u16, ranges: Range
         requested,
     }
 }
+
+#[cfg(test)]
+mod tests;
