@@ -27,8 +27,8 @@ pub use network::{LinkStats, Network};
 pub use origin::Origin;
 
 use core::time::Duration;
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use rand_chacha::ChaCha8Rng;
@@ -123,10 +123,23 @@ pub struct SimBox {
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
-    Deliver { to: usize, from: SocketAddr, bytes: Vec<u8> },
-    OriginSegment { seq: u64 },
-    FetchDone { to: usize, incarnation: u32, seq: u64 },
-    Timer { to: usize, generation: u64 },
+    Deliver {
+        to: usize,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    OriginSegment {
+        seq: u64,
+    },
+    FetchDone {
+        to: usize,
+        incarnation: u32,
+        seq: u64,
+    },
+    Timer {
+        to: usize,
+        generation: u64,
+    },
 }
 
 /// The simulation.
@@ -175,7 +188,10 @@ impl Sim {
             config,
         };
         for i in 0..sim.config.boxes {
-            let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 99, (i / 250) as u8, (i % 250 + 1) as u8), 5000));
+            let addr = SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(10, 99, (i / 250) as u8, (i % 250 + 1) as u8),
+                5000,
+            ));
             sim.by_addr.insert(addr, i);
             sim.boxes.push(SimBox {
                 engine: None,
@@ -219,18 +235,24 @@ impl Sim {
             Authenticator::insecure()
         };
         let mut config = Config::new(self.identity(i), auth);
-        config.seed = self.config.seed ^ ((i as u64) << 32) ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9);
+        config.seed = self.config.seed
+            ^ ((i as u64) << 32)
+            ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9);
         config.upload_rate = self.config.upload_bps / 8;
         config.store_budget = self.config.store_budget;
         config.default_target_duration = self.config.segment_duration;
-        config.lineup = vec![LineupEntry { channel: sim_channel(), always_on: true }];
+        config.lineup = vec![LineupEntry {
+            channel: sim_channel(),
+            always_on: true,
+        }];
         config
     }
 
     /// Starts (or restarts) box `i` and tells it about every live box, and them about it.
     pub fn start_box(&mut self, i: usize) {
         let incarnation = self.boxes[i].incarnation + 1;
-        let engine = Engine::new(self.engine_config(i, incarnation), self.now).expect("valid sim config");
+        let engine =
+            Engine::new(self.engine_config(i, incarnation), self.now).expect("valid sim config");
         let me = engine.node_id();
         let b = &mut self.boxes[i];
         b.incarnation = incarnation;
@@ -243,7 +265,13 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|&(j, b)| j != i && b.engine.is_some())
-            .map(|(j, b)| (j, b.engine.as_ref().map(Engine::node_id).expect("running"), b.addr))
+            .map(|(j, b)| {
+                (
+                    j,
+                    b.engine.as_ref().map(Engine::node_id).expect("running"),
+                    b.addr,
+                )
+            })
             .collect();
         let my_addr = self.boxes[i].addr;
         for &(j, id, addr) in &others {
@@ -269,7 +297,9 @@ impl Sim {
     /// Box `i` leaves cleanly: goodbyes go out (paced like any datagram), then it stops.
     pub fn leave(&mut self, i: usize) {
         let now = self.now;
-        let Some(engine) = self.boxes[i].engine.as_mut() else { return };
+        let Some(engine) = self.boxes[i].engine.as_mut() else {
+            return;
+        };
         engine.close(now);
         self.boxes[i].leaving = true;
         self.drive(i);
@@ -318,7 +348,9 @@ impl Sim {
     /// Publishes a segment on box `i` by hand (benchmarks); returns whether the engine took it.
     pub fn publish(&mut self, i: usize, info: SegmentInfo, bytes: &[u8]) -> bool {
         let now = self.now;
-        let Some(engine) = self.boxes[i].engine.as_mut() else { return false };
+        let Some(engine) = self.boxes[i].engine.as_mut() else {
+            return false;
+        };
         let ok = engine.publish_segment(now, info, bytes).is_ok();
         if ok {
             self.boxes[i].completed.insert(info.seq, now);
@@ -339,7 +371,9 @@ impl Sim {
                 if self.capture {
                     self.captured.push((to, from, bytes.clone()));
                 }
-                let Some(engine) = self.boxes[to].engine.as_mut() else { return };
+                let Some(engine) = self.boxes[to].engine.as_mut() else {
+                    return;
+                };
                 engine.handle_datagram(now, from, &bytes);
                 self.drive(to);
             }
@@ -347,7 +381,9 @@ impl Sim {
                 if self.boxes[to].timer_generation != generation {
                     return;
                 }
-                let Some(engine) = self.boxes[to].engine.as_mut() else { return };
+                let Some(engine) = self.boxes[to].engine.as_mut() else {
+                    return;
+                };
                 engine.handle_timeout(now);
                 self.drive(to);
             }
@@ -356,12 +392,26 @@ impl Sim {
                 for i in 0..self.boxes.len() {
                     if self.boxes[i].ingesting && self.boxes[i].engine.is_some() {
                         let incarnation = self.boxes[i].incarnation;
-                        self.schedule(now + self.config.fetch_latency, Action::FetchDone { to: i, incarnation, seq });
+                        self.schedule(
+                            now + self.config.fetch_latency,
+                            Action::FetchDone {
+                                to: i,
+                                incarnation,
+                                seq,
+                            },
+                        );
                     }
                 }
-                self.schedule(now + self.config.segment_duration, Action::OriginSegment { seq: seq + 1 });
+                self.schedule(
+                    now + self.config.segment_duration,
+                    Action::OriginSegment { seq: seq + 1 },
+                );
             }
-            Action::FetchDone { to, incarnation, seq } => {
+            Action::FetchDone {
+                to,
+                incarnation,
+                seq,
+            } => {
                 let b = &self.boxes[to];
                 if b.incarnation != incarnation || !b.ingesting || b.engine.is_none() {
                     return;
@@ -386,7 +436,9 @@ impl Sim {
         let now = self.now;
         let mut buf = std::mem::take(&mut self.buf);
         while let Some(engine) = self.boxes[i].engine.as_mut() {
-            let Some(t) = engine.poll_transmit(now, &mut buf) else { break };
+            let Some(t) = engine.poll_transmit(now, &mut buf) else {
+                break;
+            };
             let mut bytes = buf[..t.len].to_vec();
             if self.corrupt_data_from.contains(&i) {
                 corrupt_data(&mut bytes);
@@ -417,10 +469,19 @@ impl Sim {
             // HLS-like origin: resume at the origin's own sequence numbers, from the segment
             // after the newest this box holds, within the origin's live window.
             let incarnation = self.boxes[i].incarnation;
-            let seqs = self.origin.resume_range(resume_after, self.config.origin_window);
+            let seqs = self
+                .origin
+                .resume_range(resume_after, self.config.origin_window);
             for (k, seq) in seqs.enumerate() {
                 let at = now + self.config.fetch_latency * (k as u32 + 1);
-                self.schedule(at, Action::FetchDone { to: i, incarnation, seq });
+                self.schedule(
+                    at,
+                    Action::FetchDone {
+                        to: i,
+                        incarnation,
+                        seq,
+                    },
+                );
             }
         }
         let next = self.boxes[i].engine.as_ref().and_then(Engine::poll_timeout);
@@ -437,20 +498,38 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to_addr: SocketAddr, bytes: Vec<u8>) {
-        let Some(&to) = self.by_addr.get(&to_addr) else { return };
+        let Some(&to) = self.by_addr.get(&to_addr) else {
+            return;
+        };
         let now = self.now;
-        let deliveries = self.network.transmit(now, from, to, bytes.len(), &mut self.rng);
+        let deliveries = self
+            .network
+            .transmit(now, from, to, bytes.len(), &mut self.rng);
         let from_addr = self.boxes[from].addr;
         for at in deliveries {
-            self.schedule(at, Action::Deliver { to, from: from_addr, bytes: bytes.clone() });
+            self.schedule(
+                at,
+                Action::Deliver {
+                    to,
+                    from: from_addr,
+                    bytes: bytes.clone(),
+                },
+            );
         }
     }
 
     /// A datagram as box `i` would send it (its node id and session, the network key) with
     /// packet number `packet`: what a keyed box that misbehaves can put on the wire.
     pub fn forge(&self, i: usize, packet: u64, message: &shoal_core::wire::Message<'_>) -> Vec<u8> {
-        let engine = self.boxes[i].engine.as_ref().expect("forging box is running");
-        let header = shoal_core::wire::Header { sender: engine.node_id(), session: engine.session_id(), packet };
+        let engine = self.boxes[i]
+            .engine
+            .as_ref()
+            .expect("forging box is running");
+        let header = shoal_core::wire::Header {
+            sender: engine.node_id(),
+            session: engine.session_id(),
+            packet,
+        };
         let auth = Authenticator::new(&NetworkKey::from_bytes(SIM_KEY));
         let mut buf = vec![0; 65_507];
         let len = shoal_core::wire::encode(&auth, &header, message, &mut buf).expect("fits");
@@ -460,8 +539,11 @@ impl Sim {
 
     /// Boxes in election order for the simulated channel (ingester first), over running boxes.
     pub fn ranking(&self) -> Vec<usize> {
-        let mut ids: Vec<(shoal_core::NodeId, usize)> =
-            self.running().into_iter().filter_map(|i| self.boxes[i].engine.as_ref().map(|e| (e.node_id(), i))).collect();
+        let mut ids: Vec<(shoal_core::NodeId, usize)> = self
+            .running()
+            .into_iter()
+            .filter_map(|i| self.boxes[i].engine.as_ref().map(|e| (e.node_id(), i)))
+            .collect();
         let mut nodes: Vec<shoal_core::NodeId> = ids.iter().map(|(n, _)| *n).collect();
         shoal_core::engine::election::rank(sim_channel(), &mut nodes);
         nodes
@@ -480,7 +562,9 @@ impl Sim {
 
     /// Which boxes are running.
     pub fn running(&self) -> Vec<usize> {
-        (0..self.boxes.len()).filter(|&i| self.boxes[i].engine.is_some()).collect()
+        (0..self.boxes.len())
+            .filter(|&i| self.boxes[i].engine.is_some())
+            .collect()
     }
 
     /// Delivery report for segments published within `window` (origin time), over running boxes.
@@ -552,13 +636,20 @@ impl Report {
 /// tagged: what a keyed box that lies would send.
 fn corrupt_data(bytes: &mut Vec<u8>) {
     let auth = Authenticator::new(&NetworkKey::from_bytes(SIM_KEY));
-    let Ok(datagram) = shoal_core::wire::decode(&auth, bytes) else { return };
-    let shoal_core::wire::Message::Data(data) = &datagram.message else { return };
+    let Ok(datagram) = shoal_core::wire::decode(&auth, bytes) else {
+        return;
+    };
+    let shoal_core::wire::Message::Data(data) = &datagram.message else {
+        return;
+    };
     let mut payload = data.bytes.to_vec();
     for b in payload.iter_mut().step_by(97) {
         *b ^= 0xFF;
     }
-    let forged = shoal_core::wire::Message::Data(shoal_core::wire::Data { bytes: &payload, ..data.clone() });
+    let forged = shoal_core::wire::Message::Data(shoal_core::wire::Data {
+        bytes: &payload,
+        ..data.clone()
+    });
     let mut out = vec![0; bytes.len() + 16];
     if let Ok(len) = shoal_core::wire::encode(&auth, &datagram.header, &forged, &mut out) {
         out.truncate(len);

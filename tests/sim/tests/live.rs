@@ -11,7 +11,11 @@ const RUN: Duration = Duration::from_secs(60);
 const STEADY: core::ops::Range<Duration> = Duration::from_secs(6)..Duration::from_secs(56);
 
 fn live_swarm(boxes: usize, seed: u64) {
-    let config = SimConfig { boxes, seed, ..SimConfig::default() };
+    let config = SimConfig {
+        boxes,
+        seed,
+        ..SimConfig::default()
+    };
     let budget = config.store_budget;
     let duration = config.segment_duration;
     let mut sim = Sim::new(config);
@@ -26,16 +30,32 @@ fn live_swarm(boxes: usize, seed: u64) {
         report.delay_percentile(1.0),
         report.worst_after_publish,
     );
-    assert!(report.segments >= 24, "too few segments published: {}", report.segments);
-    assert!(report.missing.is_empty(), "segments missing on boxes: {:?}", report.missing);
+    assert!(
+        report.segments >= 24,
+        "too few segments published: {}",
+        report.segments
+    );
+    assert!(
+        report.missing.is_empty(),
+        "segments missing on boxes: {:?}",
+        report.missing
+    );
     assert!(
         report.worst_after_publish <= duration * 2,
         "a segment took {:?} after its ingest to reach every box",
         report.worst_after_publish
     );
-    assert!(report.fetches_per_segment() <= 1.02, "origin fetches per segment {}", report.fetches_per_segment());
+    assert!(
+        report.fetches_per_segment() <= 1.02,
+        "origin fetches per segment {}",
+        report.fetches_per_segment()
+    );
     for (i, b) in sim.boxes.iter().enumerate() {
-        assert!(b.peak_store <= budget, "box {i} used {} of a {budget}-byte budget", b.peak_store);
+        assert!(
+            b.peak_store <= budget,
+            "box {i} used {} of a {budget}-byte budget",
+            b.peak_store
+        );
         // Every completed segment really is verified and complete in the store.
         let engine = b.engine.as_ref().expect("running");
         let store = engine.store();
@@ -43,13 +63,21 @@ fn live_swarm(boxes: usize, seed: u64) {
             if segment.is_complete() {
                 let seq = segment.manifest().manifest().seq;
                 let bytes = segment.bytes().expect("complete");
-                assert_eq!(bytes, &sim.origin.segment_bytes(seq)[..], "box {i} segment {seq} differs from the origin's");
+                assert_eq!(
+                    bytes,
+                    &sim.origin.segment_bytes(seq)[..],
+                    "box {i} segment {seq} differs from the origin's"
+                );
             }
         }
         let counters = engine.counters();
         assert_eq!(counters.bad_blocks, 0);
         // Without loss the push delivers everything: pulls are the exception.
-        assert!(counters.requests_sent <= 10, "box {i} sent {} requests on a lossless LAN", counters.requests_sent);
+        assert!(
+            counters.requests_sent <= 10,
+            "box {i} sent {} requests on a lossless LAN",
+            counters.requests_sent
+        );
     }
 }
 
@@ -77,7 +105,12 @@ fn live_64_boxes() {
 #[test]
 fn runs_are_reproducible_from_the_seed() {
     let run = |seed| {
-        let mut sim = Sim::new(SimConfig { boxes: 6, seed, loss: 0.05, ..SimConfig::default() });
+        let mut sim = Sim::new(SimConfig {
+            boxes: 6,
+            seed,
+            loss: 0.05,
+            ..SimConfig::default()
+        });
         sim.run_for(Duration::from_secs(12));
         let completions: Vec<_> = sim.boxes.iter().map(|b| b.completed.clone()).collect();
         (completions, sim.network.stats.sent, sim.network.stats.lost)
@@ -91,7 +124,12 @@ fn runs_are_reproducible_from_the_seed() {
 #[test]
 fn small_store_budget_holds() {
     run_scenario("small_budget", 15, |seed| {
-        let config = SimConfig { boxes: 8, seed, store_budget: 3 * 1024 * 1024, ..SimConfig::default() };
+        let config = SimConfig {
+            boxes: 8,
+            seed,
+            store_budget: 3 * 1024 * 1024,
+            ..SimConfig::default()
+        };
         let budget = config.store_budget;
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(30));
@@ -99,9 +137,17 @@ fn small_store_budget_holds() {
         assert!(report.missing.is_empty(), "{:?}", report.missing);
         for (i, b) in sim.boxes.iter().enumerate() {
             let engine = b.engine.as_ref().expect("running");
-            assert!(b.peak_store <= budget, "box {i}: {} > {budget}", b.peak_store);
+            assert!(
+                b.peak_store <= budget,
+                "box {i}: {} > {budget}",
+                b.peak_store
+            );
             let store = engine.store();
-            assert!(store.counters().evicted >= 8, "box {i} evicted {}", store.counters().evicted);
+            assert!(
+                store.counters().evicted >= 8,
+                "box {i} evicted {}",
+                store.counters().evicted
+            );
             let held = store.window(shoal_sim::sim_channel(), 10).count();
             assert!((2..=3).contains(&held), "box {i} keeps what fits: {held}");
         }

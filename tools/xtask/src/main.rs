@@ -37,7 +37,11 @@ fn main() -> ExitCode {
 
 fn workspace_root() -> PathBuf {
     // tools/xtask → the workspace root, two levels up from this crate's manifest.
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
@@ -64,17 +68,65 @@ fn succeeds(dir: &Path, program: &str, args: &[&str]) -> bool {
 
 fn ci(root: &Path) -> Result<(), String> {
     run(root, "cargo", &["fmt", "--all", "--check"])?;
-    run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     run(root, "cargo", &["test", "--workspace"])?;
     // The dissemination floor (every ratio within 1.0..=1.5) is a requirement, not a report.
-    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-sim", "--bin", "dissemination", "--", "--seeds", "3"])?;
-    let seconds = std::env::var("SHOAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    run(
+        root,
+        "cargo",
+        &[
+            "run",
+            "--profile",
+            "bench",
+            "-p",
+            "shoal-sim",
+            "--bin",
+            "dissemination",
+            "--",
+            "--seeds",
+            "3",
+        ],
+    )?;
+    let seconds = std::env::var("SHOAL_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     fuzz(root, seconds, false)
 }
 
 fn bench(root: &Path) -> Result<(), String> {
-    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-sim", "--bin", "dissemination", "--", "--seeds", "6"])?;
-    run(root, "cargo", &["bench", "-p", "shoal-core", "--bench", "core"])
+    run(
+        root,
+        "cargo",
+        &[
+            "run",
+            "--profile",
+            "bench",
+            "-p",
+            "shoal-sim",
+            "--bin",
+            "dissemination",
+            "--",
+            "--seeds",
+            "6",
+        ],
+    )?;
+    run(
+        root,
+        "cargo",
+        &["bench", "-p", "shoal-core", "--bench", "core"],
+    )
 }
 
 /// Runs every fuzz target for `seconds`. Without a nightly toolchain or cargo-fuzz this says
@@ -102,9 +154,24 @@ fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
         // New inputs go to a scratch corpus under target/, so the committed seed corpus stays
         // small; libFuzzer reads both.
         let scratch = format!("target/corpus/{target}");
-        std::fs::create_dir_all(dir.join(&scratch)).map_err(|e| format!("creating {scratch}: {e}"))?;
+        std::fs::create_dir_all(dir.join(&scratch))
+            .map_err(|e| format!("creating {scratch}: {e}"))?;
         let seeds = format!("corpus/{target}");
-        run(&dir, "cargo", &["+nightly", "fuzz", "run", target, &scratch, &seeds, "--", &time, "-rss_limit_mb=2048"])?;
+        run(
+            &dir,
+            "cargo",
+            &[
+                "+nightly",
+                "fuzz",
+                "run",
+                target,
+                &scratch,
+                &seeds,
+                "--",
+                &time,
+                "-rss_limit_mb=2048",
+            ],
+        )?;
     }
     Ok(())
 }

@@ -43,7 +43,11 @@ impl Engine {
                 peer.session = None;
                 peer.next_hello = now;
             }
-            if peer.alive && peer.last_heard.is_none_or(|t| now.saturating_since(t) > timeout) {
+            if peer.alive
+                && peer
+                    .last_heard
+                    .is_none_or(|t| now.saturating_since(t) > timeout)
+            {
                 peer.alive = false;
                 down.push(peer.id);
             }
@@ -80,7 +84,15 @@ impl Engine {
             let haves: Vec<_> = self
                 .channels
                 .keys()
-                .filter_map(|&c| self.store.have(c).map(|(newest, bitmap)| crate::wire::Have { channel: c, newest, bitmap }))
+                .filter_map(|&c| {
+                    self.store
+                        .have(c)
+                        .map(|(newest, bitmap)| crate::wire::Have {
+                            channel: c,
+                            newest,
+                            bitmap,
+                        })
+                })
                 .collect();
             for id in have_due {
                 for have in &haves {
@@ -112,7 +124,10 @@ impl Engine {
             .collect();
         ranking.push(self.me);
         election::rank(channel, &mut ranking);
-        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        let state = self
+            .channels
+            .get_mut(&channel)
+            .expect("channel of the lineup");
         if state.deposed.is_some_and(|(_, until)| now >= until) {
             state.deposed = None;
         }
@@ -128,7 +143,11 @@ impl Engine {
             }
             state.ingester = ingester;
             state.standby = standby;
-            self.push_event(Event::ElectionChanged { channel, ingester, standby });
+            self.push_event(Event::ElectionChanged {
+                channel,
+                ingester,
+                standby,
+            });
         }
     }
 
@@ -137,11 +156,17 @@ impl Engine {
             let state = &self.channels[&channel];
             state.always_on
                 || state.wanted
-                || self.peers.values().any(|p| p.is_active(now) && p.wants.contains(&channel))
+                || self
+                    .peers
+                    .values()
+                    .any(|p| p.is_active(now) && p.wants.contains(&channel))
         };
         let me = self.me;
         let resume_after = self.store.have(channel).map(|(newest, _)| newest);
-        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        let state = self
+            .channels
+            .get_mut(&channel)
+            .expect("channel of the lineup");
         if demanded {
             state.demand_lost_at = None;
         } else if state.demand_lost_at.is_none() {
@@ -154,14 +179,20 @@ impl Engine {
         if should_ingest && !state.ingesting {
             state.ingesting = true;
             log::info!("{me}: ingesting channel {channel}");
-            self.push_event(Event::IngestStart { channel, resume_after });
+            self.push_event(Event::IngestStart {
+                channel,
+                resume_after,
+            });
         } else if !should_ingest && state.ingesting {
             state.ingesting = false;
             log::info!("{me}: no longer ingesting channel {channel}");
             self.push_event(Event::IngestStop { channel });
         }
         // The standby watches the ingester: a late segment means take over.
-        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        let state = self
+            .channels
+            .get_mut(&channel)
+            .expect("channel of the lineup");
         if demanded && state.standby == Some(me) {
             if let Some(ingester) = state.ingester.filter(|&i| i != me) {
                 let (since, limit) = match state.last_manifest {

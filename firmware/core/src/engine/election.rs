@@ -44,12 +44,19 @@ pub struct TreePosition {
 
 /// The roots of the trees: where the signer sends each stripe's blocks.
 pub fn roots(members: &[NodeId], stripes: usize) -> Vec<NodeId> {
-    (0..stripes).filter_map(|s| order(members, stripes, s).next()).collect()
+    (0..stripes)
+        .filter_map(|s| order(members, stripes, s).next())
+        .collect()
 }
 
 /// The position of `me` in the trees over `members` (the ranking without the signer), or `None`
 /// if `me` is not a member.
-pub fn position(members: &[NodeId], stripes: usize, signer: NodeId, me: NodeId) -> Option<TreePosition> {
+pub fn position(
+    members: &[NodeId],
+    stripes: usize,
+    signer: NodeId,
+    me: NodeId,
+) -> Option<TreePosition> {
     let m = members.len();
     members.iter().position(|&n| n == me)?;
     let mut children = Vec::with_capacity(stripes);
@@ -58,8 +65,16 @@ pub fn position(members: &[NodeId], stripes: usize, signer: NodeId, me: NodeId) 
         let ordered: Vec<NodeId> = order(members, stripes, s).collect();
         let p = ordered.iter().position(|&n| n == me)?;
         let first = p * stripes + 1;
-        children.push((first..(first + stripes).min(m)).map(|c| ordered[c]).collect());
-        parents.push(if p == 0 { signer } else { ordered[(p - 1) / stripes] });
+        children.push(
+            (first..(first + stripes).min(m))
+                .map(|c| ordered[c])
+                .collect(),
+        );
+        parents.push(if p == 0 {
+            signer
+        } else {
+            ordered[(p - 1) / stripes]
+        });
     }
     Some(TreePosition { children, parents })
 }
@@ -67,7 +82,11 @@ pub fn position(members: &[NodeId], stripes: usize, signer: NodeId, me: NodeId) 
 /// Stripe `s`'s order of `members`: the ranking rotated so each stripe has its own interior.
 fn order(members: &[NodeId], stripes: usize, s: usize) -> impl Iterator<Item = NodeId> + '_ {
     let m = members.len();
-    let shift = if m == 0 { 0 } else { (s * m / stripes.max(1)) % m };
+    let shift = if m == 0 {
+        0
+    } else {
+        (s * m / stripes.max(1)) % m
+    };
     members.iter().cycle().skip(shift).take(m).copied()
 }
 
@@ -125,7 +144,10 @@ mod tests {
                 if stripes > 1 && (m - 1).div_ceil(stripes) <= m / stripes {
                     for a in 0..stripes {
                         for b in a + 1..stripes {
-                            assert!(interior[a].is_disjoint(&interior[b]), "m={m} stripes={stripes}");
+                            assert!(
+                                interior[a].is_disjoint(&interior[b]),
+                                "m={m} stripes={stripes}"
+                            );
                         }
                     }
                 }

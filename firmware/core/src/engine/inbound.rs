@@ -19,7 +19,10 @@ use crate::crypto::PublicKey;
 use crate::manifest::UnverifiedManifest;
 use crate::replay::ReplayWindow;
 use crate::store::{BlockOutcome, StoreError};
-use crate::wire::{self, Data, DecodeError, Header, Hello, Item, ManifestPart, Message, Reject, RejectReason, Request};
+use crate::wire::{
+    self, Data, DecodeError, Header, Hello, Item, ManifestPart, Message, Reject, RejectReason,
+    Request,
+};
 use crate::{ChannelId, Instant, NodeId};
 
 impl Engine {
@@ -31,7 +34,11 @@ impl Engine {
         }
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += bytes.len() as u64;
-        if self.addrs.get(&from).is_some_and(|r| r.banned_until.is_some_and(|t| now < t)) {
+        if self
+            .addrs
+            .get(&from)
+            .is_some_and(|r| r.banned_until.is_some_and(|t| now < t))
+        {
             self.counters.banned += 1;
             return;
         }
@@ -50,7 +57,11 @@ impl Engine {
                 return;
             }
         };
-        let Header { sender, session, packet } = datagram.header;
+        let Header {
+            sender,
+            session,
+            packet,
+        } = datagram.header;
         if sender == self.me {
             return;
         }
@@ -81,12 +92,17 @@ impl Engine {
         let confirmed = peer.session.as_ref().is_some_and(|s| s.id == session);
         if !confirmed {
             match datagram.message {
-                Message::Hello(hello) => self.on_unconfirmed_hello(now, from, datagram.header, hello),
+                Message::Hello(hello) => {
+                    self.on_unconfirmed_hello(now, from, datagram.header, hello)
+                }
                 _ => self.counters.unconfirmed += 1,
             }
             return;
         }
-        let fresh = peer.session.as_mut().is_some_and(|s| s.window.accept(packet));
+        let fresh = peer
+            .session
+            .as_mut()
+            .is_some_and(|s| s.window.accept(packet));
         if !fresh {
             self.counters.replay += 1;
             return;
@@ -141,12 +157,20 @@ impl Engine {
             return;
         }
         if !self.addrs.contains_key(&from) && self.addrs.len() >= MAX_TRACKED_ADDRS {
-            let oldest = self.addrs.iter().min_by_key(|(_, r)| r.since).map(|(a, _)| *a);
+            let oldest = self
+                .addrs
+                .iter()
+                .min_by_key(|(_, r)| r.since)
+                .map(|(a, _)| *a);
             if let Some(oldest) = oldest {
                 self.addrs.remove(&oldest);
             }
         }
-        let record = self.addrs.entry(from).or_insert(AddrRecord { bad: 0, since: now, banned_until: None });
+        let record = self.addrs.entry(from).or_insert(AddrRecord {
+            bad: 0,
+            since: now,
+            banned_until: None,
+        });
         if now.saturating_since(record.since) > FLOOD_WINDOW {
             record.bad = 0;
             record.since = now;
@@ -174,7 +198,13 @@ impl Engine {
     }
 
     /// A hello in a session we have not confirmed: the handshake.
-    fn on_unconfirmed_hello(&mut self, now: Instant, from: SocketAddr, header: Header, hello: Hello) {
+    fn on_unconfirmed_hello(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        header: Header,
+        hello: Hello,
+    ) {
         let id = header.sender;
         if NodeId::from_public_key(&hello.public_key) != id {
             self.counters.bad_identity += 1;
@@ -198,7 +228,10 @@ impl Engine {
         }
         let restarted = peer.session.is_some();
         let window = ReplayWindow::after(header.packet);
-        peer.session = Some(Session { id: header.session, window });
+        peer.session = Some(Session {
+            id: header.session,
+            window,
+        });
         peer.our_challenge = new_challenge;
         peer.key = Some(key);
         peer.lineup = hello.lineup.to_vec();
@@ -263,12 +296,20 @@ impl Engine {
         // Older segments in the announced window that this box lacks are wanted too.
         let floor = self.interest_floor(have.channel);
         for age in 1..64u64 {
-            let Some(seq) = have.newest.checked_sub(age) else { break };
+            let Some(seq) = have.newest.checked_sub(age) else {
+                break;
+            };
             if seq < floor {
                 break;
             }
             if have.bitmap & (1 << age) != 0 {
-                self.want_manifest(now, have.channel, seq, from, now + self.config.stall_timeout);
+                self.want_manifest(
+                    now,
+                    have.channel,
+                    seq,
+                    from,
+                    now + self.config.stall_timeout,
+                );
             }
         }
     }
@@ -282,11 +323,22 @@ impl Engine {
 
     /// Lowest sequence number still worth fetching for `channel`.
     pub(super) fn interest_floor(&self, channel: ChannelId) -> u64 {
-        let newest = self.channels.get(&channel).and_then(|c| c.newest_known).unwrap_or(0);
+        let newest = self
+            .channels
+            .get(&channel)
+            .and_then(|c| c.newest_known)
+            .unwrap_or(0);
         newest.saturating_sub(self.config.window_segments - 1)
     }
 
-    pub(super) fn want_manifest(&mut self, now: Instant, channel: ChannelId, seq: u64, hint: NodeId, at: Instant) {
+    pub(super) fn want_manifest(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        seq: u64,
+        hint: NodeId,
+        at: Instant,
+    ) {
         if seq < self.interest_floor(channel) || self.store.segment(channel, seq).is_some() {
             return;
         }
@@ -303,7 +355,14 @@ impl Engine {
                 _ => return,
             }
         }
-        self.manifest_wants.insert((channel, seq), ManifestWant { hint, next_try: at, attempts: 0 });
+        self.manifest_wants.insert(
+            (channel, seq),
+            ManifestWant {
+                hint,
+                next_try: at,
+                attempts: 0,
+            },
+        );
         self.schedule_repair(now);
     }
 
@@ -321,7 +380,14 @@ impl Engine {
             }
         }
         let key = (channel, part.seq, part.signer);
-        let added = self.manifests.add(key, part.total as usize, part.offset as usize, part.bytes, from, now);
+        let added = self.manifests.add(
+            key,
+            part.total as usize,
+            part.offset as usize,
+            part.bytes,
+            from,
+            now,
+        );
         let encoded = match added {
             Ok((done, evicted)) => {
                 if evicted {
@@ -345,7 +411,15 @@ impl Engine {
         self.accept_manifest(now, from, part.seq, channel, part.signer, &encoded);
     }
 
-    fn accept_manifest(&mut self, now: Instant, from: NodeId, seq: u64, channel: ChannelId, signer: NodeId, encoded: &[u8]) {
+    fn accept_manifest(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        seq: u64,
+        channel: ChannelId,
+        signer: NodeId,
+        encoded: &[u8],
+    ) {
         let parsed = match UnverifiedManifest::parse(encoded) {
             Ok(p) => p,
             Err(_) => {
@@ -374,11 +448,17 @@ impl Engine {
                 return;
             }
         };
-        let state = self.channels.get(&channel).expect("lineup checked by caller");
+        let state = self
+            .channels
+            .get(&channel)
+            .expect("lineup checked by caller");
         let trusted = state.ranking.iter().take(2).any(|&n| n == signer);
         if !trusted {
             self.counters.manifests_not_from_ingester += 1;
-            log::info!("{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}", self.me);
+            log::info!(
+                "{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}",
+                self.me
+            );
             self.strike(now, signer, BanReason::NotIngester);
             return;
         }
@@ -391,13 +471,21 @@ impl Engine {
         self.counters.manifests_accepted += 1;
         self.manifest_wants.remove(&(channel, seq));
         self.blocks.remove_segment(channel, seq);
-        let state = self.channels.get_mut(&channel).expect("lineup checked by caller");
+        let state = self
+            .channels
+            .get_mut(&channel)
+            .expect("lineup checked by caller");
         state.newest_known = Some(state.newest_known.map_or(seq, |n| n.max(seq)));
         state.target = state.target.max(duration);
         if state.ranking.first() == Some(&signer) || state.ingester == Some(signer) {
             state.last_manifest = Some(now);
         }
-        let members: Vec<NodeId> = state.ranking.iter().copied().filter(|&n| n != signer).collect();
+        let members: Vec<NodeId> = state
+            .ranking
+            .iter()
+            .copied()
+            .filter(|&n| n != signer)
+            .collect();
         let tree = super::election::position(&members, self.config.stripes, signer, self.me);
         // Forward the manifest down every tree this box is interior in, ahead of the blocks.
         if let Some(tree) = &tree {
@@ -405,12 +493,22 @@ impl Engine {
             children.sort();
             children.dedup();
             for child in children {
-                if self.peers.get(&child).is_some_and(|p| p.is_active(now) && !p.holds(channel, seq)) {
+                if self
+                    .peers
+                    .get(&child)
+                    .is_some_and(|p| p.is_active(now) && !p.holds(channel, seq))
+                {
                     self.queue_task(now, manifest_task(child, &manifest, false));
                 }
             }
         }
-        self.dissemination.insert((channel, seq), Dissemination { tree, last_activity: now });
+        self.dissemination.insert(
+            (channel, seq),
+            Dissemination {
+                tree,
+                last_activity: now,
+            },
+        );
         self.schedule_repair(now);
     }
 
@@ -446,7 +544,15 @@ impl Engine {
             d.last_activity = now;
         }
         let key = (channel, data.seq, data.block);
-        let added = self.blocks.add(key, data.tag, block_len, usize::from(data.offset), data.bytes, from, now);
+        let added = self.blocks.add(
+            key,
+            data.tag,
+            block_len,
+            usize::from(data.offset),
+            data.bytes,
+            from,
+            now,
+        );
         let partial = match added {
             Ok((done, evicted)) => {
                 if evicted {
@@ -470,14 +576,27 @@ impl Engine {
                 return;
             }
         };
-        match self.store.put_block(channel, data.seq, data.tag, index, &partial.bytes) {
+        match self
+            .store
+            .put_block(channel, data.seq, data.tag, index, &partial.bytes)
+        {
             Ok(BlockOutcome::Duplicate) => self.counters.duplicate_fragments += 1,
-            Ok(outcome) => self.on_block_verified(now, channel, data.seq, data.block, outcome == BlockOutcome::Completed),
+            Ok(outcome) => self.on_block_verified(
+                now,
+                channel,
+                data.seq,
+                data.block,
+                outcome == BlockOutcome::Completed,
+            ),
             Err(StoreError::BadBlock) => {
                 self.counters.bad_blocks += 1;
                 if partial.mixed {
                     // Several senders: no single culprit. Fetch it again from one source.
-                    log::info!("{}: block {channel}/{}/{index} failed verification (mixed sources)", self.me, data.seq);
+                    log::info!(
+                        "{}: block {channel}/{}/{index} failed verification (mixed sources)",
+                        self.me,
+                        data.seq
+                    );
                 } else {
                     self.ban(now, partial.from, BanReason::BadBlock);
                 }
@@ -486,7 +605,14 @@ impl Engine {
         }
     }
 
-    fn learn_segment_at(&mut self, now: Instant, channel: ChannelId, seq: u64, hint: NodeId, at: Instant) {
+    fn learn_segment_at(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        seq: u64,
+        hint: NodeId,
+        at: Instant,
+    ) {
         if let Some(state) = self.channels.get_mut(&channel) {
             state.newest_known = Some(state.newest_known.map_or(seq, |n| n.max(seq)));
         }
@@ -495,7 +621,14 @@ impl Engine {
 
     /// A block is verified and stored: forward it down its tree (cut-through), and announce the
     /// segment once complete.
-    fn on_block_verified(&mut self, now: Instant, channel: ChannelId, seq: u64, block: u16, completed: bool) {
+    fn on_block_verified(
+        &mut self,
+        now: Instant,
+        channel: ChannelId,
+        seq: u64,
+        block: u16,
+        completed: bool,
+    ) {
         self.counters.blocks_received += 1;
         if let Some(o) = self.requests.remove(&(channel, seq, block)) {
             if let Some(peer) = self.peers.get_mut(&o.peer) {
@@ -503,19 +636,29 @@ impl Engine {
             }
         }
         let stripe = usize::from(block) % self.config.stripes;
-        let children: Vec<NodeId> = self
+        let mut children: Vec<NodeId> = self
             .dissemination
             .get(&(channel, seq))
             .and_then(|d| d.tree.as_ref())
             .and_then(|t| t.children.get(stripe))
             .cloned()
             .unwrap_or_default();
+        // The farther child first: its block arrives later anyway, so starting it first
+        // evens out when both children can forward (up to a link latency saved per level).
+        children.sort_by_key(|c| core::cmp::Reverse(self.peers.get(c).and_then(|p| p.srtt)));
         if let Some(segment) = self.store.segment(channel, seq) {
             let manifest = segment.manifest().clone();
             let deadline = segment.admitted_at();
             for child in children {
-                if self.peers.get(&child).is_some_and(|p| p.is_active(now) && !p.holds(channel, seq)) {
-                    self.queue_task(deadline, block_task(child, &manifest, block, crate::RangeSet::new(), false));
+                if self
+                    .peers
+                    .get(&child)
+                    .is_some_and(|p| p.is_active(now) && !p.holds(channel, seq))
+                {
+                    self.queue_task(
+                        deadline,
+                        block_task(child, &manifest, block, crate::RangeSet::new(), false),
+                    );
                 }
             }
         }
@@ -541,7 +684,12 @@ impl Engine {
             Item::Block { index, .. } => Some(*index),
         };
         let seq = request.seq;
-        let reject = |reason| Reject { channel, seq, block, reason };
+        let reject = |reason| Reject {
+            channel,
+            seq,
+            block,
+            reason,
+        };
         let Some(segment) = self.store.segment(channel, request.seq) else {
             self.counters.requests_refused += 1;
             self.queue_control(from, Control::Reject(reject(RejectReason::Missing)));
@@ -550,7 +698,10 @@ impl Engine {
         let manifest = segment.manifest().clone();
         let deadline = segment.admitted_at() - REPAIR_PRIORITY;
         let (task, cost) = match request.item {
-            Item::Manifest => (manifest_task(from, &manifest, true), manifest.encoded().len()),
+            Item::Manifest => (
+                manifest_task(from, &manifest, true),
+                manifest.encoded().len(),
+            ),
             Item::Block { tag, index, ranges } => {
                 let len = manifest.manifest().block_len(usize::from(index));
                 if tag != manifest.tag() || !segment.has_block(usize::from(index)) {
@@ -563,7 +714,11 @@ impl Engine {
                     self.strike(now, from, BanReason::Malformed);
                     return;
                 }
-                let cost = if ranges.is_empty() { len } else { ranges.len_bytes() };
+                let cost = if ranges.is_empty() {
+                    len
+                } else {
+                    ranges.len_bytes()
+                };
                 (block_task(from, &manifest, index, ranges, true), cost)
             }
         };

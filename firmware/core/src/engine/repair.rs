@@ -37,14 +37,21 @@ impl Engine {
     }
 
     fn nack_delay(&self, peer: NodeId) -> Duration {
-        let srtt = self.peers.get(&peer).and_then(|p| p.srtt).unwrap_or(Duration::from_millis(2));
-        (srtt * 2 + Duration::from_millis(2)).clamp(Duration::from_millis(3), Duration::from_millis(100))
+        let srtt = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.srtt)
+            .unwrap_or(Duration::from_millis(2));
+        (srtt * 2 + Duration::from_millis(2))
+            .clamp(Duration::from_millis(3), Duration::from_millis(100))
     }
 
     fn nack_partials(&mut self, now: Instant) {
         let mut nacks = Vec::new();
         for (&(channel, seq, index), partial) in &self.blocks.blocks {
-            if partial.nacks >= MAX_NACKS || now.saturating_since(partial.last_at) < self.nack_delay(partial.from) {
+            if partial.nacks >= MAX_NACKS
+                || now.saturating_since(partial.last_at) < self.nack_delay(partial.from)
+            {
                 continue;
             }
             let missing = partial.got.complement(partial.bytes.len() as u16);
@@ -56,7 +63,11 @@ impl Engine {
                 partial.last_at = now;
             }
             self.counters.requests_sent += 1;
-            let request = Request { channel, seq, item: Item::Block { tag, index, ranges } };
+            let request = Request {
+                channel,
+                seq,
+                item: Item::Block { tag, index, ranges },
+            };
             self.queue_control(peer, Control::Request(request));
         }
     }
@@ -97,7 +108,11 @@ impl Engine {
             if now.saturating_since(d.last_activity) < self.config.stall_timeout {
                 continue;
             }
-            let holders = self.peers.values().filter(|p| p.is_active(now) && p.holds(channel, seq)).count();
+            let holders = self
+                .peers
+                .values()
+                .filter(|p| p.is_active(now) && p.holds(channel, seq))
+                .count();
             stalled.push((segment.admitted_at(), holders, channel, seq));
         }
         for key in gone {
@@ -152,28 +167,50 @@ impl Engine {
                 }
                 continue;
             };
-            let ranges = partial.map(|p| p.got.complement(p.bytes.len() as u16)).unwrap_or_default();
+            let ranges = partial
+                .map(|p| p.got.complement(p.bytes.len() as u16))
+                .unwrap_or_default();
             if tried.is_full() {
                 tried.remove(0);
             }
             let _ = tried.push(holder);
-            self.requests.insert(key, Outstanding { peer: holder, sent_at: now, tried });
+            self.requests.insert(
+                key,
+                Outstanding {
+                    peer: holder,
+                    sent_at: now,
+                    tried,
+                },
+            );
             if let Some(p) = self.peers.get_mut(&holder) {
                 p.outstanding += 1;
             }
             self.counters.requests_sent += 1;
-            let item = Item::Block { tag: manifest.tag(), index, ranges };
+            let item = Item::Block {
+                tag: manifest.tag(),
+                index,
+                ranges,
+            };
             self.queue_control(holder, Control::Request(Request { channel, seq, item }));
         }
     }
 
     /// Who to ask for block `index`: a peer that announced the whole segment (least loaded, then
     /// nearest), else this box's tree parent for the block, else the signer.
-    fn choose_holder(&self, now: Instant, channel: ChannelId, seq: u64, index: u16, tried: &[NodeId]) -> Option<NodeId> {
+    fn choose_holder(
+        &self,
+        now: Instant,
+        channel: ChannelId,
+        seq: u64,
+        index: u16,
+        tried: &[NodeId],
+    ) -> Option<NodeId> {
         let usable = |id: &NodeId| {
             !tried.contains(id)
                 && self.peers.get(id).is_some_and(|p| {
-                    p.is_active(now) && p.outstanding < MAX_OUTSTANDING_PER_PEER && now >= p.busy_until
+                    p.is_active(now)
+                        && p.outstanding < MAX_OUTSTANDING_PER_PEER
+                        && now >= p.busy_until
                 })
         };
         let announced = self
@@ -193,7 +230,12 @@ impl Engine {
         if let Some(parent) = parent.filter(usable) {
             return Some(parent);
         }
-        let signer = self.store.segment(channel, seq)?.manifest().manifest().signer;
+        let signer = self
+            .store
+            .segment(channel, seq)?
+            .manifest()
+            .manifest()
+            .signer;
         Some(signer).filter(usable)
     }
 
@@ -209,7 +251,9 @@ impl Engine {
                 self.manifest_wants.remove(&(channel, seq));
                 continue;
             }
-            let Some(want) = self.manifest_wants.get(&(channel, seq)) else { continue };
+            let Some(want) = self.manifest_wants.get(&(channel, seq)) else {
+                continue;
+            };
             let (hint, attempts) = (want.hint, want.attempts);
             if attempts >= MAX_MANIFEST_ATTEMPTS {
                 self.manifest_wants.remove(&(channel, seq));
@@ -226,23 +270,37 @@ impl Engine {
                     .filter(|p| p.is_active(now) && p.holds(channel, seq))
                     .map(|p| p.id)
                     .collect();
-                let ingester = self.channels.get(&channel).and_then(|c| c.ranking.first().copied());
+                let ingester = self
+                    .channels
+                    .get(&channel)
+                    .and_then(|c| c.ranking.first().copied());
                 if holders.is_empty() {
-                    ingester.filter(|&i| i != self.me).or(Some(hint).filter(|&h| h != self.me))
+                    ingester
+                        .filter(|&i| i != self.me)
+                        .or(Some(hint).filter(|&h| h != self.me))
                 } else {
                     Some(holders[usize::from(attempts) % holders.len()])
                 }
             };
-            let srtt = target.and_then(|t| self.peers.get(&t)).and_then(|p| p.srtt).unwrap_or(Duration::from_millis(5));
+            let srtt = target
+                .and_then(|t| self.peers.get(&t))
+                .and_then(|p| p.srtt)
+                .unwrap_or(Duration::from_millis(5));
             if let Some(want) = self.manifest_wants.get_mut(&(channel, seq)) {
                 want.attempts += 1;
                 want.next_try = now + (srtt * 4).max(Duration::from_millis(30));
             }
             if let Some(target) = target {
                 self.counters.requests_sent += 1;
-                self.queue_control(target, Control::Request(Request { channel, seq, item: Item::Manifest }));
+                self.queue_control(
+                    target,
+                    Control::Request(Request {
+                        channel,
+                        seq,
+                        item: Item::Manifest,
+                    }),
+                );
             }
         }
     }
 }
-

@@ -2,17 +2,20 @@
 //! multi-box behaviour under loss, crashes and attacks is tested in `tests/sim`.
 
 use core::time::Duration;
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 
 use super::*;
 use crate::{Authenticator, Identity, NetworkKey};
 
+/// A datagram in flight: arrival time, tie-break order, from, to, bytes.
+type InFlight = Reverse<(Instant, u64, usize, usize, Vec<u8>)>;
+
 struct Wire {
     engines: Vec<Engine>,
     addrs: Vec<SocketAddr>,
-    queue: BinaryHeap<Reverse<(Instant, u64, usize, usize, Vec<u8>)>>,
+    queue: BinaryHeap<InFlight>,
     order: u64,
     now: Instant,
     events: Vec<Vec<Event>>,
@@ -25,7 +28,10 @@ fn channel() -> ChannelId {
 fn config(seed: u8, auth: Authenticator) -> Config {
     let mut config = Config::new(Identity::from_seed([seed; 32]), auth);
     config.seed = u64::from(seed);
-    config.lineup.push(LineupEntry { channel: channel(), always_on: true });
+    config.lineup.push(LineupEntry {
+        channel: channel(),
+        always_on: true,
+    });
     config
 }
 
@@ -36,9 +42,21 @@ fn keyed() -> Authenticator {
 impl Wire {
     fn new(configs: Vec<Config>) -> Self {
         let n = configs.len();
-        let engines: Vec<Engine> = configs.into_iter().map(|c| Engine::new(c, Instant::ZERO).expect("valid")).collect();
-        let addrs = (0..n).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000))).collect();
-        let mut wire = Wire { engines, addrs, queue: BinaryHeap::new(), order: 0, now: Instant::ZERO, events: vec![Vec::new(); n] };
+        let engines: Vec<Engine> = configs
+            .into_iter()
+            .map(|c| Engine::new(c, Instant::ZERO).expect("valid"))
+            .collect();
+        let addrs = (0..n)
+            .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000)))
+            .collect();
+        let mut wire = Wire {
+            engines,
+            addrs,
+            queue: BinaryHeap::new(),
+            order: 0,
+            now: Instant::ZERO,
+            events: vec![Vec::new(); n],
+        };
         for i in 0..n {
             for j in 0..n {
                 if i != j {
@@ -60,7 +78,8 @@ impl Wire {
             if let Some(to) = self.addrs.iter().position(|a| *a == t.destination) {
                 self.order += 1;
                 let at = self.now + Duration::from_micros(100);
-                self.queue.push(Reverse((at, self.order, i, to, buf[..t.len].to_vec())));
+                self.queue
+                    .push(Reverse((at, self.order, i, to, buf[..t.len].to_vec())));
             }
         }
         while let Some(e) = self.engines[i].poll_event() {
@@ -74,7 +93,9 @@ impl Wire {
             let next_delivery = self.queue.peek().map(|Reverse((at, ..))| *at);
             let next_timer = self.engines.iter().filter_map(Engine::poll_timeout).min();
             let next = [next_delivery, next_timer].into_iter().flatten().min();
-            let Some(at) = next.filter(|&at| at <= until) else { break };
+            let Some(at) = next.filter(|&at| at <= until) else {
+                break;
+            };
             self.now = self.now.max(at);
             if next_delivery == Some(at) {
                 let Reverse((_, _, from, to, bytes)) = self.queue.pop().expect("peeked");
@@ -83,7 +104,10 @@ impl Wire {
                 self.drain(to);
             } else {
                 for i in 0..self.engines.len() {
-                    if self.engines[i].poll_timeout().is_some_and(|t| t <= self.now) {
+                    if self.engines[i]
+                        .poll_timeout()
+                        .is_some_and(|t| t <= self.now)
+                    {
                         self.engines[i].handle_timeout(self.now);
                         self.drain(i);
                     }
@@ -109,7 +133,10 @@ fn sessions_confirm_within_milliseconds() {
 
 #[test]
 fn keyed_and_insecure_boxes_do_not_talk() {
-    let mut wire = Wire::new(vec![config(1, keyed()), config(2, Authenticator::insecure())]);
+    let mut wire = Wire::new(vec![
+        config(1, keyed()),
+        config(2, Authenticator::insecure()),
+    ]);
     wire.run(Duration::from_secs(2));
     assert!(!wire.alive(0, 1) && !wire.alive(1, 0));
     assert!(wire.engines[0].counters().bad_mac > 0 && wire.engines[1].counters().bad_mac > 0);
@@ -135,20 +162,42 @@ fn regression_readded_peer_is_not_taken_for_a_replay() {
 
 #[test]
 fn a_published_segment_reaches_the_other_boxes_verified() {
-    let mut wire = Wire::new(vec![config(1, keyed()), config(2, keyed()), config(3, keyed())]);
+    let mut wire = Wire::new(vec![
+        config(1, keyed()),
+        config(2, keyed()),
+        config(3, keyed()),
+    ]);
     wire.run(Duration::from_millis(200));
-    let ingester = (0..3).find(|&i| wire.engines[i].is_ingesting(channel())).expect("one ingests");
+    let ingester = (0..3)
+        .find(|&i| wire.engines[i].is_ingesting(channel()))
+        .expect("one ingests");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let info = SegmentInfo { channel: channel(), seq: 7, duration: Duration::from_secs(2), discontinuity: false };
+    let info = SegmentInfo {
+        channel: channel(),
+        seq: 7,
+        duration: Duration::from_secs(2),
+        discontinuity: false,
+    };
     let now = wire.now;
-    assert_eq!(wire.engines[(ingester + 1) % 3].publish_segment(now, info, &bytes), Err(PublishError::NotIngester));
-    wire.engines[ingester].publish_segment(now, info, &bytes).expect("ingester publishes");
+    assert_eq!(
+        wire.engines[(ingester + 1) % 3].publish_segment(now, info, &bytes),
+        Err(PublishError::NotIngester)
+    );
+    wire.engines[ingester]
+        .publish_segment(now, info, &bytes)
+        .expect("ingester publishes");
     wire.drain(ingester);
     wire.run(Duration::from_millis(200));
     for i in 0..3 {
-        let segment = wire.engines[i].store().segment(channel(), 7).expect("stored");
+        let segment = wire.engines[i]
+            .store()
+            .segment(channel(), 7)
+            .expect("stored");
         assert_eq!(segment.bytes(), Some(&bytes[..]), "box {i}");
-        assert!(wire.events[i].contains(&Event::SegmentComplete { channel: channel(), seq: 7 }));
+        assert!(wire.events[i].contains(&Event::SegmentComplete {
+            channel: channel(),
+            seq: 7
+        }));
     }
 }
 
@@ -168,10 +217,16 @@ fn goodbye_is_noticed_before_any_timeout() {
 fn invalid_settings_name_the_field() {
     let mut c = config(1, keyed());
     c.max_datagram = 200;
-    assert_eq!(Engine::new(c, Instant::ZERO).err().map(|e| e.field), Some("max_datagram"));
+    assert_eq!(
+        Engine::new(c, Instant::ZERO).err().map(|e| e.field),
+        Some("max_datagram")
+    );
     let mut c = config(1, keyed());
     c.peer_timeout = c.ping_interval;
-    assert_eq!(Engine::new(c, Instant::ZERO).err().map(|e| e.field), Some("peer_timeout"));
+    assert_eq!(
+        Engine::new(c, Instant::ZERO).err().map(|e| e.field),
+        Some("peer_timeout")
+    );
 }
 
 #[test]
@@ -184,10 +239,19 @@ fn the_pacer_holds_the_upload_rate() {
     let mut wire = Wire::new(vec![slow(1), slow(2)]);
     wire.run(Duration::from_millis(300));
     let now = wire.now;
-    let i = (0..2).find(|&i| wire.engines[i].is_ingesting(channel())).expect("ingests");
+    let i = (0..2)
+        .find(|&i| wire.engines[i].is_ingesting(channel()))
+        .expect("ingests");
     let bytes = vec![7u8; 1_000_000];
-    let info = SegmentInfo { channel: channel(), seq: 1, duration: Duration::from_secs(2), discontinuity: false };
-    wire.engines[i].publish_segment(now, info, &bytes).expect("publish");
+    let info = SegmentInfo {
+        channel: channel(),
+        seq: 1,
+        duration: Duration::from_secs(2),
+        discontinuity: false,
+    };
+    wire.engines[i]
+        .publish_segment(now, info, &bytes)
+        .expect("publish");
     let before = wire.engines[i].counters();
     wire.drain(i);
     wire.run(Duration::from_millis(500));
@@ -195,6 +259,9 @@ fn the_pacer_holds_the_upload_rate() {
     let sent = after.bytes_out - before.bytes_out;
     // Half a second at 1 MB/s on the wire, 28 bytes of headers per datagram included.
     let on_wire = sent + 28 * (after.datagrams_out - before.datagrams_out);
-    assert!(on_wire <= 500_000 + 4 * 1260, "sent {sent} bytes ({on_wire} on the wire) in 0.5 s at 1 MB/s");
+    assert!(
+        on_wire <= 500_000 + 4 * 1260,
+        "sent {sent} bytes ({on_wire} on the wire) in 0.5 s at 1 MB/s"
+    );
     assert!(sent >= 440_000, "sent only {sent} bytes");
 }
