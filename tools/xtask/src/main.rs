@@ -164,6 +164,9 @@ fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
                 "+nightly",
                 "fuzz",
                 "run",
+                // cargo-fuzz would otherwise look for a fuzz/ folder at the workspace root.
+                "--fuzz-dir",
+                ".",
                 target,
                 &scratch,
                 &seeds,
