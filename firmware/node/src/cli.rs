@@ -1,0 +1,192 @@
+//! The `shoal` command line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+
+/// What the user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Cli {
+    /// Run the box.
+    Run {
+        /// `--config`, if given.
+        config: Option<PathBuf>,
+        /// `--key`: overrides `network_key_file`.
+        key: Option<PathBuf>,
+        /// `--state-dir`: overrides `state_dir`.
+        state_dir: Option<PathBuf>,
+    },
+    /// Write a network key.
+    Keygen {
+        /// Where.
+        out: PathBuf,
+        /// Replace an existing key.
+        force: bool,
+    },
+    /// Validate a config file.
+    CheckConfig {
+        /// Which file.
+        config: PathBuf,
+    },
+    /// Print version, target and board.
+    Version,
+    /// Print help.
+    Help(Option<String>),
+}
+
+/// Help for the program and each command.
+pub const HELP: &str = "\
+shoal — LAN video distribution for set-top boxes
+
+usage: shoal <command> [options]
+
+commands:
+  run            run this box (finds its peers by mDNS, shares channels, serves TVs)
+  keygen         write a new network key for a deployment
+  check-config   validate a config file and print what it means
+  version        print version, target and board
+  help [command] print help for a command
+
+Every box of a deployment needs the same network key file: make it once with `shoal keygen`
+and copy it to each box. Logs go to stderr with timestamps; SHOAL_LOG=debug for more.";
+
+const RUN_HELP: &str = "\
+usage: shoal run [--config PATH] [--key PATH] [--state-dir DIR]
+
+  --config PATH     config file (default /etc/shoal/shoal.toml; built-in defaults if that is absent)
+  --key PATH        network key file (overrides network_key_file)
+  --state-dir DIR   where the node identity lives (overrides state_dir)
+
+Stops cleanly on SIGTERM or SIGINT (peers are told); SIGHUP reloads the log level.";
+
+const KEYGEN_HELP: &str = "\
+usage: shoal keygen [--out PATH] [--force]
+
+  --out PATH   where to write the key (default /etc/shoal/network.key), mode 0600
+  --force      replace an existing key (every box then needs the new one)";
+
+const CHECK_HELP: &str = "\
+usage: shoal check-config [--config PATH]
+
+Exits 0 and prints the settings if the file is valid; otherwise prints the field and line at fault.";
+
+/// Help text for `command`.
+pub fn help(command: Option<&str>) -> &'static str {
+    match command {
+        Some("run") => RUN_HELP,
+        Some("keygen") => KEYGEN_HELP,
+        Some("check-config") => CHECK_HELP,
+        _ => HELP,
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let command = match parser.next()? {
+        None => return Ok(Cli::Help(None)),
+        Some(Long("help") | Short('h')) => return Ok(Cli::Help(None)),
+        Some(Long("version") | Short('V')) => return Ok(Cli::Version),
+        Some(Value(v)) => v.string()?,
+        Some(other) => return Err(other.unexpected()),
+    };
+    let mut config = None;
+    let mut key = None;
+    let mut state_dir = None;
+    let mut out = None;
+    let mut force = false;
+    let mut topic = None;
+    while let Some(arg) = parser.next()? {
+        match (command.as_str(), arg) {
+            (_, Long("help") | Short('h')) => return Ok(Cli::Help(Some(command))),
+            ("run" | "check-config", Long("config") | Short('c')) => {
+                config = Some(PathBuf::from(parser.value()?))
+            }
+            ("run", Long("key")) => key = Some(PathBuf::from(parser.value()?)),
+            ("run", Long("state-dir")) => state_dir = Some(PathBuf::from(parser.value()?)),
+            ("keygen", Long("out") | Short('o')) => out = Some(PathBuf::from(parser.value()?)),
+            ("keygen", Long("force")) => force = true,
+            ("help", Value(v)) if topic.is_none() => topic = Some(v.string()?),
+            (_, other) => return Err(other.unexpected()),
+        }
+    }
+    Ok(match command.as_str() {
+        "run" => Cli::Run {
+            config,
+            key,
+            state_dir,
+        },
+        "keygen" => Cli::Keygen {
+            out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()),
+            force,
+        },
+        "check-config" => Cli::CheckConfig {
+            config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()),
+        },
+        "version" => Cli::Version,
+        "help" => Cli::Help(topic),
+        other => {
+            return Err(lexopt::Error::Custom(
+                format!("unknown command `{other}` (see `shoal help`)").into(),
+            ))
+        }
+    })
+}
+
+/// The config `shoal run` uses: the given file, else the default path if it exists, else the
+/// built-in defaults. Returns the file it read, for SIGHUP.
+pub fn load_run_config(
+    path: Option<PathBuf>,
+) -> Result<(Config, Option<PathBuf>), crate::config::ConfigError> {
+    match path {
+        Some(path) => Ok((Config::load(&path)?, Some(path))),
+        None => {
+            let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+            if default.exists() {
+                Ok((Config::load(&default)?, Some(default)))
+            } else {
+                Ok((Config::defaults(), None))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(
+            parse(args(&["run", "--config", "/x.toml"])).expect("valid"),
+            Cli::Run {
+                config: Some("/x.toml".into()),
+                key: None,
+                state_dir: None
+            }
+        );
+        assert_eq!(
+            parse(args(&["keygen", "--out", "k", "--force"])).expect("valid"),
+            Cli::Keygen {
+                out: "k".into(),
+                force: true
+            }
+        );
+        assert_eq!(parse(args(&["version"])).expect("valid"), Cli::Version);
+        assert_eq!(
+            parse(args(&["run", "--help"])).expect("valid"),
+            Cli::Help(Some("run".into()))
+        );
+        assert!(parse(args(&["run", "--out", "x"])).is_err());
+        assert!(parse(args(&["fly"]))
+            .unwrap_err()
+            .to_string()
+            .contains("unknown command"));
+    }
+}

@@ -1,0 +1,16 @@
+//! # shoal: the box daemon
+//!
+//! The shell around `shoal-core`: a smol runtime, the UDP socket that drives the engine
+//! ([`swarm`]), mDNS discovery ([`discovery`]), keys and identity ([`keys`]), the config file
+//! ([`config`]), sources ([`source`]), the HTTP server ([`http`]) and the `shoal` command line
+//! ([`cli`]). [`daemon`] wires them together for `shoal run`.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod discovery;
+pub mod http;
+pub mod keys;
+pub mod logging;
+pub mod source;
+pub mod swarm;

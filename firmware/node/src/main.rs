@@ -1,0 +1,92 @@
+//! The `shoal` binary: see `shoal help`.
+
+use std::process::ExitCode;
+
+use shoal::cli::{self, Cli};
+use shoal::config::Config;
+
+/// The board this binary was built for (set by `cargo xtask dist`), or none.
+const BUILT_FOR_BOARD: Option<&str> = option_env!("SHOAL_BOARD");
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shoal: {e}\n\n{}", cli::help(None));
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Cli::Help(topic) => {
+            println!("{}", cli::help(topic.as_deref()));
+            ExitCode::SUCCESS
+        }
+        Cli::Version => {
+            println!(
+                "shoal {} (protocol {}, target {}-{}, board {})",
+                env!("CARGO_PKG_VERSION"),
+                shoal_core::wire::PROTOCOL_VERSION,
+                std::env::consts::ARCH,
+                std::env::consts::OS,
+                BUILT_FOR_BOARD.unwrap_or("none")
+            );
+            ExitCode::SUCCESS
+        }
+        Cli::Keygen { out, force } => match shoal::keys::generate_network_key(&out, force) {
+            Ok(key) => {
+                let fp = key.fingerprint();
+                println!(
+                    "wrote network key {} (fingerprint {:02x}{:02x}{:02x}{:02x}); copy it to every box of this deployment",
+                    out.display(),
+                    fp[0],
+                    fp[1],
+                    fp[2],
+                    fp[3]
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shoal keygen: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cli::CheckConfig { config } => match Config::load(&config) {
+            Ok(c) => {
+                println!("{} is valid:\n{c:#?}", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shoal check-config: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cli::Run {
+            config,
+            key,
+            state_dir,
+        } => {
+            let (mut settings, path) = match cli::load_run_config(config) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    eprintln!("shoal run: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(key) = key {
+                settings.network_key_file = key;
+            }
+            if let Some(dir) = state_dir {
+                settings.state_dir = dir;
+            }
+            shoal::logging::init(settings.log_level);
+            match shoal::daemon::run(settings, path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("shoal run: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Sources: what the ingester runs for a channel between `IngestStart` and `IngestStop`.
+//!
+//! This issue ships one source, `test://pattern?bitrate=B&duration=D`: a synthetic live channel
+//! standing in for an origin. Like an HLS origin it numbers segments by wall-clock time
+//! (segment `n` covers `[n·D, (n+1)·D)` since the Unix epoch), so a box that takes over continues
+//! the same numbering, and its bytes are a pure function of (channel, sequence number), so every
+//! box that fetches segment `n` gets the same bytes. Real sources (HLS, multicast TS) plug in
+//! here in later issues.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use shoal_core::{ChannelId, SegmentInfo};
+use smol::channel::{Receiver, Sender};
+use smol::{Task, Timer};
+
+use crate::config::Channel;
+use crate::swarm::{Command, IngestCommand};
+
+/// Segments a new ingester fetches behind the newest, like an HLS live playlist's window.
+const ORIGIN_WINDOW: u64 = 3;
+
+/// A parsed `test://pattern` URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestPattern {
+    /// Bits per second.
+    pub bitrate: u64,
+    /// Segment duration.
+    pub duration: Duration,
+}
+
+/// Why a source URL cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SourceError {
+    /// A scheme this build cannot fetch yet.
+    #[error("unsupported source `{0}` (this build fetches test://pattern only)")]
+    Unsupported(String),
+    /// A malformed parameter.
+    #[error(
+        "bad source parameter in `{0}`: bitrate must be 1000..=100000000 and duration 1..=60 s"
+    )]
+    BadParameter(String),
+}
+
+impl TestPattern {
+    /// Parses `test://pattern?bitrate=B&duration=D` (both optional).
+    pub fn parse(url: &str) -> Result<TestPattern, SourceError> {
+        let rest = url
+            .strip_prefix("test://pattern")
+            .ok_or_else(|| SourceError::Unsupported(url.into()))?;
+        let mut pattern = TestPattern {
+            bitrate: 2_000_000,
+            duration: Duration::from_secs(2),
+        };
+        let query = match rest {
+            "" => "",
+            q if q.starts_with('?') => &q[1..],
+            _ => return Err(SourceError::Unsupported(url.into())),
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let bad = || SourceError::BadParameter(url.into());
+            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+            let value: u64 = value.parse().map_err(|_| bad())?;
+            match key {
+                "bitrate" if (1_000..=100_000_000).contains(&value) => pattern.bitrate = value,
+                "duration" if (1..=60).contains(&value) => {
+                    pattern.duration = Duration::from_secs(value)
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(pattern)
+    }
+
+    /// Bytes per segment.
+    pub fn segment_len(&self) -> usize {
+        (self.bitrate as u128 * self.duration.as_millis() / 8_000) as usize
+    }
+
+    /// The segment covering `time` since the epoch.
+    pub fn seq_at(&self, since_epoch: Duration) -> u64 {
+        (since_epoch.as_millis() / self.duration.as_millis()) as u64
+    }
+
+    /// The bytes of segment `seq` of `channel`: SHA-256 in counter mode, the same on every box.
+    pub fn segment_bytes(&self, channel: ChannelId, seq: u64) -> Vec<u8> {
+        let len = self.segment_len();
+        let mut out = Vec::with_capacity(len + 32);
+        let seed = Sha256::new()
+            .chain_update(channel.0)
+            .chain_update(seq.to_le_bytes());
+        let mut counter = 0u64;
+        while out.len() < len {
+            out.extend_from_slice(&seed.clone().chain_update(counter.to_le_bytes()).finalize());
+            counter += 1;
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Runs sources as the driver asks: one task per channel being ingested.
+pub async fn run(
+    channels: Vec<Channel>,
+    commands: Receiver<IngestCommand>,
+    swarm: Sender<Command>,
+) {
+    let by_id: BTreeMap<ChannelId, Channel> =
+        channels.into_iter().map(|c| (c.channel_id(), c)).collect();
+    let mut running: BTreeMap<ChannelId, Task<()>> = BTreeMap::new();
+    while let Ok(command) = commands.recv().await {
+        match command {
+            IngestCommand::Start {
+                channel,
+                resume_after,
+            } => {
+                let Some(config) = by_id.get(&channel) else {
+                    continue;
+                };
+                match TestPattern::parse(&config.source) {
+                    Ok(pattern) => {
+                        let task = smol::spawn(test_pattern(
+                            channel,
+                            pattern,
+                            resume_after,
+                            swarm.clone(),
+                        ));
+                        running.insert(channel, task);
+                    }
+                    Err(e) => log::error!("channel {}: {e}", config.id),
+                }
+            }
+            IngestCommand::Stop { channel } => {
+                // Dropping the task cancels it.
+                running.remove(&channel);
+            }
+        }
+    }
+}
+
+async fn test_pattern(
+    channel: ChannelId,
+    pattern: TestPattern,
+    resume_after: Option<u64>,
+    swarm: Sender<Command>,
+) {
+    // The newest complete segment is the one before the current interval.
+    let newest = pattern.seq_at(since_epoch()).saturating_sub(1);
+    let first = match resume_after {
+        Some(held) => (held + 1).max(newest.saturating_sub(ORIGIN_WINDOW - 1)),
+        None => newest,
+    };
+    let mut seq = first;
+    loop {
+        let current = pattern.seq_at(since_epoch()).saturating_sub(1);
+        while seq <= current {
+            let info = SegmentInfo {
+                channel,
+                seq,
+                duration: pattern.duration,
+                discontinuity: false,
+            };
+            let bytes = pattern.segment_bytes(channel, seq);
+            if swarm.send(Command::Publish { info, bytes }).await.is_err() {
+                return;
+            }
+            seq += 1;
+        }
+        // Wake when the next interval completes.
+        let next_end = pattern.duration * ((seq + 1) as u32);
+        let wait = next_end
+            .saturating_sub(since_epoch())
+            .max(Duration::from_millis(10));
+        Timer::after(wait.min(pattern.duration * 2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_test_pattern_urls() {
+        let p = TestPattern::parse("test://pattern?bitrate=4000000&duration=2").expect("valid");
+        assert_eq!(p.segment_len(), 1_000_000);
+        assert_eq!(
+            TestPattern::parse("test://pattern")
+                .expect("defaults")
+                .duration,
+            Duration::from_secs(2)
+        );
+        assert!(matches!(
+            TestPattern::parse("http://origin/x.m3u8"),
+            Err(SourceError::Unsupported(_))
+        ));
+        assert!(matches!(
+            TestPattern::parse("test://pattern?duration=0"),
+            Err(SourceError::BadParameter(_))
+        ));
+        assert!(matches!(
+            TestPattern::parse("test://pattern?speed=3"),
+            Err(SourceError::BadParameter(_))
+        ));
+    }
+
+    #[test]
+    fn segments_are_the_same_everywhere_and_differ_by_number() {
+        let p = TestPattern::parse("test://pattern?bitrate=80000").expect("valid");
+        let ch = ChannelId([1; 8]);
+        assert_eq!(p.segment_bytes(ch, 5), p.segment_bytes(ch, 5));
+        assert_ne!(p.segment_bytes(ch, 5), p.segment_bytes(ch, 6));
+        assert_eq!(p.segment_bytes(ch, 5).len(), 20_000);
+    }
+}

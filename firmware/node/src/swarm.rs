@@ -1,0 +1,405 @@
+//! The swarm driver: one task that owns the [`Engine`] and the UDP socket.
+//!
+//! It waits for whichever comes first — datagrams, a command, or the engine's next timeout —
+//! feeds the engine, then drains it: every transmit goes out on the socket, every event is
+//! acted on. This is the whole of the "thin shell" around the sans-IO core.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shoal_core::{ChannelId, Engine, Event, Instant, NodeId, SegmentInfo};
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+use smol::{Async, Timer};
+
+use crate::discovery::DiscoveryEvent;
+
+/// Datagrams read per wake-up before the engine's outputs are drained (keeps latency bounded
+/// under a flood).
+const READ_BATCH: usize = 256;
+/// Receive buffer requested from the kernel: about 30 ms of 1 Gbit/s, so bursts from several
+/// peers are not dropped while the driver hashes a block.
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+const SEND_BUFFER: usize = 1024 * 1024;
+
+/// The daemon's clock: `shoal_core::Instant` counts microseconds since the daemon started.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: std::time::Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn new() -> Self {
+        Clock {
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Now, for the core.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    /// A core instant as a std instant, for timers.
+    pub fn at(&self, t: Instant) -> std::time::Instant {
+        self.start + Duration::from_micros(t.as_micros())
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// What the rest of the daemon asks of the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Discovery saw a peer come or go.
+    Discovered(DiscoveryEvent),
+    /// A segment fetched by this box's source for a channel it ingests.
+    Publish {
+        /// Its description.
+        info: SegmentInfo,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// This box has (or no longer has) viewers for a channel.
+    Want {
+        /// The channel.
+        channel: ChannelId,
+        /// Whether.
+        wanted: bool,
+    },
+    /// A status report as JSON.
+    Status(Sender<Value>),
+    /// Say goodbye and stop.
+    Shutdown,
+}
+
+/// What the driver tells the sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IngestCommand {
+    /// Start fetching a channel.
+    Start {
+        /// The channel.
+        channel: ChannelId,
+        /// Newest complete segment held.
+        resume_after: Option<u64>,
+    },
+    /// Stop fetching a channel.
+    Stop {
+        /// The channel.
+        channel: ChannelId,
+    },
+}
+
+/// Opens the swarm's UDP socket with generous buffers.
+pub fn bind(port: u16) -> io::Result<Async<UdpSocket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    let _ = socket.set_send_buffer_size(SEND_BUFFER);
+    socket.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+    log::debug!(
+        "UDP socket on port {port}: receive buffer {:?}, send buffer {:?}",
+        socket.recv_buffer_size().ok(),
+        socket.send_buffer_size().ok()
+    );
+    Async::new(UdpSocket::from(socket))
+}
+
+/// Names of the channels, for status reports.
+pub type ChannelNames = BTreeMap<ChannelId, String>;
+
+/// Send errors by kind, since the engine counts only what it produced.
+#[derive(Debug, Default)]
+struct SocketCounters {
+    send_errors: u64,
+    receive_errors: u64,
+}
+
+/// Runs the engine until `Command::Shutdown` or until every command sender is gone.
+pub async fn drive(
+    mut engine: Engine,
+    socket: Async<UdpSocket>,
+    clock: Clock,
+    commands: Receiver<Command>,
+    ingest: Sender<IngestCommand>,
+    names: ChannelNames,
+) {
+    let mut recv_buf = vec![0u8; 65_536];
+    let mut send_buf = vec![0u8; 65_536];
+    let mut socket_counters = SocketCounters::default();
+    let started = clock.now();
+    enum Wake {
+        Readable,
+        Command(Option<Command>),
+        Timer,
+    }
+    loop {
+        let deadline = engine.poll_timeout();
+        let wake = async {
+            let _ = socket.readable().await;
+            Wake::Readable
+        }
+        .or(async { Wake::Command(commands.recv().await.ok()) })
+        .or(async {
+            match deadline {
+                Some(t) => {
+                    Timer::at(clock.at(t)).await;
+                }
+                None => smol::future::pending::<()>().await,
+            }
+            Wake::Timer
+        })
+        .await;
+        let now = clock.now();
+        match wake {
+            Wake::Readable => {
+                for _ in 0..READ_BATCH {
+                    match socket.get_ref().recv_from(&mut recv_buf) {
+                        Ok((len, from)) => engine.handle_datagram(now, from, &recv_buf[..len]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            // ICMP errors from earlier sends surface here; they are not fatal.
+                            socket_counters.receive_errors += 1;
+                            log::debug!("UDP receive: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => {
+                log::info!("saying goodbye to peers");
+                engine.close(now);
+                flush(
+                    &mut engine,
+                    &socket,
+                    &clock,
+                    &mut send_buf,
+                    &mut socket_counters,
+                )
+                .await;
+                return;
+            }
+            Wake::Command(Some(command)) => {
+                handle_command(&mut engine, now, command, &names, started, &socket_counters)
+            }
+            Wake::Timer => {}
+        }
+        engine.handle_timeout(now);
+        flush(
+            &mut engine,
+            &socket,
+            &clock,
+            &mut send_buf,
+            &mut socket_counters,
+        )
+        .await;
+        while let Some(event) = engine.poll_event() {
+            handle_event(event, &ingest, &names).await;
+        }
+    }
+}
+
+fn handle_command(
+    engine: &mut Engine,
+    now: Instant,
+    command: Command,
+    names: &ChannelNames,
+    started: Instant,
+    socket_counters: &SocketCounters,
+) {
+    match command {
+        Command::Discovered(DiscoveryEvent::PeerFound { node_id, addrs, .. }) => {
+            // IPv4 first: the swarm socket is IPv4.
+            if let Some(addr) = addrs.iter().find(|a| a.is_ipv4()) {
+                engine.add_peer(now, node_id, *addr);
+            }
+        }
+        Command::Discovered(DiscoveryEvent::PeerLost { node_id }) => {
+            // Liveness is the engine's own: forget a peer only if its pings stopped too.
+            let alive = engine.peers().any(|p| p.node_id == node_id && p.alive);
+            if !alive {
+                engine.remove_peer(now, node_id);
+            }
+        }
+        Command::Publish { info, bytes } => {
+            if let Err(e) = engine.publish_segment(now, info, &bytes) {
+                log::warn!(
+                    "could not publish {} segment {}: {e}",
+                    name(names, info.channel),
+                    info.seq
+                );
+            }
+        }
+        Command::Want { channel, wanted } => engine.want_channel(now, channel, wanted),
+        Command::Status(reply) => {
+            let _ = reply.try_send(status(engine, now, names, started, socket_counters));
+        }
+        Command::Shutdown => {}
+    }
+}
+
+fn name(names: &ChannelNames, channel: ChannelId) -> String {
+    names
+        .get(&channel)
+        .cloned()
+        .unwrap_or_else(|| channel.to_string())
+}
+
+async fn handle_event(event: Event, ingest: &Sender<IngestCommand>, names: &ChannelNames) {
+    match event {
+        Event::PeerUp(id) => log::info!("peer {id} up"),
+        Event::PeerDown(id) => log::info!("peer {id} down"),
+        Event::PeerBanned { peer, reason } => log::warn!("peer {peer} banned: {reason:?}"),
+        Event::SegmentComplete { channel, seq } => {
+            log::debug!("{} segment {seq} complete", name(names, channel))
+        }
+        Event::IngestStart {
+            channel,
+            resume_after,
+        } => {
+            log::info!("ingesting {}", name(names, channel));
+            let _ = ingest
+                .send(IngestCommand::Start {
+                    channel,
+                    resume_after,
+                })
+                .await;
+        }
+        Event::IngestStop { channel } => {
+            log::info!("no longer ingesting {}", name(names, channel));
+            let _ = ingest.send(IngestCommand::Stop { channel }).await;
+        }
+        Event::ElectionChanged {
+            channel,
+            ingester,
+            standby,
+        } => {
+            log::info!(
+                "{}: ingester {ingester:?}, standby {standby:?}",
+                name(names, channel)
+            );
+        }
+    }
+}
+
+/// Sends everything the engine has to send now.
+async fn flush(
+    engine: &mut Engine,
+    socket: &Async<UdpSocket>,
+    clock: &Clock,
+    buf: &mut [u8],
+    counters: &mut SocketCounters,
+) {
+    while let Some(t) = engine.poll_transmit(clock.now(), buf) {
+        if let Err(e) = socket.send_to(&buf[..t.len], t.destination).await {
+            counters.send_errors += 1;
+            log::debug!("UDP send to {}: {e}", t.destination);
+        }
+    }
+}
+
+fn hex(id: NodeId) -> String {
+    format!("{id:#}")
+}
+
+/// The JSON of `/api/status`.
+fn status(
+    engine: &Engine,
+    now: Instant,
+    names: &ChannelNames,
+    started: Instant,
+    socket: &SocketCounters,
+) -> Value {
+    let c = engine.counters();
+    let peers: Vec<Value> = engine
+        .peers()
+        .map(|p| {
+            json!({
+                "node_id": hex(p.node_id),
+                "address": p.addr.to_string(),
+                "alive": p.alive,
+                "banned": p.banned,
+                "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1e3),
+                "last_seen_ms_ago": p.last_heard.map(|t| now.saturating_since(t).as_millis() as u64),
+            })
+        })
+        .collect();
+    let store = engine.store();
+    let channels: Vec<Value> = names
+        .iter()
+        .map(|(&channel, name)| {
+            let (ingester, standby) = engine.election(channel).unwrap_or((None, None));
+            let segments: Vec<Value> = store
+                .window(channel, 6)
+                .map(|s| {
+                    let m = s.manifest().manifest();
+                    json!({
+                        "seq": m.seq,
+                        "bytes": m.length,
+                        "duration_ms": m.duration().as_millis() as u64,
+                        "signer": hex(m.signer),
+                        "sha256": s.bytes().map(|b| format!("{:x}", Sha256::digest(b))),
+                    })
+                })
+                .collect();
+            json!({
+                "id": channel.to_string(),
+                "name": name,
+                "ingester": ingester.map(hex),
+                "standby": standby.map(hex),
+                "ingesting": engine.is_ingesting(channel),
+                "segments_held": store.segments(channel).filter(|s| s.is_complete()).count(),
+                "window": segments,
+            })
+        })
+        .collect();
+    let sc = store.counters();
+    json!({
+        "node_id": hex(engine.node_id()),
+        "uptime_s": now.saturating_since(started).as_secs(),
+        "peers": peers,
+        "channels": channels,
+        "store": { "used_bytes": store.used(), "budget_bytes": store.budget(), "evicted": sc.evicted, "rejected": sc.rejected },
+        "counters": {
+            "datagrams_in": c.datagrams_in,
+            "datagrams_out": c.datagrams_out,
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "send_errors": socket.send_errors,
+            "receive_errors": socket.receive_errors,
+            "segments_published": c.segments_published,
+            "segments_received": c.segments_received,
+            "blocks_received": c.blocks_received,
+            "requests_sent": c.requests_sent,
+            "requests_served": c.requests_served,
+            "takeovers": c.takeovers,
+            "bans": c.bans,
+            "rejected": {
+                "bad_mac": c.bad_mac,
+                "replay": c.replay,
+                "decode_error": c.malformed + c.too_short,
+                "unknown_version": c.unknown_version,
+                "bad_identity": c.bad_identity,
+                "unconfirmed": c.unconfirmed,
+                "unknown_peer": c.unknown_peer,
+                "bad_block": c.bad_blocks,
+                "forged_manifest": c.forged_manifests,
+                "not_from_ingester": c.manifests_not_from_ingester,
+                "banned": c.banned,
+                "rate_limited": c.rate_limited,
+                "bad_fragment": c.bad_fragments,
+                "not_in_lineup": c.not_in_lineup,
+            },
+        },
+    })
+}
