@@ -1,0 +1,195 @@
+//! Making and unmaking a bed's namespaces, bridge and veth pairs.
+//!
+//! The commands are those of `shared/TESTBED.md` §1, grouped into `ip -batch` files (one for
+//! the root namespace, one per host, one for the bridge) because each `ip` start costs a few
+//! milliseconds, mostly entering the namespace: a 4-host bed takes 6 `ip` runs instead of 40.
+
+use std::fs;
+use std::process::Command;
+
+use crate::command::{self, IP, SYSCTL, TIMEOUT};
+use crate::system;
+use crate::{Bed, BedError, Host, DEFAULT_PROCESS_LIFETIME, MAX_HOSTS, SETUP_LIMIT};
+
+impl Bed {
+    /// Builds a bed of `hosts` hosts (0 to [`MAX_HOSTS`]); host `i` has address `10.99.0.<i+1>`.
+    ///
+    /// On error, whatever was already made is removed again.
+    pub fn new(hosts: usize) -> Result<Bed, BedError> {
+        system::prepare().map_err(BedError::Unsupported)?;
+        if hosts > MAX_HOSTS {
+            return Err(too_many(hosts));
+        }
+        command::find(IP)?;
+        command::find(SYSCTL)?;
+        command::find(TIMEOUT)?;
+        let (number, prefix) = system::next_prefix();
+        let scratch = std::env::temp_dir().join(format!("shoal-testbed-{prefix}"));
+        fs::create_dir_all(&scratch)
+            .map_err(|e| BedError::io(format!("cannot create {}", scratch.display()), e))?;
+        // From here on, dropping `bed` (an early return on error) undoes the work so far.
+        let mut bed = Bed {
+            number,
+            bridge: format!("{prefix}{}", system::BRIDGE_SUFFIX),
+            prefix,
+            hosts: Vec::with_capacity(hosts),
+            made: Vec::with_capacity(hosts + 1),
+            processes: Vec::new(),
+            scratch,
+            lifetime: DEFAULT_PROCESS_LIFETIME,
+            scratch_files: 0,
+        };
+        bed.grow(hosts, true)?;
+        Ok(bed)
+    }
+
+    /// Adds one more host to the bed, on the same bridge (a late joiner, or a host for a
+    /// third-party peer such as Avahi), and returns its index.
+    pub fn add_namespace_host(&mut self) -> Result<usize, BedError> {
+        self.grow(1, false)?;
+        Ok(self.hosts.len() - 1)
+    }
+
+    /// Adds `count` hosts, and first the bridge itself when `with_bridge`.
+    fn grow(&mut self, count: usize, with_bridge: bool) -> Result<(), BedError> {
+        let first = self.hosts.len();
+        if first + count > MAX_HOSTS {
+            return Err(too_many(first + count));
+        }
+        let new: Vec<Host> = (first..first + count)
+            .map(|index| Host {
+                namespace: format!("{}h{index}", self.prefix),
+                // `index < MAX_HOSTS` (254), checked above, so `index + 1` fits in a byte.
+                ip: std::net::Ipv4Addr::new(10, 99, 0, (index + 1) as u8),
+            })
+            .collect();
+
+        // Root namespace: create the namespaces, and turn off IPv6 duplicate address detection
+        // in each host *before* its `eth0` exists: the kernel skips DAD only when both `all` and
+        // the interface's own setting are 0, and an interface copies `default` when it is
+        // created. (Set after the link is made, as TESTBED.md §1 orders it, eth0 keeps
+        // accept_dad=1 and its link-local address stays tentative for ~1.6 s.)
+        let sysctl = command::find(SYSCTL)?;
+        let mut lines = Vec::new();
+        if with_bridge {
+            lines.push(format!("netns add {}", self.bridge));
+            self.made.push(self.bridge.clone());
+        }
+        for host in &new {
+            lines.push(format!("netns add {}", host.namespace));
+            // Recorded before it exists, so that teardown removes it even if a step fails.
+            self.made.push(host.namespace.clone());
+        }
+        for host in &new {
+            lines.push(format!(
+                "netns exec {} {} -qw net.ipv6.conf.all.accept_dad=0 \
+                 net.ipv6.conf.default.accept_dad=0",
+                host.namespace,
+                sysctl.display()
+            ));
+        }
+        self.batch(None, &lines)?;
+
+        // Each host: loopback, its end of the veth pair (the other end goes to the bridge's
+        // namespace as vb<i>), its address, and the multicast route for raw senders.
+        for (offset, host) in new.iter().enumerate() {
+            let index = first + offset;
+            let lines = [
+                "link set lo up".to_owned(),
+                format!(
+                    "link add eth0 type veth peer name vb{index} netns {}",
+                    self.bridge
+                ),
+                format!("addr add {}/24 dev eth0", host.ip),
+                "link set eth0 up".to_owned(),
+                "route add 224.0.0.0/4 dev eth0".to_owned(),
+            ];
+            self.batch(Some(&host.namespace), &lines)?;
+        }
+
+        // The bridge: br0, then every new port on it.
+        let mut lines = Vec::new();
+        if with_bridge {
+            lines.extend(
+                [
+                    "link set lo up",
+                    "link add br0 type bridge",
+                    "link set br0 up",
+                ]
+                .map(String::from),
+            );
+        }
+        for index in first..first + count {
+            lines.push(format!("link set vb{index} master br0"));
+            lines.push(format!("link set vb{index} up"));
+        }
+        if !lines.is_empty() {
+            let bridge = self.bridge.clone();
+            self.batch(Some(&bridge), &lines)?;
+        }
+        self.hosts.extend(new);
+        Ok(())
+    }
+
+    /// Runs `lines` with `ip [-n namespace] -batch <file>`, which stops at the first failing
+    /// line and names it. The lines hold only names and addresses the bed made itself.
+    fn batch(&mut self, namespace: Option<&str>, lines: &[String]) -> Result<(), BedError> {
+        let file = self.scratch_file("ip");
+        fs::write(&file, lines.join("\n") + "\n")
+            .map_err(|e| BedError::io(format!("cannot write {}", file.display()), e))?;
+        let mut ip = Command::new(command::find(IP)?);
+        if let Some(namespace) = namespace {
+            ip.args(["-n", namespace]);
+        }
+        ip.arg("-batch").arg(&file);
+        let line = format!("{} (running: {})", command::describe(&ip), lines.join("; "));
+        let result = command::run(ip, SETUP_LIMIT).and_then(|output| command::check(line, output));
+        // Ignoring errors: a leftover file goes with the scratch directory anyway.
+        let _ = fs::remove_file(&file);
+        result.map(drop)
+    }
+
+    /// A new path in the bed's scratch directory, ending in `.<extension>`.
+    pub(crate) fn scratch_file(&mut self, extension: &str) -> std::path::PathBuf {
+        self.scratch_files += 1;
+        self.scratch
+            .join(format!("{}.{extension}", self.scratch_files))
+    }
+
+    /// Deletes every namespace the bed made, with one `ip -force -batch` (`-force` goes on past
+    /// a namespace that was never created), ignoring errors: this runs in `Drop`.
+    pub(crate) fn delete_namespaces(&mut self) {
+        if self.made.is_empty() {
+            return;
+        }
+        let lines: Vec<String> = self
+            .made
+            .iter()
+            .rev()
+            .map(|name| format!("netns del {name}"))
+            .collect();
+        let file = self.scratch.join("teardown.ip");
+        let Ok(ip) = command::find(IP) else {
+            return;
+        };
+        if fs::write(&file, lines.join("\n") + "\n").is_ok() {
+            let mut delete = Command::new(&ip);
+            delete.arg("-force").arg("-batch").arg(&file);
+            let _ = command::run(delete, SETUP_LIMIT);
+        }
+        // Whatever the batch could not delete (or if the file could not be written): one by one.
+        for name in &self.made {
+            if system::namespace_exists(name) {
+                let mut delete = Command::new(&ip);
+                delete.args(["netns", "del", name]);
+                let _ = command::run(delete, SETUP_LIMIT);
+            }
+        }
+    }
+}
+
+fn too_many(hosts: usize) -> BedError {
+    BedError::InvalidArgument(format!(
+        "a bed holds at most {MAX_HOSTS} hosts (10.99.0.1-254), not {hosts}"
+    ))
+}
