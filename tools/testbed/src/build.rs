@@ -2,12 +2,15 @@
 //!
 //! The commands are those of `shared/TESTBED.md` §1, grouped into `ip -batch` files (one for
 //! the root namespace, one per host, one for the bridge) because each `ip` start costs a few
-//! milliseconds, mostly entering the namespace: a 4-host bed takes 6 `ip` runs instead of 40.
+//! milliseconds, mostly entering the namespace: a 4-host bed takes 8 `ip` runs instead of 40.
 
 use std::fs;
+use std::ops::Range;
 use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crate::command::{self, IP, SYSCTL, TIMEOUT};
+use crate::command::{self, CAT, IP, SYSCTL, TIMEOUT};
 use crate::system;
 use crate::{Bed, BedError, Host, DEFAULT_PROCESS_LIFETIME, MAX_HOSTS, SETUP_LIMIT};
 
@@ -90,16 +93,27 @@ impl Bed {
         }
         self.batch(None, &lines)?;
 
+        let bridge = self.bridge.clone();
+        if with_bridge {
+            // br0 before any veth, as in TESTBED.md §1. The order matters: were a port created
+            // first, vb0 and host 0's eth0 would both get ifindex 2, each in its namespace; the
+            // kernel then takes the veth's carrier change for a non-urgent link event, handled
+            // up to a second later, and the port drops everything until then (measured: ~0.9 s).
+            let lines = [
+                "link set lo up",
+                "link add br0 type bridge",
+                "link set br0 up",
+            ];
+            self.batch(Some(&bridge), &lines.map(String::from))?;
+        }
+
         // Each host: loopback, its end of the veth pair (the other end goes to the bridge's
         // namespace as vb<i>), its address, and the multicast route for raw senders.
         for (offset, host) in new.iter().enumerate() {
             let index = first + offset;
             let lines = [
                 "link set lo up".to_owned(),
-                format!(
-                    "link add eth0 type veth peer name vb{index} netns {}",
-                    self.bridge
-                ),
+                format!("link add eth0 type veth peer name vb{index} netns {bridge}"),
                 format!("addr add {}/24 dev eth0", host.ip),
                 "link set eth0 up".to_owned(),
                 "route add 224.0.0.0/4 dev eth0".to_owned(),
@@ -107,28 +121,86 @@ impl Bed {
             self.batch(Some(&host.namespace), &lines)?;
         }
 
-        // The bridge: br0, then every new port on it.
-        let mut lines = Vec::new();
-        if with_bridge {
-            lines.extend(
+        // The new ports on the bridge.
+        let ports = first..first + count;
+        let lines: Vec<String> = ports
+            .clone()
+            .flat_map(|i| {
                 [
-                    "link set lo up",
-                    "link add br0 type bridge",
-                    "link set br0 up",
+                    format!("link set vb{i} master br0"),
+                    format!("link set vb{i} up"),
                 ]
-                .map(String::from),
-            );
-        }
-        for index in first..first + count {
-            lines.push(format!("link set vb{index} master br0"));
-            lines.push(format!("link set vb{index} up"));
-        }
+            })
+            .collect();
         if !lines.is_empty() {
-            let bridge = self.bridge.clone();
             self.batch(Some(&bridge), &lines)?;
         }
+        self.wait_for_links(&new, ports)?;
         self.hosts.extend(new);
         Ok(())
+    }
+
+    /// Waits until the new hosts' `eth0` are up and the new bridge ports forward: the kernel
+    /// finishes bringing a link up asynchronously, and a datagram sent before that is lost.
+    /// Normally done by the first look; a look is one `ip -batch` that reads `/sys` inside each
+    /// namespace.
+    fn wait_for_links(&mut self, hosts: &[Host], ports: Range<usize>) -> Result<(), BedError> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let cat = command::find(CAT)?;
+        let cat = cat.display();
+        let mut lines: Vec<String> = hosts
+            .iter()
+            .map(|host| {
+                format!(
+                    "netns exec {} {cat} /sys/class/net/eth0/operstate",
+                    host.namespace
+                )
+            })
+            .collect();
+        let port_states: Vec<String> = ports
+            .map(|i| format!("/sys/class/net/vb{i}/brport/state"))
+            .collect();
+        lines.push(format!(
+            "netns exec {} {cat} {}",
+            self.bridge,
+            port_states.join(" ")
+        ));
+        // "up" per host, then 3 (BR_STATE_FORWARDING) per port.
+        let ready: Vec<&str> = hosts
+            .iter()
+            .map(|_| "up")
+            .chain(port_states.iter().map(|_| "3"))
+            .collect();
+        let deadline = Instant::now() + LINK_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let file = self.scratch_file("ip");
+            fs::write(&file, lines.join("\n") + "\n")
+                .map_err(|e| BedError::io(format!("cannot write {}", file.display()), e))?;
+            let mut ip = Command::new(command::find(IP)?);
+            ip.arg("-batch").arg(&file);
+            let output = command::run_ok(ip, SETUP_LIMIT);
+            let _ = fs::remove_file(&file);
+            let output = output?;
+            let states = String::from_utf8_lossy(&output.stdout);
+            if states.split_whitespace().eq(ready.iter().copied()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BedError::TimedOut {
+                    command: "waiting for the bed's links to come up".to_owned(),
+                    after: LINK_WAIT,
+                    output: format!(
+                        "eth0 operstate per host, then bridge port states (3 = forwarding): {}",
+                        states.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ),
+                });
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// Runs `lines` with `ip [-n namespace] -batch <file>`, which stops at the first failing
@@ -187,6 +259,10 @@ impl Bed {
         }
     }
 }
+
+/// How long links may take to come up after they are configured: normally microseconds, up to
+/// a second when the kernel handles the event late (see the comment on creating br0).
+const LINK_WAIT: Duration = Duration::from_secs(5);
 
 fn too_many(hosts: usize) -> BedError {
     BedError::InvalidArgument(format!(

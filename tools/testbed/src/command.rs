@@ -53,6 +53,10 @@ pub(crate) const SH: Tool = Tool {
     name: "sh",
     package: "dash",
 };
+pub(crate) const CAT: Tool = Tool {
+    name: "cat",
+    package: "coreutils",
+};
 pub(crate) const FLOCK: Tool = Tool {
     name: "flock",
     package: "util-linux",

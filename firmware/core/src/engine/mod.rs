@@ -227,8 +227,11 @@ impl Engine {
         };
         let sender = Sender::new(
             config.upload_rate,
-            // Up to ~4 datagrams of credit after idling: smooth, yet no systematic lag.
-            Duration::from_micros(4 * config.max_datagram as u64 * 1_000_000 / config.upload_rate),
+            // Credit after idling: 4 datagrams or 1 ms of the rate, whichever is more. Event loops
+            // wake with about millisecond precision; a smaller credit would cap the rate at a few
+            // datagrams per wake-up.
+            Duration::from_micros(4 * config.max_datagram as u64 * 1_000_000 / config.upload_rate)
+                .max(Duration::from_millis(1)),
             SenderLimits {
                 control: 8192,
                 tasks: 65_536,
