@@ -1,0 +1,418 @@
+//! Real `shoal` processes in network namespaces on a bridge: discovery, a shared channel, loss,
+//! a killed ingester, a box of another deployment, and hostile datagrams. Needs root (CI runs as
+//! root); without it every test prints why it is skipped.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
+
+const UDP_PORT: u16 = 7470;
+const HTTP_PORT: u16 = 7471;
+
+struct Boxes {
+    bed: Bed,
+    dir: PathBuf,
+    processes: Vec<Option<ProcessId>>,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shoal-boxes-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn shoal() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+impl Boxes {
+    /// `keys[i]` names the key file box `i` uses (boxes with the same name share a key).
+    fn start(name: &str, keys: &[&str]) -> Boxes {
+        let bed = Bed::new(keys.len()).expect("test bed");
+        let dir = scratch(name);
+        for key in keys {
+            let path = dir.join(format!("{key}.key"));
+            if !path.exists() {
+                let status = std::process::Command::new(shoal())
+                    .args(["keygen", "--out"])
+                    .arg(&path)
+                    .status()
+                    .expect("keygen runs");
+                assert!(status.success());
+            }
+        }
+        let mut boxes = Boxes {
+            bed,
+            dir,
+            processes: Vec::new(),
+        };
+        for (i, key) in keys.iter().enumerate() {
+            let config = boxes.dir.join(format!("box{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{dir}/{key}.key\"\n\
+                     [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
+                     [log]\nlevel = \"debug\"\n\
+                     [[channel]]\nid = \"test\"\nsource = \"test://pattern?bitrate=2000000&duration=1\"\nalways_on = true\n",
+                    dir = boxes.dir.display()
+                ),
+            )
+            .expect("config written");
+            let log = boxes.dir.join(format!("box{i}.log"));
+            let config = config.to_string_lossy().into_owned();
+            let p = boxes
+                .bed
+                .spawn(i, shoal(), &["run", "--config", &config], &[], &log)
+                .expect("shoal starts");
+            boxes.processes.push(Some(p));
+        }
+        boxes
+    }
+
+    fn status(&self, i: usize) -> Option<Value> {
+        let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
+        self.bed
+            .http_get(i, &url)
+            .ok()
+            .and_then(|body| serde_json::from_str(&body).ok())
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.processes.len())
+            .filter(|&i| self.processes[i].is_some())
+            .collect()
+    }
+
+    /// Waits until `check` holds for every running box (or `limit` passes); whether it held.
+    fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self
+                .running()
+                .iter()
+                .all(|&i| self.status(i).is_some_and(|s| check(&s)))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+
+    fn logs(&self) -> String {
+        (0..self.processes.len())
+            .map(|i| {
+                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log")))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                format!(
+                    "--- box {i}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Boxes {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn alive_peers(status: &Value) -> usize {
+    status["peers"]
+        .as_array()
+        .map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+}
+
+fn channel(status: &Value) -> &Value {
+    &status["channels"][0]
+}
+
+/// (seq, sha256) of the complete segments in a box's window.
+fn window(status: &Value) -> Vec<(u64, String)> {
+    channel(status)["window"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn skip() -> bool {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return true;
+    }
+    false
+}
+
+/// Every box holds the same bytes for every segment that two boxes both hold.
+fn assert_same_segments(boxes: &Boxes) -> usize {
+    let windows: Vec<Vec<(u64, String)>> = boxes
+        .running()
+        .iter()
+        .filter_map(|&i| boxes.status(i))
+        .map(|s| window(&s))
+        .collect();
+    let mut compared = 0;
+    for a in &windows {
+        for b in &windows {
+            for (seq, hash) in a {
+                if let Some((_, other)) = b.iter().find(|(s, _)| s == seq) {
+                    assert_eq!(hash, other, "segment {seq} differs between boxes");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    compared
+}
+
+#[test]
+fn four_boxes_find_each_other_and_share_a_channel() {
+    if skip() {
+        return;
+    }
+    let boxes = Boxes::start("share", &["a", "a", "a", "a"]);
+    assert!(
+        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 3),
+        "discovery failed:\n{}",
+        boxes.logs()
+    );
+    assert!(
+        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 4),
+        "segments did not reach every box:\n{}",
+        boxes.logs()
+    );
+    let ingesting = boxes
+        .running()
+        .iter()
+        .filter(|&&i| {
+            boxes
+                .status(i)
+                .is_some_and(|s| channel(&s)["ingesting"] == true)
+        })
+        .count();
+    assert_eq!(ingesting, 1, "exactly one box fetches the channel");
+    assert!(assert_same_segments(&boxes) >= 12);
+}
+
+#[test]
+fn a_channel_crosses_five_percent_loss() {
+    if skip() {
+        return;
+    }
+    let boxes = Boxes::start("loss", &["a", "a", "a", "a"]);
+    for i in 0..4 {
+        boxes.bed.set_loss(i, 5).expect("loss set");
+    }
+    assert!(
+        boxes.wait_all(Duration::from_secs(15), |s| alive_peers(s) == 3),
+        "discovery failed:\n{}",
+        boxes.logs()
+    );
+    // Segments published after the loss was set: wait until every box holds six of them.
+    assert!(
+        boxes.wait_all(Duration::from_secs(25), |s| window(s).len() >= 6),
+        "segments did not cross the lossy links:\n{}",
+        boxes.logs()
+    );
+    // The loss was real: receivers had to ask for what it ate.
+    let requests: u64 = (0..4)
+        .filter_map(|i| boxes.status(i))
+        .map(|s| s["counters"]["requests_sent"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        requests > 0,
+        "no box repaired anything: was the loss applied?"
+    );
+    assert!(assert_same_segments(&boxes) >= 12);
+}
+
+#[test]
+fn killing_the_ingester_hands_the_channel_over() {
+    if skip() {
+        return;
+    }
+    let mut boxes = Boxes::start("kill", &["a", "a", "a", "a"]);
+    assert!(
+        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 3),
+        "no segments:\n{}",
+        boxes.logs()
+    );
+    let ingester = boxes
+        .running()
+        .into_iter()
+        .find(|&i| {
+            boxes
+                .status(i)
+                .is_some_and(|s| channel(&s)["ingesting"] == true)
+        })
+        .expect("an ingester");
+    let before = boxes
+        .status((ingester + 1) % 4)
+        .map(|s| window(&s).last().map_or(0, |w| w.0))
+        .unwrap_or(0);
+    let p = boxes.processes[ingester].take().expect("running");
+    boxes.bed.signal(p, Signal::Kill).expect("kill -9");
+    // Another box takes over and every survivor keeps receiving new segments.
+    assert!(
+        boxes.wait_all(Duration::from_secs(15), |s| window(s)
+            .last()
+            .is_some_and(|w| w.0 >= before + 5)),
+        "survivors stopped receiving after the ingester died:\n{}",
+        boxes.logs()
+    );
+    let ingesting = boxes
+        .running()
+        .iter()
+        .filter(|&&i| {
+            boxes
+                .status(i)
+                .is_some_and(|s| channel(&s)["ingesting"] == true)
+        })
+        .count();
+    assert_eq!(ingesting, 1);
+    assert!(assert_same_segments(&boxes) >= 9);
+}
+
+#[test]
+fn a_box_of_another_deployment_is_ignored() {
+    if skip() {
+        return;
+    }
+    let boxes = Boxes::start("foreign", &["a", "a", "a", "b"]);
+    assert!(
+        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2
+            || s["peers"].as_array().is_some_and(|p| p.is_empty())),
+        "{}",
+        boxes.logs()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 0..3 {
+        let s = boxes.status(i).expect("status");
+        assert_eq!(
+            alive_peers(&s),
+            2,
+            "box {i} must see only its own deployment"
+        );
+        assert!(
+            s["counters"]["rejected"]["foreign_key"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1,
+            "box {i}: {s}"
+        );
+    }
+    let foreign = boxes.status(3).expect("status");
+    assert_eq!(alive_peers(&foreign), 0);
+    // Datagrams tagged under the foreign key, sent straight at a box, are counted as bad MACs.
+    let target = format!("{}:{UDP_PORT}", boxes.bed.ip(0));
+    let script = format!(
+        "import socket,os\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         for i in range(50): s.sendto(bytes([1])+os.urandom(100), ('{}', {UDP_PORT}))\n",
+        boxes.bed.ip(0)
+    );
+    let out = boxes
+        .bed
+        .exec(3, &["python3", "-c", &script], Duration::from_secs(10))
+        .expect("sender runs");
+    assert!(out.status.success(), "{target}: {out:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    let s = boxes.status(0).expect("status");
+    assert!(
+        s["counters"]["rejected"]["bad_mac"].as_u64().unwrap_or(0) >= 50,
+        "{s}"
+    );
+}
+
+#[test]
+fn hostile_datagrams_change_nothing_but_counters() {
+    if skip() {
+        return;
+    }
+    let boxes = Boxes::start("hostile", &["a", "a", "a"]);
+    assert!(
+        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 3),
+        "no segments:\n{}",
+        boxes.logs()
+    );
+    // From box 2's namespace: capture 200 real datagrams box 2 sends to box 0, send them again
+    // (replays), then random, truncated, oversized and wrong-version datagrams.
+    let victim = boxes.bed.ip(0);
+    let script = format!(
+        r#"
+import os, socket, struct, time
+target = ('{victim}', {UDP_PORT})
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0003))  # ETH_P_ALL: outgoing too
+raw.bind(('eth0', 0))
+raw.settimeout(5)
+captured = []
+deadline = time.time() + 5
+while len(captured) < 200 and time.time() < deadline:
+    try:
+        frame = raw.recv(70000)
+    except socket.timeout:
+        break
+    ip = frame[14:]
+    if ip[9] != 17: continue
+    ihl = (ip[0] & 15) * 4
+    dport = struct.unpack('!H', ip[ihl+2:ihl+4])[0]
+    if socket.inet_ntoa(ip[16:20]) == target[0] and dport == {UDP_PORT}:
+        captured.append(ip[ihl+8:])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for payload in captured: s.sendto(payload, target)
+for i in range(300): s.sendto(os.urandom(i % 1400), target)
+for payload in captured[:50]: s.sendto(payload[:len(payload)//2], target)
+s.sendto(os.urandom(65000), target)
+for payload in captured[:50]: s.sendto(bytes([9]) + payload[1:], target)
+print(len(captured))
+"#
+    );
+    let before = boxes.status(0).expect("status");
+    let out = boxes
+        .bed
+        .exec(2, &["python3", "-c", &script], Duration::from_secs(30))
+        .expect("attacker runs");
+    assert!(out.status.success(), "{out:?}");
+    let captured: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    // Box 2 sends little to box 0 when box 0 is not its child; at least pings and haves.
+    assert!(captured >= 10, "captured only {captured} datagrams");
+    std::thread::sleep(Duration::from_secs(1));
+    let after = boxes.status(0).expect("box 0 still answers");
+    let r = |s: &Value, k: &str| s["counters"]["rejected"][k].as_u64().unwrap_or(0);
+    assert!(
+        r(&after, "replay") >= r(&before, "replay") + captured,
+        "replays: {after}"
+    );
+    assert!(r(&after, "bad_mac") > r(&before, "bad_mac"), "{after}");
+    assert!(
+        r(&after, "unknown_version") >= r(&before, "unknown_version") + 50,
+        "{after}"
+    );
+    // Nothing else changed: still two live peers, still receiving new segments.
+    assert_eq!(alive_peers(&after), 2);
+    let newest = window(&after).last().map_or(0, |w| w.0);
+    assert!(
+        boxes.wait_all(Duration::from_secs(10), |s| window(s)
+            .last()
+            .is_some_and(|w| w.0 >= newest + 2)),
+        "segments stopped flowing:\n{}",
+        boxes.logs()
+    );
+    assert!(assert_same_segments(&boxes) >= 6);
+}
