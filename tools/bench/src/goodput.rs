@@ -1,7 +1,8 @@
 //! UDP goodput of the swarm protocol between two boxes on loopback, against `iperf3 -u` with the
 //! same datagram size, measured in the same run.
 //!
-//! `cargo run --profile bench -p shoal-bench --bin goodput -- [--seconds S] [--datagram BYTES]`
+//! `cargo run --profile bench -p shoal-bench --bin goodput -- [--seconds S] [--datagram BYTES] [--rates MBIT,...]`
+//! (`GOODPUT_DEBUG=1` prints both engines' counters.)
 //!
 //! The engine has no congestion control: a box paces itself to its configured upload rate. So
 //! the run sweeps the pacing rate (as an operator would tune `upload_mbit`) and reports the best
@@ -49,15 +50,14 @@ fn main() -> ExitCode {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut shoal: f64 = 0.0;
-    for rate_mbit in std::env::var("RATES")
-        .ok()
-        .map(|r| {
-            r.split(",")
-                .filter_map(|x| x.parse().ok())
-                .collect::<Vec<u64>>()
-        })
-        .unwrap_or(vec![250u64, 500, 1000, 2000, 4000])
-    {
+    // `--rates 500,1000` limits the sweep of pacing rates (Mbit/s).
+    let rates: Vec<u64> = args
+        .iter()
+        .position(|a| a == "--rates")
+        .and_then(|i| args.get(i + 1))
+        .map(|r| r.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![250, 500, 1000, 2000, 4000]);
+    for rate_mbit in rates {
         match shoal_goodput(Duration::from_secs(seconds), datagram, rate_mbit) {
             Ok(rate) => {
                 println!(
@@ -99,6 +99,9 @@ fn engine(seed: u8, datagram: usize, rate_mbit: u64, now: Instant) -> Engine {
     config.seed = u64::from(seed);
     config.max_datagram = datagram;
     config.upload_rate = rate_mbit * 1_000_000 / 8;
+    // Segments here are published as fast as they are delivered, not at a live rate: a target
+    // duration longer than the run keeps the standby from deposing the ingester as late.
+    config.default_target_duration = Duration::from_secs(60);
     config.store_budget = 64 * 1024 * 1024;
     config.lineup = vec![LineupEntry {
         channel: channel(),
@@ -188,7 +191,7 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
                     let info = SegmentInfo {
                         channel: channel(),
                         seq: next_seq,
-                        duration: Duration::from_secs(1),
+                        duration: Duration::from_secs(60),
                         discontinuity: false,
                     };
                     if engine.publish_segment(clock(), info, &segment).is_ok() {
@@ -200,7 +203,8 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
                 }
                 while let Some(event) = engine.poll_event() {
                     if let Event::SegmentComplete { seq, .. } = event {
-                        if !engine.is_ingesting(channel()) {
+                        // Count segments this box received, not those it published.
+                        if seq >= next_seq {
                             completed.store(seq + 1, Ordering::Relaxed);
                             if seq >= measuring.load(Ordering::Relaxed) {
                                 received.fetch_add(SEGMENT as u64, Ordering::Relaxed);
@@ -211,8 +215,11 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
             }
             if std::env::var_os("GOODPUT_DEBUG").is_some() {
                 eprintln!(
-                    "box {i}: ingesting {} next_seq {next_seq} {:?}",
+                    "box {i} {:?}: ingesting {} election {:?} peers {:?} next_seq {next_seq} {:?}",
+                    engine.node_id(),
                     engine.is_ingesting(channel()),
+                    engine.election(channel()),
+                    engine.peers().collect::<Vec<_>>(),
                     engine.counters()
                 );
             }

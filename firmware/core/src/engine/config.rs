@@ -59,7 +59,8 @@ pub struct Config {
     pub max_peers: usize,
     /// Blocks reassembled at once (each up to 16 KiB).
     pub max_partial_blocks: usize,
-    /// Datagrams per second one peer may send before the excess is dropped.
+    /// Datagrams per second one peer may send before the excess is dropped (at least four
+    /// times what this box's own upload rate allows).
     pub peer_datagram_rate: u64,
 }
 

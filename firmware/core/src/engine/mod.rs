@@ -220,8 +220,11 @@ impl Engine {
         let me = config.identity.node_id();
         let public_key = config.identity.public_key();
         let session = rng.next_u32();
+        // An honest peer sends at most at its upload rate, and deployments give their boxes
+        // similar rates: allow four times our own, so a gigabit box is never taken for a flood.
+        let line_rate = 4 * config.upload_rate / config.max_datagram as u64;
         let peer_limits = PeerLimits {
-            datagrams_per_sec: config.peer_datagram_rate,
+            datagrams_per_sec: config.peer_datagram_rate.max(line_rate),
             serve_bytes_per_sec: config.upload_rate / 2,
             serve_burst: 256 * 1024,
         };

@@ -265,3 +265,47 @@ fn the_pacer_holds_the_upload_rate() {
     );
     assert!(sent >= 440_000, "sent only {sent} bytes");
 }
+
+/// Regression: the per-peer flood limit was a fixed 50,000 datagrams/s, so a box pushing at
+/// gigabit speed (about 100,000/s) was banned by its own peers as a flood.
+#[test]
+fn regression_a_gigabit_peer_is_not_taken_for_a_flood() {
+    let fast = |seed| {
+        let mut c = config(seed, keyed());
+        c.upload_rate = 125_000_000; // 1 Gbit/s
+        c
+    };
+    let mut wire = Wire::new(vec![fast(1), fast(2)]);
+    wire.run(Duration::from_millis(300));
+    let i = (0..2)
+        .find(|&i| wire.engines[i].is_ingesting(channel()))
+        .expect("ingests");
+    let bytes = vec![9u8; 8 * 1024 * 1024];
+    // 48 MiB back to back: about 0.4 s of datagrams at line rate.
+    for seq in 0..6 {
+        let now = wire.now;
+        let info = SegmentInfo {
+            channel: channel(),
+            seq,
+            duration: Duration::from_secs(2),
+            discontinuity: false,
+        };
+        wire.engines[i]
+            .publish_segment(now, info, &bytes)
+            .expect("publish");
+    }
+    wire.drain(i);
+    wire.run(Duration::from_secs(1));
+    let receiver = 1 - i;
+    assert_eq!(wire.engines[receiver].counters().bans, 0);
+    assert_eq!(wire.engines[receiver].counters().rate_limited, 0);
+    for seq in 0..6 {
+        assert!(
+            wire.engines[receiver]
+                .store()
+                .segment(channel(), seq)
+                .is_some_and(|s| s.is_complete()),
+            "segment {seq}"
+        );
+    }
+}
