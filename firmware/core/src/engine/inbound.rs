@@ -543,6 +543,9 @@ impl Engine {
         if let Some(d) = self.dissemination.get_mut(&(channel, data.seq)) {
             d.last_activity = now;
         }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.last_data = Some(now);
+        }
         let key = (channel, data.seq, data.block);
         let added = self.blocks.add(
             key,

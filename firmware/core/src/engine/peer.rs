@@ -103,6 +103,8 @@ pub(crate) struct Peer {
     pub(crate) busy_until: Instant,
     /// Block requests we have outstanding at this peer.
     pub(crate) outstanding: usize,
+    /// Last data fragment it sent us: a parent still sending is still pushing.
+    pub(crate) last_data: Option<Instant>,
 }
 
 impl Peer {
@@ -142,6 +144,7 @@ impl Peer {
             request_rate: Bucket::new(REQUESTS_PER_SEC, REQUESTS_PER_SEC / 4, now),
             busy_until: now,
             outstanding: 0,
+            last_data: None,
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Runs every `repair_interval` while anything is incomplete:
 //! 1. a partial block that stopped growing asks its sender for the missing ranges (a NACK);
-//! 2. a segment that received nothing for `stall_timeout` pulls its missing blocks from peers
+//! 2. a segment that received nothing for `stall_timeout`, while its tree parents and signer
+//!    sent us nothing either (or that is older than its own duration), pulls its missing blocks from peers
 //!    that announced it (`Have`), else from its tree parent, else from the signer — oldest
 //!    segment first (deadline-first), among equal deadlines the segment with fewest holders
 //!    first (rarest-first), spreading requests over holders and capping them per peer;
@@ -106,6 +107,26 @@ impl Engine {
                 continue;
             }
             if now.saturating_since(d.last_activity) < self.config.stall_timeout {
+                continue;
+            }
+            // A parent (or the signer) that is still sending us data is still pushing: the
+            // segment waits its turn behind the ones before it. Past its own duration it is
+            // pulled regardless.
+            let stall = self.config.stall_timeout;
+            let feeders_busy = d
+                .tree
+                .iter()
+                .flat_map(|t| t.parents.iter())
+                .chain(core::iter::once(&segment.manifest().manifest().signer))
+                .any(|p| {
+                    self.peers
+                        .get(p)
+                        .and_then(|p| p.last_data)
+                        .is_some_and(|t| now.saturating_since(t) < stall)
+                });
+            let overdue = now.saturating_since(segment.admitted_at())
+                >= segment.manifest().manifest().duration();
+            if feeders_busy && !overdue {
                 continue;
             }
             let holders = self

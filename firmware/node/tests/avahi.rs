@@ -1,0 +1,768 @@
+//! Avahi, the mDNS stack of most Linux systems, as a third-party peer of real `shoal` boxes in
+//! network namespaces: it must list every box with its TXT record, and the `_shoal._udp`
+//! records it publishes that are not valid Shoal records must be ignored and counted by the
+//! boxes without disturbing them.
+//!
+//! Each test builds a bed of three hosts: hosts 0 and 1 run `shoal` boxes sharing one key, host 2
+//! runs a private D-Bus system bus and an `avahi-daemon` restricted to the bed's `eth0`. The
+//! Avahi clients (`avahi-browse`, `avahi-publish`) reach that daemon through the private bus
+//! (`DBUS_SYSTEM_BUS_ADDRESS`). `avahi-daemon` keeps its pid file and socket in the fixed
+//! directory `/run/avahi-daemon`, so it runs under a private tmpfs `/run` (in the mount namespace
+//! that `ip netns exec` gives it; nothing is created in the machine's `/run`), and the tests that
+//! start one are serialised machine-wide anyway with `flock` on a lock file in the temp dir
+//! (TESTBED.md: one avahi-daemon per machine). Every daemon and client runs through
+//! `Bed::spawn` or `Bed::exec`, so the bed kills them.
+//!
+//! Needs root, `avahi-daemon`, `avahi-utils`, `dbus` and `flock` (util-linux); `tools/test`
+//! installs the packages. Without root every test prints why it is skipped.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
+
+const UDP_PORT: u16 = 7470;
+const HTTP_PORT: u16 = 7471;
+const BOARD: &str = "testbed";
+/// The host that runs Avahi.
+const AVAHI_HOST: usize = 2;
+/// The hosts that run boxes.
+const BOXES: [usize; 2] = [0, 1];
+/// Every process the bed starts is killed after this long, should the test hang.
+const LIFETIME: Duration = Duration::from_secs(240);
+/// How long to wait for another test holding the Avahi lock.
+const LOCK_WAIT_S: u32 = 600;
+/// The boxes' log filter: our discovery at debug level (its "ignoring" lines), mdns-sd quieter.
+const SHOAL_LOG: &str = "info,shoal=debug,mdns_sd=info";
+
+fn skip() -> bool {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return true;
+    }
+    false
+}
+
+fn shoal() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+/// Fails with what to install when a program the tests need is missing: running as root on a
+/// machine without Avahi is a setup error, not a reason to skip.
+fn require_programs() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<&str> = [
+        ("avahi-daemon", "avahi-daemon"),
+        ("avahi-browse", "avahi-utils"),
+        ("avahi-publish", "avahi-utils"),
+        ("dbus-daemon", "dbus"),
+        ("flock", "util-linux"),
+        ("curl", "curl"),
+    ]
+    .into_iter()
+    .filter(|(program, _)| !std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    .map(|(_, package)| package)
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "missing programs; install the Debian packages {missing:?} (tools/test does)"
+    );
+}
+
+/// A machine-wide lock for tests that run an avahi-daemon: a `flock` process holding the lock
+/// file while its `cat` reads our pipe. Dropping the guard closes the pipe, `cat` ends and the
+/// lock goes with it; so does a test process that dies outright, so no lock is ever stale.
+struct AvahiLock {
+    holder: Child,
+}
+
+impl AvahiLock {
+    fn acquire() -> AvahiLock {
+        let path = std::env::temp_dir().join("shoal-avahi.lock");
+        let started = Instant::now();
+        let wait = LOCK_WAIT_S.to_string();
+        // The holder's own lifetime is bounded too: the lock wait plus the longest test.
+        let lifetime = (LOCK_WAIT_S as u64 + LIFETIME.as_secs() + 60).to_string();
+        let mut holder = Command::new("timeout")
+            .args([
+                "-k",
+                "2",
+                &lifetime,
+                "flock",
+                "--exclusive",
+                "--wait",
+                &wait,
+            ])
+            .arg(&path)
+            .args(["sh", "-c", "echo locked && exec cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("flock starts");
+        let mut line = String::new();
+        let stdout = holder.stdout.take().expect("piped stdout");
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        if line.trim() != "locked" {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            panic!(
+                "no lock on {} within {LOCK_WAIT_S} s: another test keeps an avahi-daemon",
+                path.display()
+            );
+        }
+        let waited = started.elapsed();
+        if waited > Duration::from_millis(500) {
+            eprintln!("avahi lock: waited {waited:.1?} for another test");
+        }
+        AvahiLock { holder }
+    }
+}
+
+impl Drop for AvahiLock {
+    fn drop(&mut self) {
+        drop(self.holder.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.holder.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Only the `timeout` wrapper we started, by its PID.
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Removes the scratch directory, unless a test failed: its logs are what to read then.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// One `=` line of `avahi-browse -rp`: a resolved service.
+#[derive(Debug)]
+struct Resolved {
+    protocol: String,
+    name: String,
+    address: String,
+    port: u16,
+    txt: HashMap<String, String>,
+}
+
+/// The resolved services in `avahi-browse -rp` output. A line is
+/// `=;iface;IPv4|IPv6;name;type;domain;host;address;port;"k=v" "k=v"...`.
+fn parse_browse(output: &str) -> Vec<Resolved> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.splitn(10, ';').collect();
+            if fields.len() != 10 || fields[0] != "=" {
+                return None;
+            }
+            let txt = txt_strings(fields[9])
+                .into_iter()
+                .map(|s| match s.split_once('=') {
+                    Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+                    None => (s.to_ascii_lowercase(), String::new()),
+                })
+                .collect();
+            Some(Resolved {
+                protocol: fields[2].to_owned(),
+                name: fields[3].to_owned(),
+                address: fields[7].to_owned(),
+                port: fields[8].parse().ok()?,
+                txt,
+            })
+        })
+        .collect()
+}
+
+/// The strings of Avahi's TXT rendering: `"a=b" "c=d"`, with `\` escapes inside the quotes.
+fn txt_strings(text: &str) -> Vec<String> {
+    let mut strings = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => s.extend(chars.next()),
+                c => s.push(c),
+            }
+        }
+        strings.push(s);
+    }
+    strings
+}
+
+/// A bed with two boxes and an Avahi host; see the crate documentation.
+struct Lan {
+    // Fields drop in order: the bed (every process) first, then the logs, then the lock.
+    bed: Bed,
+    _scratch: Scratch,
+    _lock: AvahiLock,
+    dir: PathBuf,
+    /// The private system bus, as `DBUS_SYSTEM_BUS_ADDRESS` says it.
+    bus: String,
+    boxes: Vec<ProcessId>,
+    /// The boxes' node ids, from their status.
+    node_ids: Vec<String>,
+    /// The key fingerprint the boxes announce, 8 lowercase hex digits.
+    fingerprint: String,
+    started: Instant,
+}
+
+impl Lan {
+    fn start(name: &str) -> Lan {
+        require_programs();
+        let lock = AvahiLock::acquire();
+        let started = Instant::now();
+        let mut bed = Bed::new(3).expect("test bed");
+        bed.set_process_lifetime(LIFETIME);
+        // Short: the bus socket's path must fit in a sockaddr_un (108 bytes).
+        let dir = std::env::temp_dir().join(format!("shoal-avahi-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let scratch = Scratch(dir.clone());
+
+        let key = dir.join("net.key");
+        let status = Command::new(shoal())
+            .args(["keygen", "--out"])
+            .arg(&key)
+            .stdout(Stdio::null())
+            .status()
+            .expect("keygen runs");
+        assert!(status.success(), "shoal keygen failed");
+        let fingerprint: String = shoal::keys::load_network_key(&key)
+            .expect("key readable")
+            .fingerprint()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+
+        let mut boxes = Vec::new();
+        for i in BOXES {
+            let config = dir.join(format!("box{i}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "board = \"{BOARD}\"\nstate_dir = \"{dir}/state{i}\"\n\
+                     network_key_file = \"{key}\"\n\
+                     [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
+                     [log]\nlevel = \"debug\"\n",
+                    dir = dir.display(),
+                    key = key.display(),
+                ),
+            )
+            .expect("config written");
+            let config = config.to_string_lossy().into_owned();
+            let p = bed
+                .spawn(
+                    i,
+                    shoal(),
+                    &["run", "--config", &config],
+                    &[("SHOAL_LOG", SHOAL_LOG)],
+                    &dir.join(format!("box{i}.log")),
+                )
+                .expect("shoal starts");
+            boxes.push(p);
+        }
+
+        let socket = dir.join("bus");
+        let bus = format!("unix:path={}", socket.display());
+        let bus_conf = dir.join("bus.conf");
+        std::fs::write(
+            &bus_conf,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{bus}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"#
+            ),
+        )
+        .expect("bus config written");
+        let conf_arg = format!("--config-file={}", bus_conf.display());
+        bed.spawn(
+            AVAHI_HOST,
+            Path::new("dbus-daemon"),
+            &[&conf_arg, "--nofork", "--nopidfile"],
+            &[],
+            &dir.join("dbus.log"),
+        )
+        .expect("dbus-daemon starts");
+        let lan_dir = dir.clone();
+        let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + limit;
+            while !done() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what} within {limit:?}; logs in {}",
+                    lan_dir.display()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for("no D-Bus socket", Duration::from_secs(10), &|| {
+            socket.exists()
+        });
+
+        let avahi_conf = dir.join("avahi-daemon.conf");
+        std::fs::write(
+            &avahi_conf,
+            "[server]\nuse-ipv4=yes\nuse-ipv6=yes\nallow-interfaces=eth0\nenable-dbus=yes\n\
+             ratelimit-interval-usec=1000000\nratelimit-burst=1000\n\
+             [wide-area]\nenable-wide-area=no\n\
+             [publish]\npublish-hinfo=no\npublish-workstation=no\n\
+             [reflector]\nenable-reflector=no\n",
+        )
+        .expect("avahi config written");
+        // A private /run for the daemon's fixed pid file and socket; the mount lives only in
+        // the mount namespace `ip netns exec` made for this process. Should mounting fail, the
+        // daemon uses the machine's /run, which the lock keeps to one daemon at a time.
+        let avahi_log = dir.join("avahi.log");
+        bed.spawn(
+            AVAHI_HOST,
+            Path::new("sh"),
+            &[
+                "-c",
+                "mount -t tmpfs -o size=1m,mode=0755 shoal-avahi /run \
+                 || echo 'avahi.rs: no private /run, using the machine one' >&2; \
+                 exec avahi-daemon -f \"$0\" --no-drop-root --no-chroot --no-rlimits",
+                &avahi_conf.to_string_lossy(),
+            ],
+            &[("DBUS_SYSTEM_BUS_ADDRESS", &bus)],
+            &avahi_log,
+        )
+        .expect("avahi-daemon starts");
+        wait_for(
+            "avahi-daemon did not start",
+            Duration::from_secs(15),
+            &|| {
+                std::fs::read_to_string(&avahi_log)
+                    .is_ok_and(|log| log.contains("Server startup complete"))
+            },
+        );
+        eprintln!("{name}: avahi-daemon up after {:.1?}", started.elapsed());
+
+        let mut lan = Lan {
+            bed,
+            _scratch: scratch,
+            _lock: lock,
+            dir,
+            bus,
+            boxes,
+            node_ids: Vec::new(),
+            fingerprint,
+            started,
+        };
+        assert!(
+            lan.wait_boxes(Duration::from_secs(20), |s| alive_peers(s) == 1),
+            "the boxes did not find each other:\n{}",
+            lan.logs()
+        );
+        lan.node_ids = BOXES
+            .iter()
+            .map(|&i| {
+                let s = lan.status(i).expect("status");
+                s["node_id"].as_str().expect("node_id").to_owned()
+            })
+            .collect();
+        eprintln!(
+            "{name}: boxes {:?} see each other after {:.1?}",
+            lan.node_ids,
+            started.elapsed()
+        );
+        lan
+    }
+
+    fn status(&self, i: usize) -> Option<Value> {
+        let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
+        self.bed
+            .http_get(i, &url)
+            .ok()
+            .and_then(|body| serde_json::from_str(&body).ok())
+    }
+
+    /// Waits until `check` holds for every box's status (or `limit` passes); whether it held.
+    fn wait_boxes(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if BOXES
+                .iter()
+                .all(|&i| self.status(i).is_some_and(|s| check(&s)))
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn box_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default()
+    }
+
+    /// The end of every log, for failure messages.
+    fn logs(&self) -> String {
+        let mut names: Vec<String> = BOXES.iter().map(|i| format!("box{i}.log")).collect();
+        names.extend(["avahi.log".to_owned(), "dbus.log".to_owned()]);
+        let mut text = String::new();
+        for name in names {
+            let log = std::fs::read_to_string(self.dir.join(&name)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            text.push_str(&format!("--- {name}\n"));
+            for line in tail.into_iter().rev() {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&format!("(all logs in {})", self.dir.display()));
+        text
+    }
+
+    /// `avahi-browse -rpt _shoal._udp` on the Avahi host: the resolved services.
+    fn browse(&self) -> Vec<Resolved> {
+        let bus = format!("DBUS_SYSTEM_BUS_ADDRESS={}", self.bus);
+        let out = self
+            .bed
+            .exec(
+                AVAHI_HOST,
+                &["env", &bus, "avahi-browse", "-rpt", "_shoal._udp"],
+                Duration::from_secs(15),
+            )
+            .expect("avahi-browse runs");
+        assert!(
+            out.status.success(),
+            "avahi-browse failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        parse_browse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Publishes each `(name, txt)` as a `_shoal._udp` instance on port 7470 from the Avahi
+    /// host, all at once, and waits until Avahi has established every one (after about a second
+    /// of probing). The publishers run until stopped or until the bed is dropped.
+    fn publish(&mut self, records: &[(&str, Vec<&str>)]) -> Vec<ProcessId> {
+        let port = UDP_PORT.to_string();
+        let mut publishers = Vec::new();
+        for (name, txt) in records {
+            let log = self.dir.join(format!("publish-{name}.log"));
+            let mut args = vec!["-s", name, "_shoal._udp", &port];
+            args.extend_from_slice(txt);
+            let p = self
+                .bed
+                .spawn(
+                    AVAHI_HOST,
+                    Path::new("avahi-publish"),
+                    &args,
+                    &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)],
+                    &log,
+                )
+                .expect("avahi-publish starts");
+            publishers.push((p, name, log));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (_, name, log) in &publishers {
+            loop {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                if text.contains("Established under name") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "avahi-publish {name} not established: {text}\n{}",
+                    self.logs()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        publishers.into_iter().map(|(p, _, _)| p).collect()
+    }
+
+    /// Panics unless every box process still runs and answers its status.
+    fn assert_boxes_running(&mut self) {
+        for (&i, &p) in BOXES.iter().zip(&self.boxes) {
+            let exited = self.bed.wait(p, Duration::ZERO).expect("box process known");
+            assert!(
+                exited.is_none(),
+                "box {i} exited: {exited:?}\n{}",
+                self.logs()
+            );
+        }
+        for i in BOXES {
+            assert!(
+                self.status(i).is_some(),
+                "box {i} stopped answering\n{}",
+                self.logs()
+            );
+        }
+    }
+}
+
+fn alive_peers(status: &Value) -> usize {
+    status["peers"]
+        .as_array()
+        .map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+}
+
+fn discovery(status: &Value, counter: &str) -> u64 {
+    status["discovery"][counter]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no discovery.{counter} in {status}"))
+}
+
+#[test]
+fn avahi_sees_every_box() {
+    if skip() {
+        return;
+    }
+    let lan = Lan::start("sees");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut browses = 0;
+    let resolved = loop {
+        browses += 1;
+        let resolved = lan.browse();
+        let complete = lan.node_ids.iter().all(|id| {
+            resolved
+                .iter()
+                .any(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+        });
+        if complete {
+            break resolved;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "avahi-browse did not list both boxes {:?} after {browses} runs: {resolved:#?}\n{}",
+            lan.node_ids,
+            lan.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    eprintln!(
+        "sees: Avahi lists both boxes after {:.1?} ({browses} avahi-browse runs)",
+        lan.started.elapsed()
+    );
+
+    for (&i, id) in BOXES.iter().zip(&lan.node_ids) {
+        let record = resolved
+            .iter()
+            .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+            .expect("listed");
+        let txt = |key: &str| record.txt.get(key).map(String::as_str);
+        assert_eq!(record.name, format!("shoal-{}", &id[..8]), "{record:?}");
+        assert_eq!(record.address, lan.bed.ip(i).to_string(), "{record:?}");
+        assert_eq!(record.port, UDP_PORT, "{record:?}");
+        assert_eq!(txt("v"), Some("1"), "{record:?}");
+        assert_eq!(txt("http"), Some("7471"), "{record:?}");
+        assert_eq!(txt("fp"), Some(lan.fingerprint.as_str()), "{record:?}");
+        assert_eq!(txt("board"), Some(BOARD), "{record:?}");
+    }
+    // Avahi sees nothing but the two boxes, and its IPv6 view of them (when resolved already)
+    // carries the same record.
+    for record in &resolved {
+        let id = record.txt.get("id").expect("every record has an id");
+        assert!(lan.node_ids.contains(id), "unexpected record {record:?}");
+        let ipv4 = resolved
+            .iter()
+            .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+            .expect("listed");
+        assert_eq!(
+            (&record.name, record.port, &record.txt),
+            (&ipv4.name, ipv4.port, &ipv4.txt)
+        );
+    }
+    let ipv6 = resolved.iter().filter(|r| r.protocol == "IPv6").count();
+    eprintln!(
+        "sees: {} IPv4 and {ipv6} IPv6 records",
+        resolved.len() - ipv6
+    );
+
+    // Avahi publishes no _shoal record of its own, and its queries disturb nothing.
+    for i in BOXES {
+        let s = lan.status(i).expect("status");
+        assert_eq!(alive_peers(&s), 1, "box {i}: {s}");
+        for counter in [
+            "ignored_foreign_key",
+            "ignored_bad_txt",
+            "ignored_version",
+            "errors",
+        ] {
+            assert_eq!(discovery(&s, counter), 0, "box {i} {counter}: {s}");
+        }
+    }
+    eprintln!("sees: done after {:.1?}", lan.started.elapsed());
+}
+
+#[test]
+fn bogus_avahi_records_are_ignored_and_counted() {
+    if skip() {
+        return;
+    }
+    let mut lan = Lan::start("bogus");
+    let before: Vec<Value> = BOXES
+        .iter()
+        .map(|&i| lan.status(i).expect("status"))
+        .collect();
+    let fp = format!("fp={}", lan.fingerprint);
+    let bad_id = format!("id={}", "zz".repeat(16));
+    // Each record, with the rejection the boxes' discovery must log for it. The version and key
+    // fingerprint are right where the test is about another field: the parser checks `v` first,
+    // then `fp`, then the rest.
+    let bogus: [(&str, Vec<&str>, &str); 4] = [
+        // (a) missing fields: no TXT at all (Avahi sends a TXT of one empty string) ...
+        ("shoal-bogus-empty", vec![], "Malformed { key: \"v\" }"),
+        // ... and a record with version and fingerprint only.
+        (
+            "shoal-bogus-missing",
+            vec!["v=1", &fp],
+            "Malformed { key: \"id\" }",
+        ),
+        // (b) a node id that is not hex.
+        (
+            "shoal-bogus-badid",
+            vec![&bad_id, "v=1", "http=7471", "board=avahi", &fp],
+            "Malformed { key: \"id\" }",
+        ),
+        // (c) another protocol version.
+        (
+            "shoal-bogus-v99",
+            vec![
+                "id=0123456789abcdef0123456789abcdef",
+                "v=99",
+                "http=7471",
+                "board=avahi",
+                &fp,
+            ],
+            "Version(99)",
+        ),
+    ];
+    let published = Instant::now();
+    let records: Vec<(&str, Vec<&str>)> = bogus
+        .iter()
+        .map(|(name, txt, _)| (*name, txt.clone()))
+        .collect();
+    let publishers = lan.publish(&records);
+    eprintln!(
+        "bogus: {} records published after {:.1?}",
+        bogus.len(),
+        lan.started.elapsed()
+    );
+
+    let bad_txt_records = bogus
+        .iter()
+        .filter(|b| b.2.starts_with("Malformed"))
+        .count() as u64;
+    let seen_all = |lan: &Lan| {
+        BOXES.iter().zip(&before).all(|(&i, before)| {
+            let Some(s) = lan.status(i) else {
+                return false;
+            };
+            let log = lan.box_log(i);
+            discovery(&s, "ignored_bad_txt")
+                >= discovery(before, "ignored_bad_txt") + bad_txt_records
+                && discovery(&s, "ignored_version") > discovery(before, "ignored_version")
+                && bogus.iter().all(|(name, _, rejection)| {
+                    log.contains(&format!("ignoring {name}._shoal._udp.local.: {rejection}"))
+                })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen_all(&lan) {
+        if Instant::now() >= deadline {
+            let now: Vec<Value> = BOXES.iter().filter_map(|&i| lan.status(i)).collect();
+            let ignoring: Vec<String> = BOXES
+                .iter()
+                .flat_map(|&i| {
+                    lan.box_log(i)
+                        .lines()
+                        .filter(|l| l.contains("ignoring"))
+                        .map(|l| format!("box {i}: {l}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            panic!(
+                "the boxes did not count every bogus record within 20 s.\n\
+                 discovery now: {:?}\n'ignoring' lines:\n{}\n{}",
+                now.iter()
+                    .map(|s| s["discovery"].to_string())
+                    .collect::<Vec<_>>(),
+                ignoring.join("\n"),
+                lan.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "bogus: every box counted every record {:.1?} after publishing",
+        published.elapsed()
+    );
+
+    // Avahi announces again and answers queries: give it time, then nothing else has changed.
+    std::thread::sleep(Duration::from_secs(3));
+    let check_undisturbed = |lan: &mut Lan, when: &str| {
+        lan.assert_boxes_running();
+        for (k, &i) in BOXES.iter().enumerate() {
+            let s = lan.status(i).expect("status");
+            let other = &lan.node_ids[1 - k];
+            let peers = s["peers"].as_array().cloned().unwrap_or_default();
+            assert!(
+                peers.len() == 1 && peers[0]["node_id"] == *other && peers[0]["alive"] == true,
+                "{when}: box {i} must know exactly one live peer, {other}: {s}"
+            );
+            assert_eq!(
+                discovery(&s, "found") as i64 - discovery(&s, "lost") as i64,
+                1,
+                "{when}: box {i}: {s}"
+            );
+            for counter in ["ignored_foreign_key", "errors", "lost"] {
+                assert_eq!(
+                    discovery(&s, counter),
+                    discovery(&before[k], counter),
+                    "{when}: box {i} {counter}: {s}"
+                );
+            }
+            eprintln!("bogus: {when}: box {i} discovery {}", s["discovery"]);
+        }
+    };
+    check_undisturbed(&mut lan, "with the bogus records up");
+
+    // Their goodbyes are no news either.
+    for p in publishers {
+        lan.bed.signal(p, Signal::Term).expect("publisher stops");
+        let status = lan.bed.wait(p, Duration::from_secs(5)).expect("waited");
+        assert!(status.is_some(), "avahi-publish ignored SIGTERM");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    check_undisturbed(&mut lan, "after the goodbyes");
+    eprintln!("bogus: done after {:.1?}", lan.started.elapsed());
+}
