@@ -416,3 +416,46 @@ print(len(captured))
     );
     assert!(assert_same_segments(&boxes) >= 6);
 }
+
+#[test]
+fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
+    if skip() {
+        return;
+    }
+    let mut boxes = Boxes::start("signals", &["a", "a"]);
+    assert!(
+        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 1),
+        "{}",
+        boxes.logs()
+    );
+    let config = boxes.dir.join("box0.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("level = \"debug\"", "level = \"info\"");
+    std::fs::write(&config, text).expect("config");
+    let p = boxes.processes[0].expect("running");
+    boxes.bed.signal(p, Signal::Hup).expect("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read_to_string(boxes.dir.join("box0.log")).expect("log");
+    assert!(
+        log.contains("SIGHUP: log level now INFO"),
+        "{}",
+        boxes.logs()
+    );
+    // A clean stop: box 1 hears the goodbye long before any timeout would drop box 0.
+    boxes.bed.signal(p, Signal::Term).expect("TERM");
+    let status = boxes.bed.wait(p, Duration::from_secs(5)).expect("waits");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "box 0 exit: {status:?}"
+    );
+    boxes.processes[0] = None;
+    let peers_left = boxes
+        .status(1)
+        .map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
+    assert_eq!(
+        peers_left,
+        Some(0),
+        "box 1 still lists box 0 right after its goodbye"
+    );
+}

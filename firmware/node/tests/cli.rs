@@ -1,0 +1,79 @@
+//! The `shoal` command line, run as a user would. None of these start a box (and so none starts
+//! mDNS outside a namespace): they stop at the key or config checks.
+
+use std::process::Command;
+
+fn shoal(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(args)
+        .output()
+        .expect("shoal runs")
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shoal-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    dir
+}
+
+#[test]
+fn run_without_a_key_refuses_and_says_how_to_make_one() {
+    let dir = scratch("nokey");
+    let config = dir.join("shoal.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{0}/state\"\nnetwork_key_file = \"{0}/missing.key\"\n",
+            dir.display()
+        ),
+    )
+    .expect("write");
+    let out = shoal(&["run", "--config", config.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shoal keygen --out"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_config_names_the_field_and_line() {
+    let dir = scratch("check");
+    let config = dir.join("shoal.toml");
+    std::fs::write(&config, "board = \"rpi4\"\n[net]\nupload_mbit = 0\n").expect("write");
+    let out = shoal(&["check-config", "--config", config.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config line 3: net.upload_mbit must be between 1 and 100000"),
+        "{stderr}"
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/shoal.example.toml");
+    assert!(shoal(&["check-config", "--config", example])
+        .status
+        .success());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn keygen_version_and_help() {
+    let dir = scratch("keygen");
+    let key = dir.join("net.key");
+    let key = key.to_str().expect("utf-8");
+    assert!(shoal(&["keygen", "--out", key]).status.success());
+    let again = shoal(&["keygen", "--out", key]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let version = String::from_utf8_lossy(&shoal(&["version"]).stdout).into_owned();
+    assert!(
+        version.starts_with("shoal ") && version.contains("target") && version.contains("board"),
+        "{version}"
+    );
+    let help = String::from_utf8_lossy(&shoal(&["--help"]).stdout).into_owned();
+    for command in ["run", "keygen", "check-config", "version"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let bad = shoal(&["frobnicate"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
