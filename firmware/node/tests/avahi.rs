@@ -3,8 +3,10 @@
 //! records it publishes that are not valid Shoal records must be ignored and counted by the
 //! boxes without disturbing them.
 //!
-//! Each test builds a bed of three hosts: hosts 0 and 1 run `shoal` boxes sharing one key, host 2
-//! runs a private D-Bus system bus and an `avahi-daemon` restricted to the bed's `eth0`. The
+//! Most tests build a bed of three hosts: hosts 0 and 1 run `shoal` boxes sharing one key, host 2
+//! runs a private D-Bus system bus and an `avahi-daemon` restricted to the bed's `eth0`
+//! ([`APART`]). One test puts the daemon on host 0 next to a box, as on a Linux machine whose
+//! own Avahi runs ([`SAME_HOST`]): two mDNS stacks sharing UDP port 5353 on one host. The
 //! Avahi clients (`avahi-browse`, `avahi-publish`) reach that daemon through the private bus
 //! (`DBUS_SYSTEM_BUS_ADDRESS`). `avahi-daemon` keeps its pid file and socket in the fixed
 //! directory `/run/avahi-daemon`, so it runs under a private tmpfs `/run` (in the mount namespace
@@ -28,16 +30,50 @@ use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
 const UDP_PORT: u16 = 7470;
 const HTTP_PORT: u16 = 7471;
 const BOARD: &str = "testbed";
-/// The host that runs Avahi.
-const AVAHI_HOST: usize = 2;
 /// The hosts that run boxes.
 const BOXES: [usize; 2] = [0, 1];
+
 /// Every process the bed starts is killed after this long, should the test hang.
 const LIFETIME: Duration = Duration::from_secs(240);
 /// How long to wait for another test holding the Avahi lock.
 const LOCK_WAIT_S: u32 = 600;
 /// The boxes' log filter: our discovery at debug level (its "ignoring" lines), mdns-sd quieter.
 const SHOAL_LOG: &str = "info,shoal=debug,mdns_sd=info";
+
+/// Where Avahi runs, and what the boxes do.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// How many hosts the bed has.
+    hosts: usize,
+    /// The host that runs the private D-Bus, `avahi-daemon` and the Avahi clients.
+    avahi: usize,
+    /// Whether Avahi starts before the boxes (else after them).
+    avahi_first: bool,
+    /// Whether the boxes share a channel from the built-in test source (data flowing between
+    /// them), or only discover each other.
+    channel: bool,
+}
+
+/// Avahi on a host of its own, next to two idle boxes.
+const APART: Layout = Layout {
+    hosts: 3,
+    avahi: 2,
+    avahi_first: false,
+    channel: false,
+};
+
+/// Avahi on host 0, which runs box 0 too, started before the boxes as on a machine that boots
+/// with it; the boxes share a channel.
+const SAME_HOST: Layout = Layout {
+    hosts: 2,
+    avahi: 0,
+    avahi_first: true,
+    channel: true,
+};
+/// The channel the boxes share in [`SAME_HOST`]: the built-in test source, 1 s segments.
+const CHANNEL: &str = "[[channel]]\nid = \"test\"\n\
+                       source = \"test://pattern?bitrate=1000000&duration=1\"\n\
+                       always_on = true\n";
 
 fn skip() -> bool {
     if let Some(reason) = skip_reason() {
@@ -220,6 +256,8 @@ struct Lan {
     dir: PathBuf,
     /// The private system bus, as `DBUS_SYSTEM_BUS_ADDRESS` says it.
     bus: String,
+    /// The host that runs Avahi.
+    avahi: usize,
     boxes: Vec<ProcessId>,
     /// The boxes' node ids, from their status.
     node_ids: Vec<String>,
@@ -229,11 +267,11 @@ struct Lan {
 }
 
 impl Lan {
-    fn start(name: &str) -> Lan {
+    fn start(name: &str, layout: Layout) -> Lan {
         require_programs();
         let lock = AvahiLock::acquire();
         let started = Instant::now();
-        let mut bed = Bed::new(3).expect("test bed");
+        let mut bed = Bed::new(layout.hosts).expect("test bed");
         bed.set_process_lifetime(LIFETIME);
         // Short: the bus socket's path must fit in a sockaddr_un (108 bytes).
         let dir = std::env::temp_dir().join(format!("shoal-avahi-{}-{name}", std::process::id()));
@@ -256,120 +294,16 @@ impl Lan {
             .map(|b| format!("{b:02x}"))
             .collect();
 
-        let mut boxes = Vec::new();
-        for i in BOXES {
-            let config = dir.join(format!("box{i}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "board = \"{BOARD}\"\nstate_dir = \"{dir}/state{i}\"\n\
-                     network_key_file = \"{key}\"\n\
-                     [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                     [log]\nlevel = \"debug\"\n",
-                    dir = dir.display(),
-                    key = key.display(),
-                ),
-            )
-            .expect("config written");
-            let config = config.to_string_lossy().into_owned();
-            let p = bed
-                .spawn(
-                    i,
-                    shoal(),
-                    &["run", "--config", &config],
-                    &[("SHOAL_LOG", SHOAL_LOG)],
-                    &dir.join(format!("box{i}.log")),
-                )
-                .expect("shoal starts");
-            boxes.push(p);
-        }
-
-        let socket = dir.join("bus");
-        let bus = format!("unix:path={}", socket.display());
-        let bus_conf = dir.join("bus.conf");
-        std::fs::write(
-            &bus_conf,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{bus}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-    <allow eavesdrop="true"/>
-  </policy>
-</busconfig>
-"#
-            ),
-        )
-        .expect("bus config written");
-        let conf_arg = format!("--config-file={}", bus_conf.display());
-        bed.spawn(
-            AVAHI_HOST,
-            Path::new("dbus-daemon"),
-            &[&conf_arg, "--nofork", "--nopidfile"],
-            &[],
-            &dir.join("dbus.log"),
-        )
-        .expect("dbus-daemon starts");
-        let lan_dir = dir.clone();
-        let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
-            let deadline = Instant::now() + limit;
-            while !done() {
-                assert!(
-                    Instant::now() < deadline,
-                    "{what} within {limit:?}; logs in {}",
-                    lan_dir.display()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        // Where they share a host, Avahi starts first, as on a machine that boots with it: it
+        // holds UDP port 5353 and the box's mdns-sd joins it. Otherwise the boxes run first,
+        // and Avahi has to query for them.
+        let (bus, boxes) = if layout.avahi_first {
+            let bus = start_avahi(&mut bed, &dir, layout, name, started);
+            (bus, spawn_boxes(&mut bed, &dir, &key, layout))
+        } else {
+            let boxes = spawn_boxes(&mut bed, &dir, &key, layout);
+            (start_avahi(&mut bed, &dir, layout, name, started), boxes)
         };
-        wait_for("no D-Bus socket", Duration::from_secs(10), &|| {
-            socket.exists()
-        });
-
-        let avahi_conf = dir.join("avahi-daemon.conf");
-        std::fs::write(
-            &avahi_conf,
-            "[server]\nuse-ipv4=yes\nuse-ipv6=yes\nallow-interfaces=eth0\nenable-dbus=yes\n\
-             ratelimit-interval-usec=1000000\nratelimit-burst=1000\n\
-             [wide-area]\nenable-wide-area=no\n\
-             [publish]\npublish-hinfo=no\npublish-workstation=no\n\
-             [reflector]\nenable-reflector=no\n",
-        )
-        .expect("avahi config written");
-        // A private /run for the daemon's fixed pid file and socket; the mount lives only in
-        // the mount namespace `ip netns exec` made for this process. Should mounting fail, the
-        // daemon uses the machine's /run, which the lock keeps to one daemon at a time.
-        let avahi_log = dir.join("avahi.log");
-        bed.spawn(
-            AVAHI_HOST,
-            Path::new("sh"),
-            &[
-                "-c",
-                "mount -t tmpfs -o size=1m,mode=0755 shoal-avahi /run \
-                 || echo 'avahi.rs: no private /run, using the machine one' >&2; \
-                 exec avahi-daemon -f \"$0\" --no-drop-root --no-chroot --no-rlimits",
-                &avahi_conf.to_string_lossy(),
-            ],
-            &[("DBUS_SYSTEM_BUS_ADDRESS", &bus)],
-            &avahi_log,
-        )
-        .expect("avahi-daemon starts");
-        wait_for(
-            "avahi-daemon did not start",
-            Duration::from_secs(15),
-            &|| {
-                std::fs::read_to_string(&avahi_log)
-                    .is_ok_and(|log| log.contains("Server startup complete"))
-            },
-        );
-        eprintln!("{name}: avahi-daemon up after {:.1?}", started.elapsed());
 
         let mut lan = Lan {
             bed,
@@ -377,6 +311,7 @@ impl Lan {
             _lock: lock,
             dir,
             bus,
+            avahi: layout.avahi,
             boxes,
             node_ids: Vec::new(),
             fingerprint,
@@ -455,7 +390,7 @@ impl Lan {
         let out = self
             .bed
             .exec(
-                AVAHI_HOST,
+                self.avahi,
                 &["env", &bus, "avahi-browse", "-rpt", "_shoal._udp"],
                 Duration::from_secs(15),
             )
@@ -467,6 +402,77 @@ impl Lan {
             self.logs()
         );
         parse_browse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Runs `avahi-browse` until it lists both boxes over IPv4 (20 s at most); what it listed.
+    fn browse_boxes(&self, test: &str) -> Vec<Resolved> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut browses = 0;
+        let resolved = loop {
+            browses += 1;
+            let resolved = self.browse();
+            let complete = self.node_ids.iter().all(|id| {
+                resolved
+                    .iter()
+                    .any(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+            });
+            if complete {
+                break resolved;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "avahi-browse on host {} did not list both boxes {:?} after {browses} runs: \
+                 {resolved:#?}\n{}",
+                self.avahi,
+                self.node_ids,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        eprintln!(
+            "{test}: Avahi on host {} lists both boxes after {:.1?} ({browses} avahi-browse runs)",
+            self.avahi,
+            self.started.elapsed()
+        );
+        resolved
+    }
+
+    /// Panics unless `resolved` (from [`Lan::browse_boxes`]) holds both boxes with the right
+    /// name, address, port and TXT record, and nothing else.
+    fn assert_listed(&self, test: &str, resolved: &[Resolved]) {
+        for (&i, id) in BOXES.iter().zip(&self.node_ids) {
+            let record = resolved
+                .iter()
+                .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+                .expect("listed");
+            let txt = |key: &str| record.txt.get(key).map(String::as_str);
+            assert_eq!(record.name, format!("shoal-{}", &id[..8]), "{record:?}");
+            assert_eq!(record.address, self.bed.ip(i).to_string(), "{record:?}");
+            assert_eq!(record.port, UDP_PORT, "{record:?}");
+            assert_eq!(txt("v"), Some("1"), "{record:?}");
+            assert_eq!(txt("http"), Some("7471"), "{record:?}");
+            assert_eq!(txt("fp"), Some(self.fingerprint.as_str()), "{record:?}");
+            assert_eq!(txt("board"), Some(BOARD), "{record:?}");
+        }
+        // Avahi sees nothing but the two boxes, and its IPv6 view of them (when resolved
+        // already) carries the same record.
+        for record in resolved {
+            let id = record.txt.get("id").expect("every record has an id");
+            assert!(self.node_ids.contains(id), "unexpected record {record:?}");
+            let ipv4 = resolved
+                .iter()
+                .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
+                .expect("listed");
+            assert_eq!(
+                (&record.name, record.port, &record.txt),
+                (&ipv4.name, ipv4.port, &ipv4.txt)
+            );
+        }
+        let ipv6 = resolved.iter().filter(|r| r.protocol == "IPv6").count();
+        eprintln!(
+            "{test}: {} IPv4 and {ipv6} IPv6 records",
+            resolved.len() - ipv6
+        );
     }
 
     /// Publishes each `(name, txt)` as a `_shoal._udp` instance on port 7470 from the Avahi
@@ -482,7 +488,7 @@ impl Lan {
             let p = self
                 .bed
                 .spawn(
-                    AVAHI_HOST,
+                    self.avahi,
                     Path::new("avahi-publish"),
                     &args,
                     &[("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)],
@@ -529,6 +535,134 @@ impl Lan {
     }
 }
 
+/// Starts a private D-Bus system bus and `avahi-daemon` on `layout.avahi` and waits until the
+/// daemon is up; the bus address, for `DBUS_SYSTEM_BUS_ADDRESS`.
+fn start_avahi(bed: &mut Bed, dir: &Path, layout: Layout, name: &str, started: Instant) -> String {
+    let socket = dir.join("bus");
+    let bus = format!("unix:path={}", socket.display());
+    let bus_conf = dir.join("bus.conf");
+    std::fs::write(
+        &bus_conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{bus}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"#
+        ),
+    )
+    .expect("bus config written");
+    let conf_arg = format!("--config-file={}", bus_conf.display());
+    bed.spawn(
+        layout.avahi,
+        Path::new("dbus-daemon"),
+        &[&conf_arg, "--nofork", "--nopidfile"],
+        &[],
+        &dir.join("dbus.log"),
+    )
+    .expect("dbus-daemon starts");
+    let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} within {limit:?}; logs in {}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("no D-Bus socket", Duration::from_secs(10), &|| {
+        socket.exists()
+    });
+
+    let avahi_conf = dir.join("avahi-daemon.conf");
+    std::fs::write(
+        &avahi_conf,
+        "[server]\nuse-ipv4=yes\nuse-ipv6=yes\nallow-interfaces=eth0\nenable-dbus=yes\n\
+         ratelimit-interval-usec=1000000\nratelimit-burst=1000\n\
+         [wide-area]\nenable-wide-area=no\n\
+         [publish]\npublish-hinfo=no\npublish-workstation=no\n\
+         [reflector]\nenable-reflector=no\n",
+    )
+    .expect("avahi config written");
+    // A private /run for the daemon's fixed pid file and socket; the mount lives only in
+    // the mount namespace `ip netns exec` made for this process. Should mounting fail, the
+    // daemon uses the machine's /run, which the lock keeps to one daemon at a time.
+    let avahi_log = dir.join("avahi.log");
+    bed.spawn(
+        layout.avahi,
+        Path::new("sh"),
+        &[
+            "-c",
+            "mount -t tmpfs -o size=1m,mode=0755 shoal-avahi /run \
+             || echo 'avahi.rs: no private /run, using the machine one' >&2; \
+             exec avahi-daemon -f \"$0\" --no-drop-root --no-chroot --no-rlimits",
+            &avahi_conf.to_string_lossy(),
+        ],
+        &[("DBUS_SYSTEM_BUS_ADDRESS", &bus)],
+        &avahi_log,
+    )
+    .expect("avahi-daemon starts");
+    wait_for(
+        "avahi-daemon did not start",
+        Duration::from_secs(15),
+        &|| {
+            std::fs::read_to_string(&avahi_log)
+                .is_ok_and(|log| log.contains("Server startup complete"))
+        },
+    );
+    eprintln!(
+        "{name}: avahi-daemon up on host {} after {:.1?}",
+        layout.avahi,
+        started.elapsed()
+    );
+    bus
+}
+
+/// Starts box `i` on host `i` for every `i` in [`BOXES`], all sharing the key in `key`.
+fn spawn_boxes(bed: &mut Bed, dir: &Path, key: &Path, layout: Layout) -> Vec<ProcessId> {
+    let mut boxes = Vec::new();
+    for i in BOXES {
+        let config = dir.join(format!("box{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "board = \"{BOARD}\"\nstate_dir = \"{dir}/state{i}\"\n\
+                 network_key_file = \"{key}\"\n\
+                 [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
+                 [log]\nlevel = \"debug\"\n{channel}",
+                dir = dir.display(),
+                key = key.display(),
+                channel = if layout.channel { CHANNEL } else { "" },
+            ),
+        )
+        .expect("config written");
+        let config = config.to_string_lossy().into_owned();
+        let p = bed
+            .spawn(
+                i,
+                shoal(),
+                &["run", "--config", &config],
+                &[("SHOAL_LOG", SHOAL_LOG)],
+                &dir.join(format!("box{i}.log")),
+            )
+            .expect("shoal starts");
+        boxes.push(p);
+    }
+    boxes
+}
+
 fn alive_peers(status: &Value) -> usize {
     status["peers"]
         .as_array()
@@ -546,66 +680,9 @@ fn avahi_sees_every_box() {
     if skip() {
         return;
     }
-    let lan = Lan::start("sees");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut browses = 0;
-    let resolved = loop {
-        browses += 1;
-        let resolved = lan.browse();
-        let complete = lan.node_ids.iter().all(|id| {
-            resolved
-                .iter()
-                .any(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
-        });
-        if complete {
-            break resolved;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "avahi-browse did not list both boxes {:?} after {browses} runs: {resolved:#?}\n{}",
-            lan.node_ids,
-            lan.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    eprintln!(
-        "sees: Avahi lists both boxes after {:.1?} ({browses} avahi-browse runs)",
-        lan.started.elapsed()
-    );
-
-    for (&i, id) in BOXES.iter().zip(&lan.node_ids) {
-        let record = resolved
-            .iter()
-            .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
-            .expect("listed");
-        let txt = |key: &str| record.txt.get(key).map(String::as_str);
-        assert_eq!(record.name, format!("shoal-{}", &id[..8]), "{record:?}");
-        assert_eq!(record.address, lan.bed.ip(i).to_string(), "{record:?}");
-        assert_eq!(record.port, UDP_PORT, "{record:?}");
-        assert_eq!(txt("v"), Some("1"), "{record:?}");
-        assert_eq!(txt("http"), Some("7471"), "{record:?}");
-        assert_eq!(txt("fp"), Some(lan.fingerprint.as_str()), "{record:?}");
-        assert_eq!(txt("board"), Some(BOARD), "{record:?}");
-    }
-    // Avahi sees nothing but the two boxes, and its IPv6 view of them (when resolved already)
-    // carries the same record.
-    for record in &resolved {
-        let id = record.txt.get("id").expect("every record has an id");
-        assert!(lan.node_ids.contains(id), "unexpected record {record:?}");
-        let ipv4 = resolved
-            .iter()
-            .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
-            .expect("listed");
-        assert_eq!(
-            (&record.name, record.port, &record.txt),
-            (&ipv4.name, ipv4.port, &ipv4.txt)
-        );
-    }
-    let ipv6 = resolved.iter().filter(|r| r.protocol == "IPv6").count();
-    eprintln!(
-        "sees: {} IPv4 and {ipv6} IPv6 records",
-        resolved.len() - ipv6
-    );
+    let lan = Lan::start("sees", APART);
+    let resolved = lan.browse_boxes("sees");
+    lan.assert_listed("sees", &resolved);
 
     // Avahi publishes no _shoal record of its own, and its queries disturb nothing.
     for i in BOXES {
@@ -628,7 +705,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
     if skip() {
         return;
     }
-    let mut lan = Lan::start("bogus");
+    let mut lan = Lan::start("bogus", APART);
     let before: Vec<Value> = BOXES
         .iter()
         .map(|&i| lan.status(i).expect("status"))
@@ -765,4 +842,236 @@ fn bogus_avahi_records_are_ignored_and_counted() {
     std::thread::sleep(Duration::from_secs(2));
     check_undisturbed(&mut lan, "after the goodbyes");
     eprintln!("bogus: done after {:.1?}", lan.started.elapsed());
+}
+
+fn channel(status: &Value) -> &Value {
+    &status["channels"][0]
+}
+
+/// (seq, sha256) of the complete segments in a box's window.
+fn window(status: &Value) -> Vec<(u64, String)> {
+    channel(status)["window"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn avahi_on_the_same_box_coexists() {
+    if skip() {
+        return;
+    }
+    let mut lan = Lan::start("same", SAME_HOST);
+    let test = "same";
+
+    // (1) The channel flows: both boxes hold segments, and the same bytes under the same seq.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (common, newest) = loop {
+        let windows: Vec<Vec<(u64, String)>> = BOXES
+            .iter()
+            .map(|&i| lan.status(i).map(|s| window(&s)).unwrap_or_default())
+            .collect();
+        let common: Vec<(u64, String, String)> = windows[0]
+            .iter()
+            .filter_map(|(seq, hash)| {
+                let (_, other) = windows[1].iter().find(|(s, _)| s == seq)?;
+                Some((*seq, hash.clone(), other.clone()))
+            })
+            .collect();
+        if !common.is_empty() {
+            let newest: Vec<u64> = windows
+                .iter()
+                .map(|w| w.iter().map(|s| s.0).max().unwrap_or(0))
+                .collect();
+            break (common, newest);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{test}: the boxes hold no segment in common within 30 s: windows {windows:?}\n{}",
+            lan.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for (seq, a, b) in &common {
+        assert_eq!(a, b, "{test}: segment {seq} differs between the boxes");
+    }
+    let ingesting: Vec<usize> = BOXES
+        .iter()
+        .copied()
+        .filter(|&i| {
+            lan.status(i)
+                .is_some_and(|s| channel(&s)["ingesting"] == true)
+        })
+        .collect();
+    eprintln!(
+        "{test}: {} segments in common (seq {}..={}), same sha256, after {:.1?}; ingesting: box {ingesting:?}",
+        common.len(),
+        common[0].0,
+        common[common.len() - 1].0,
+        lan.started.elapsed()
+    );
+
+    // (2) Avahi, on box 0's host, lists both boxes with their TXT records.
+    let resolved = lan.browse_boxes(test);
+    lan.assert_listed(test, &resolved);
+
+    // (3) A record Avahi publishes on box 0's host, without an id, is ignored and counted by
+    // both boxes: box 1 across the LAN, box 0 through the host's own multicast loopback.
+    let before: Vec<Value> = BOXES
+        .iter()
+        .map(|&i| lan.status(i).expect("status"))
+        .collect();
+    let name = "shoal-bogus-noid";
+    let fp = format!("fp={}", lan.fingerprint);
+    let publishers = lan.publish(&[(name, vec!["v=1", &fp, "http=7471", "board=avahi"])]);
+    let published = Instant::now();
+    eprintln!(
+        "{test}: {name} published on host {} after {:.1?}",
+        lan.avahi,
+        lan.started.elapsed()
+    );
+    let expected = format!("ignoring {name}._shoal._udp.local.: Malformed {{ key: \"id\" }}");
+    let mut seen: Vec<Option<Duration>> = vec![None; BOXES.len()];
+    let deadline = published + Duration::from_secs(20);
+    while seen.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (k, &i) in BOXES.iter().enumerate() {
+            if seen[k].is_some() {
+                continue;
+            }
+            let counted = lan.status(i).is_some_and(|s| {
+                discovery(&s, "ignored_bad_txt") > discovery(&before[k], "ignored_bad_txt")
+            });
+            if counted && lan.box_log(i).contains(&expected) {
+                seen[k] = Some(published.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if seen.iter().any(Option::is_none) {
+        // Say precisely who saw what: each box's counters and log, and Avahi's own view.
+        let mut report = String::new();
+        for (k, &i) in BOXES.iter().enumerate() {
+            let now = lan.status(i);
+            let ignoring: Vec<String> = lan
+                .box_log(i)
+                .lines()
+                .filter(|l| l.contains("ignoring") || l.contains("mdns_sd"))
+                .map(str::to_owned)
+                .collect();
+            report.push_str(&format!(
+                "box {i} (host {i}{}): {}; ignored_bad_txt {} -> {}; discovery now {}\n  \
+                 its 'ignoring' and mdns_sd lines:\n    {}\n",
+                if i == lan.avahi { ", with Avahi" } else { "" },
+                match seen[k] {
+                    Some(t) => format!("counted the record after {t:.1?}"),
+                    None => "did NOT count the record".to_owned(),
+                },
+                discovery(&before[k], "ignored_bad_txt"),
+                now.as_ref().map_or("(no status)".to_owned(), |s| discovery(
+                    s,
+                    "ignored_bad_txt"
+                )
+                .to_string()),
+                now.as_ref()
+                    .map_or("(no status)".to_owned(), |s| s["discovery"].to_string()),
+                ignoring.join("\n    ")
+            ));
+        }
+        let avahi_lists: Vec<String> = lan
+            .browse()
+            .iter()
+            .map(|r| format!("{} {} {} {:?}", r.protocol, r.name, r.address, r.txt))
+            .collect();
+        let avahi_log = std::fs::read_to_string(lan.dir.join("avahi.log")).unwrap_or_default();
+        let stack_warning: Vec<&str> = avahi_log
+            .lines()
+            .filter(|l| l.contains("mDNS stack"))
+            .collect();
+        panic!(
+            "{test}: not every box counted the bogus record {name} that Avahi on host {} \
+             published, within 20 s:\n{report}avahi-browse on host {} lists:\n  {}\n\
+             avahi.log about other mDNS stacks: {stack_warning:?}\n{}",
+            lan.avahi,
+            lan.avahi,
+            avahi_lists.join("\n  "),
+            lan.logs()
+        );
+    }
+    eprintln!(
+        "{test}: {name} counted by box 0 after {:.1?}, by box 1 after {:.1?}",
+        seen[0].unwrap_or_default(),
+        seen[1].unwrap_or_default()
+    );
+
+    // (4) Nothing else changed: both boxes run, know each other, and the channel still flows.
+    std::thread::sleep(Duration::from_secs(3));
+    let check_undisturbed = |lan: &mut Lan, when: &str| {
+        lan.assert_boxes_running();
+        for (k, &i) in BOXES.iter().enumerate() {
+            let s = lan.status(i).expect("status");
+            let other = &lan.node_ids[1 - k];
+            let peers = s["peers"].as_array().cloned().unwrap_or_default();
+            assert!(
+                peers.len() == 1 && peers[0]["node_id"] == *other && peers[0]["alive"] == true,
+                "{test}: {when}: box {i} must know exactly one live peer, {other}: {s}"
+            );
+            for counter in ["ignored_foreign_key", "ignored_version", "errors", "lost"] {
+                assert_eq!(
+                    discovery(&s, counter),
+                    discovery(&before[k], counter),
+                    "{test}: {when}: box {i} {counter}: {s}"
+                );
+            }
+            eprintln!("{test}: {when}: box {i} discovery {}", s["discovery"]);
+        }
+    };
+    check_undisturbed(&mut lan, "with the bogus record up");
+    for p in publishers {
+        lan.bed.signal(p, Signal::Term).expect("publisher stops");
+        let status = lan.bed.wait(p, Duration::from_secs(5)).expect("waited");
+        assert!(status.is_some(), "avahi-publish ignored SIGTERM");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    check_undisturbed(&mut lan, "after its goodbye");
+    // Every box holds segments newer than any either held in (1).
+    let newest_then = newest.iter().copied().max().unwrap_or(0);
+    assert!(
+        lan.wait_boxes(Duration::from_secs(10), |s| {
+            window(s).iter().any(|w| w.0 > newest_then)
+        }),
+        "{test}: the channel stopped flowing (newest seq was {newest:?}):\n{}",
+        lan.logs()
+    );
+    let windows: Vec<Vec<(u64, String)>> = BOXES
+        .iter()
+        .map(|&i| window(&lan.status(i).expect("status")))
+        .collect();
+    let mut compared = 0;
+    for (seq, hash) in &windows[0] {
+        if let Some((_, other)) = windows[1].iter().find(|(s, _)| s == seq) {
+            assert_eq!(
+                hash, other,
+                "{test}: segment {seq} differs between the boxes at the end"
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > 0,
+        "{test}: no segment in common at the end: {windows:?}"
+    );
+    lan.assert_boxes_running();
+    // For the record: what Avahi made of a second mDNS stack on its host.
+    let avahi_log = std::fs::read_to_string(lan.dir.join("avahi.log")).unwrap_or_default();
+    for line in avahi_log.lines().filter(|l| l.contains("mDNS stack")) {
+        eprintln!("{test}: avahi.log: {line}");
+    }
+    eprintln!(
+        "{test}: done after {:.1?}; {compared} segments in common at the end",
+        lan.started.elapsed()
+    );
 }
