@@ -35,9 +35,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
-use criterion::{
-    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput};
 use shoal_core::wire::{self, Data, Header, Message};
 use shoal_core::{
     block_hash, Authenticator, BlockOutcome, ChannelId, Identity, Instant, NetworkKey, PublicKey,
@@ -80,12 +78,7 @@ fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn segment_info(seq: u64) -> SegmentInfo {
-    SegmentInfo {
-        channel: channel(),
-        seq,
-        duration: Duration::from_secs(3),
-        discontinuity: false,
-    }
+    SegmentInfo { channel: channel(), seq, duration: Duration::from_secs(3), discontinuity: false }
 }
 
 fn build_manifest(seq: u64, bytes: &[u8]) -> SignedManifest {
@@ -96,11 +89,7 @@ fn build_manifest(seq: u64, bytes: &[u8]) -> SignedManifest {
 fn wire_benches(c: &mut Criterion) {
     let auth = auth();
     let block = pseudo_random_bytes(BLOCK_SIZE, 1);
-    let header = Header {
-        sender: identity().node_id(),
-        session: 0x9e37_79b9,
-        packet: 1_234_567,
-    };
+    let header = Header { sender: identity().node_id(), session: 0x9e37_79b9, packet: 1_234_567 };
     let data = |offset: u16, bytes| {
         Message::Data(Data {
             channel: channel(),
@@ -168,9 +157,7 @@ fn block_benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("block");
     group.throughput(Throughput::Bytes(BLOCK_SIZE as u64));
-    group.bench_function("block_hash_16KiB", |b| {
-        b.iter(|| block_hash(black_box(block)))
-    });
+    group.bench_function("block_hash_16KiB", |b| b.iter(|| block_hash(black_box(block))));
     group.bench_function("check_block_16KiB", |b| {
         b.iter(|| {
             let ok = manifest.check_block(black_box(index), black_box(block));
@@ -215,9 +202,7 @@ fn manifest_benches(c: &mut Criterion) {
 
 fn store_benches(c: &mut Criterion) {
     let segment = pseudo_random_bytes(SEGMENT_LEN, 6);
-    let pool: Vec<SignedManifest> = (0..SEGMENT_POOL)
-        .map(|seq| build_manifest(seq, &segment))
-        .collect();
+    let pool: Vec<SignedManifest> = (0..SEGMENT_POOL).map(|seq| build_manifest(seq, &segment)).collect();
     let held = (STORE_BUDGET / SEGMENT_LEN) as u64;
 
     let mut group = slow_group(c, "store");
@@ -227,9 +212,7 @@ fn store_benches(c: &mut Criterion) {
     // is longer than the pool, so only the budget evicts.
     let mut store = Store::new(STORE_BUDGET, 2 * SEGMENT_POOL as usize);
     for manifest in &pool[..held as usize] {
-        store
-            .insert_complete(manifest.clone(), &segment, Instant::ZERO)
-            .expect("fits the empty store");
+        store.insert_complete(manifest.clone(), &segment, Instant::ZERO).expect("fits the empty store");
     }
     let mut next = held as usize;
     group.bench_function("insert_complete_1MiB_evicting", |b| {
@@ -250,19 +233,13 @@ fn store_benches(c: &mut Criterion) {
     });
     let counters = store.counters();
     assert_eq!(counters.rejected, 0);
-    assert_eq!(
-        counters.evicted,
-        counters.admitted - held,
-        "every insert evicted one segment"
-    );
+    assert_eq!(counters.evicted, counters.admitted - held, "every insert evicted one segment");
 
     group.throughput(Throughput::Bytes(BLOCK_SIZE as u64));
     let manifest = pool[0].clone();
     let (channel, seq, tag) = (channel(), manifest.manifest().seq, manifest.tag());
     let mut store = Store::new(STORE_BUDGET, 2);
-    store
-        .admit(manifest.clone(), Instant::ZERO)
-        .expect("fits the empty store");
+    store.admit(manifest.clone(), Instant::ZERO).expect("fits the empty store");
     let (mut index, mut puts) = (0usize, 0u64);
     group.bench_function("put_block_16KiB", |b| {
         b.iter(|| {
@@ -276,9 +253,7 @@ fn store_benches(c: &mut Criterion) {
                 // Start the segment over: only a fresh segment stores blocks rather than
                 // answering `Duplicate`.
                 store.remove(channel, seq);
-                store
-                    .admit(manifest.clone(), Instant::ZERO)
-                    .expect("the store is empty again");
+                store.admit(manifest.clone(), Instant::ZERO).expect("the store is empty again");
                 index = 0;
             }
             outcome
@@ -290,12 +265,5 @@ fn store_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    wire_benches,
-    mac_benches,
-    block_benches,
-    manifest_benches,
-    store_benches
-);
+criterion_group!(benches, wire_benches, mac_benches, block_benches, manifest_benches, store_benches);
 criterion_main!(benches);

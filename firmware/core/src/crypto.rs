@@ -44,10 +44,7 @@ impl NetworkKey {
     /// A short public fingerprint, so boxes of other deployments can be told apart (for example
     /// in mDNS TXT records) without revealing the key.
     pub fn fingerprint(&self) -> [u8; 4] {
-        let digest = Sha256::new()
-            .chain_update(b"shoal-key-fingerprint")
-            .chain_update(self.0)
-            .finalize();
+        let digest = Sha256::new().chain_update(b"shoal-key-fingerprint").chain_update(self.0).finalize();
         [digest[0], digest[1], digest[2], digest[3]]
     }
 }
@@ -56,11 +53,7 @@ impl fmt::Debug for NetworkKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret itself.
         let fp = self.fingerprint();
-        write!(
-            f,
-            "NetworkKey({:02x}{:02x}{:02x}{:02x}…)",
-            fp[0], fp[1], fp[2], fp[3]
-        )
+        write!(f, "NetworkKey({:02x}{:02x}{:02x}{:02x}…)", fp[0], fp[1], fp[2], fp[3])
     }
 }
 
@@ -121,9 +114,7 @@ impl Authenticator {
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("insecure", &self.insecure)
-            .finish()
+        f.debug_struct("Authenticator").field("insecure", &self.insecure).finish()
     }
 }
 
@@ -165,9 +156,7 @@ impl Identity {
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity")
-            .field("node_id", &self.node_id)
-            .finish()
+        f.debug_struct("Identity").field("node_id", &self.node_id).finish()
     }
 }
 
@@ -178,9 +167,7 @@ pub struct PublicKey(ed25519_dalek::VerifyingKey);
 impl PublicKey {
     /// Parses a public key; `None` if the bytes are not a valid curve point.
     pub fn from_bytes(bytes: &[u8; 32]) -> Option<Self> {
-        ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .ok()
-            .map(PublicKey)
+        ed25519_dalek::VerifyingKey::from_bytes(bytes).ok().map(PublicKey)
     }
 
     /// Whether `signature` is this key's signature of `message`.
@@ -220,10 +207,7 @@ mod tests {
         assert!(key.verify(b"manifest", &sig));
         assert!(!key.verify(b"manifesT", &sig));
         assert!(!key.verify(b"manifest", &other.sign(b"manifest")));
-        assert_eq!(
-            id.node_id(),
-            crate::NodeId::from_public_key(&id.public_key())
-        );
+        assert_eq!(id.node_id(), crate::NodeId::from_public_key(&id.public_key()));
         assert_eq!(Identity::from_seed(id.seed()).node_id(), id.node_id());
     }
 }

@@ -23,10 +23,7 @@ pub struct NodeId(pub [u8; 16]);
 impl NodeId {
     /// The node id that belongs to `public_key`.
     pub fn from_public_key(public_key: &[u8; 32]) -> Self {
-        let digest = Sha256::new()
-            .chain_update(b"shoal-node-id")
-            .chain_update(public_key)
-            .finalize();
+        let digest = Sha256::new().chain_update(b"shoal-node-id").chain_update(public_key).finalize();
         let mut id = [0; 16];
         id.copy_from_slice(&digest[..16]);
         NodeId(id)

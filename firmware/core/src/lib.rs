@@ -36,9 +36,7 @@ pub mod wire;
 pub use crypto::{block_hash, Authenticator, Identity, NetworkKey, PublicKey};
 pub use engine::{Config, Counters, Engine, Event, LineupEntry, PublishError, Transmit};
 pub use id::{ChannelId, NodeId};
-pub use manifest::{
-    Manifest, ManifestError, SegmentInfo, SignedManifest, UnverifiedManifest, BLOCK_SIZE,
-};
+pub use manifest::{Manifest, ManifestError, SegmentInfo, SignedManifest, UnverifiedManifest, BLOCK_SIZE};
 pub use ranges::RangeSet;
 pub use replay::ReplayWindow;
 pub use store::{BlockOutcome, Segment, Store, StoreCounters, StoreError};

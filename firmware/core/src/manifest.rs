@@ -179,10 +179,7 @@ impl UnverifiedManifest {
             _ => return Err(ManifestError::Malformed),
         };
         manifest.validate()?;
-        Ok(UnverifiedManifest {
-            manifest,
-            encoded: encoded.into(),
-        })
+        Ok(UnverifiedManifest { manifest, encoded: encoded.into() })
     }
 
     /// The claimed contents, for deciding whether the signer is acceptable at all.
@@ -199,11 +196,7 @@ impl UnverifiedManifest {
             return Err(ManifestError::BadSignature);
         }
         let tag = tag_of(&self.encoded);
-        Ok(SignedManifest {
-            manifest: self.manifest,
-            encoded: self.encoded,
-            tag,
-        })
+        Ok(SignedManifest { manifest: self.manifest, encoded: self.encoded, tag })
     }
 }
 
@@ -217,11 +210,7 @@ pub struct SignedManifest {
 
 impl SignedManifest {
     /// Builds and signs the manifest of `bytes` as the ingester `identity`.
-    pub fn build(
-        identity: &Identity,
-        info: SegmentInfo,
-        bytes: &[u8],
-    ) -> Result<Self, ManifestError> {
+    pub fn build(identity: &Identity, info: SegmentInfo, bytes: &[u8]) -> Result<Self, ManifestError> {
         if bytes.is_empty() || bytes.len() > MAX_SEGMENT_LEN {
             return Err(ManifestError::BadLength(bytes.len()));
         }
@@ -242,11 +231,7 @@ impl SignedManifest {
         let signature = identity.sign(&signing_input(&encoded));
         encoded.extend_from_slice(&signature);
         let tag = tag_of(&encoded);
-        Ok(SignedManifest {
-            manifest,
-            encoded: encoded.into(),
-            tag,
-        })
+        Ok(SignedManifest { manifest, encoded: encoded.into(), tag })
     }
 
     /// The manifest's fields.
@@ -272,9 +257,7 @@ impl SignedManifest {
     /// Whether `bytes` is block `index` of this segment.
     pub fn check_block(&self, index: usize, bytes: &[u8]) -> bool {
         match self.manifest.hashes.get(index) {
-            Some(hash) => {
-                bytes.len() == self.manifest.block_len(index) && block_hash(bytes) == *hash
-            }
+            Some(hash) => bytes.len() == self.manifest.block_len(index) && block_hash(bytes) == *hash,
             None => false,
         }
     }
@@ -299,9 +282,7 @@ mod tests {
         let impostor = Identity::from_seed([2; 32]);
         let signed = SignedManifest::build(&ingester, info(), &[9; 100_000]).unwrap();
         let impostor_key = PublicKey::from_bytes(&impostor.public_key()).unwrap();
-        let err = UnverifiedManifest::parse(signed.encoded())
-            .unwrap()
-            .verify(&impostor_key);
+        let err = UnverifiedManifest::parse(signed.encoded()).unwrap().verify(&impostor_key);
         assert_eq!(err.unwrap_err(), ManifestError::BadSignature);
 
         let mut tampered = signed.encoded().to_vec();
@@ -333,9 +314,6 @@ mod tests {
         m.hashes.pop();
         let mut encoded = postcard::to_stdvec(&m).unwrap();
         encoded.extend_from_slice(&[0; SIGNATURE_LEN]);
-        assert_eq!(
-            UnverifiedManifest::parse(&encoded).unwrap_err(),
-            ManifestError::OutOfRange
-        );
+        assert_eq!(UnverifiedManifest::parse(&encoded).unwrap_err(), ManifestError::OutOfRange);
     }
 }

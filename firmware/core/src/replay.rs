@@ -28,19 +28,13 @@ pub struct ReplayWindow {
 impl ReplayWindow {
     /// A window that has seen nothing.
     pub const fn new() -> Self {
-        ReplayWindow {
-            next: 0,
-            seen: [0; (WINDOW / 64) as usize],
-        }
+        ReplayWindow { next: 0, seen: [0; (WINDOW / 64) as usize] }
     }
 
     /// A window for a session confirmed by packet `packet`: that packet and every earlier one
     /// count as seen, so nothing sent before confirmation can be replayed into the session.
     pub fn after(packet: u64) -> Self {
-        ReplayWindow {
-            next: packet.saturating_add(1),
-            seen: [u64::MAX; (WINDOW / 64) as usize],
-        }
+        ReplayWindow { next: packet.saturating_add(1), seen: [u64::MAX; (WINDOW / 64) as usize] }
     }
 
     /// Records `packet`; `false` if it was seen before or is older than the window.
@@ -77,14 +71,8 @@ impl ReplayWindow {
         for i in (0..n).rev() {
             let src = i.checked_sub(words);
             let hi = src.map_or(0, |s| self.seen[s]);
-            let lo = src
-                .and_then(|s| s.checked_sub(1))
-                .map_or(0, |s| self.seen[s]);
-            self.seen[i] = if bits == 0 {
-                hi
-            } else {
-                (hi << bits) | (lo >> (64 - bits))
-            };
+            let lo = src.and_then(|s| s.checked_sub(1)).map_or(0, |s| self.seen[s]);
+            self.seen[i] = if bits == 0 { hi } else { (hi << bits) | (lo >> (64 - bits)) };
         }
     }
 

@@ -218,11 +218,7 @@ impl Store {
                 break;
             }
         }
-        while self
-            .channels
-            .get(&channel)
-            .is_some_and(|r| r.len() >= self.ring_len)
-        {
+        while self.channels.get(&channel).is_some_and(|r| r.len() >= self.ring_len) {
             let oldest = self.channels[&channel].keys().next().copied();
             match oldest {
                 Some(o) => {
@@ -245,10 +241,7 @@ impl Store {
         };
         self.used += len;
         self.arrivals.push_back((arrival, channel, seq));
-        self.channels
-            .entry(channel)
-            .or_default()
-            .insert(seq, segment);
+        self.channels.entry(channel).or_default().insert(seq, segment);
         self.counters.admitted += 1;
         Ok(())
     }
@@ -271,11 +264,7 @@ impl Store {
         for (index, block) in bytes.chunks(block_size).enumerate() {
             if let Err(e) = self.put_block(channel, seq, tag, index, block) {
                 self.remove(channel, seq);
-                return Err(if e == StoreError::BadBlock {
-                    StoreError::BadSegment
-                } else {
-                    e
-                });
+                return Err(if e == StoreError::BadBlock { StoreError::BadSegment } else { e });
             }
         }
         Ok(())
@@ -291,11 +280,7 @@ impl Store {
         index: usize,
         bytes: &[u8],
     ) -> Result<BlockOutcome, StoreError> {
-        let Some(segment) = self
-            .channels
-            .get_mut(&channel)
-            .and_then(|r| r.get_mut(&seq))
-        else {
+        let Some(segment) = self.channels.get_mut(&channel).and_then(|r| r.get_mut(&seq)) else {
             return Err(StoreError::Unknown);
         };
         if segment.manifest.tag() != tag {
@@ -336,10 +321,7 @@ impl Store {
 
     /// All stored segments of `channel`, complete or not, oldest first.
     pub fn segments(&self, channel: ChannelId) -> impl Iterator<Item = &Segment> + '_ {
-        self.channels
-            .get(&channel)
-            .into_iter()
-            .flat_map(|r| r.values())
+        self.channels.get(&channel).into_iter().flat_map(|r| r.values())
     }
 
     /// The newest `max` complete segments of `channel`, oldest first: the window HLS serves.
@@ -353,11 +335,7 @@ impl Store {
     /// `newest - i`), as announced in `Have`.
     pub fn have(&self, channel: ChannelId) -> Option<(u64, u64)> {
         let ring = self.channels.get(&channel)?;
-        let newest = ring
-            .iter()
-            .rev()
-            .find(|(_, s)| s.is_complete())
-            .map(|(&seq, _)| seq)?;
+        let newest = ring.iter().rev().find(|(_, s)| s.is_complete()).map(|(&seq, _)| seq)?;
         let mut bitmap = 0u64;
         for (&seq, s) in ring.range(newest.saturating_sub(63)..=newest) {
             if s.is_complete() {
@@ -369,10 +347,7 @@ impl Store {
 
     /// Channels with at least one stored segment.
     pub fn channels(&self) -> impl Iterator<Item = ChannelId> + '_ {
-        self.channels
-            .iter()
-            .filter(|(_, r)| !r.is_empty())
-            .map(|(&c, _)| c)
+        self.channels.iter().filter(|(_, r)| !r.is_empty()).map(|(&c, _)| c)
     }
 
     /// Removes segment `seq` of `channel`, if stored.
@@ -392,9 +367,7 @@ impl Store {
 
     fn evict_oldest(&mut self) -> bool {
         while let Some((arrival, channel, seq)) = self.arrivals.pop_front() {
-            let current = self
-                .segment(channel, seq)
-                .is_some_and(|s| s.arrival == arrival);
+            let current = self.segment(channel, seq).is_some_and(|s| s.arrival == arrival);
             if current {
                 self.remove(channel, seq);
                 self.counters.evicted += 1;
@@ -432,31 +405,14 @@ mod tests {
         let ch = ChannelId([1; 8]);
         let mut store = Store::new(1 << 20, 8);
         store.admit(m, Instant::ZERO).unwrap();
-        assert_eq!(
-            store.put_block(ch, 9, tag, 0, &[6; BLOCK_SIZE]),
-            Err(StoreError::BadBlock)
-        );
+        assert_eq!(store.put_block(ch, 9, tag, 0, &[6; BLOCK_SIZE]), Err(StoreError::BadBlock));
         assert_eq!(store.block(ch, 9, 0), None);
-        assert_eq!(
-            store.put_block(ch, 9, tag ^ 1, 0, &bytes[..BLOCK_SIZE]),
-            Err(StoreError::Unknown)
-        );
-        assert_eq!(
-            store.put_block(ch, 9, tag, 0, &bytes[..BLOCK_SIZE]),
-            Ok(BlockOutcome::Stored)
-        );
-        assert_eq!(
-            store.put_block(ch, 9, tag, 0, &bytes[..BLOCK_SIZE]),
-            Ok(BlockOutcome::Duplicate)
-        );
+        assert_eq!(store.put_block(ch, 9, tag ^ 1, 0, &bytes[..BLOCK_SIZE]), Err(StoreError::Unknown));
+        assert_eq!(store.put_block(ch, 9, tag, 0, &bytes[..BLOCK_SIZE]), Ok(BlockOutcome::Stored));
+        assert_eq!(store.put_block(ch, 9, tag, 0, &bytes[..BLOCK_SIZE]), Ok(BlockOutcome::Duplicate));
         assert_eq!(store.segment(ch, 9).unwrap().bytes(), None);
-        store
-            .put_block(ch, 9, tag, 1, &bytes[..BLOCK_SIZE])
-            .unwrap();
-        assert_eq!(
-            store.put_block(ch, 9, tag, 2, &bytes[..BLOCK_SIZE]),
-            Ok(BlockOutcome::Completed)
-        );
+        store.put_block(ch, 9, tag, 1, &bytes[..BLOCK_SIZE]).unwrap();
+        assert_eq!(store.put_block(ch, 9, tag, 2, &bytes[..BLOCK_SIZE]), Ok(BlockOutcome::Completed));
         assert_eq!(store.segment(ch, 9).unwrap().bytes(), Some(&bytes[..]));
         assert_eq!(store.counters().bad_blocks, 1);
         assert_eq!(store.have(ch), Some((9, 1)));
@@ -467,18 +423,10 @@ mod tests {
         let id = Identity::from_seed([1; 32]);
         let mut store = Store::new(100_000, 64);
         let bytes = vec![1u8; 30_000];
-        store
-            .insert_complete(manifest(&id, 1, 1, &bytes), &bytes, Instant::ZERO)
-            .unwrap();
-        store
-            .insert_complete(manifest(&id, 2, 1, &bytes), &bytes, Instant::ZERO)
-            .unwrap();
-        store
-            .insert_complete(manifest(&id, 1, 2, &bytes), &bytes, Instant::ZERO)
-            .unwrap();
-        store
-            .insert_complete(manifest(&id, 2, 2, &bytes), &bytes, Instant::ZERO)
-            .unwrap();
+        store.insert_complete(manifest(&id, 1, 1, &bytes), &bytes, Instant::ZERO).unwrap();
+        store.insert_complete(manifest(&id, 2, 1, &bytes), &bytes, Instant::ZERO).unwrap();
+        store.insert_complete(manifest(&id, 1, 2, &bytes), &bytes, Instant::ZERO).unwrap();
+        store.insert_complete(manifest(&id, 2, 2, &bytes), &bytes, Instant::ZERO).unwrap();
         assert!(store.segment(ChannelId([1; 8]), 1).is_none());
         assert!(store.segment(ChannelId([2; 8]), 1).is_some());
         assert_eq!(store.counters().evicted, 1);
@@ -494,42 +442,20 @@ mod tests {
         let bytes = vec![3u8; 20_000];
         let ch = ChannelId([1; 8]);
         let mut store = Store::new(1 << 20, 8);
-        store
-            .admit(manifest(&old, 1, 4, &bytes), Instant::ZERO)
-            .unwrap();
-        store
-            .admit(manifest(&new, 1, 4, &bytes), Instant::ZERO)
-            .unwrap();
+        store.admit(manifest(&old, 1, 4, &bytes), Instant::ZERO).unwrap();
+        store.admit(manifest(&new, 1, 4, &bytes), Instant::ZERO).unwrap();
         assert_eq!(store.used(), 20_000);
-        assert_eq!(
-            store.segment(ch, 4).unwrap().manifest().manifest().signer,
-            new.node_id()
-        );
+        assert_eq!(store.segment(ch, 4).unwrap().manifest().manifest().signer, new.node_id());
         let m = manifest(&new, 1, 5, &bytes);
         store.insert_complete(m, &bytes, Instant::ZERO).unwrap();
-        assert_eq!(
-            store.admit(manifest(&old, 1, 5, &bytes), Instant::ZERO),
-            Err(StoreError::Conflict)
-        );
+        assert_eq!(store.admit(manifest(&old, 1, 5, &bytes), Instant::ZERO), Err(StoreError::Conflict));
     }
 
     #[derive(Debug, Clone)]
     enum Op {
-        Admit {
-            channel: u8,
-            seq: u64,
-            len: usize,
-        },
-        Block {
-            channel: u8,
-            seq: u64,
-            index: usize,
-            corrupt: bool,
-        },
-        Remove {
-            channel: u8,
-            seq: u64,
-        },
+        Admit { channel: u8, seq: u64, len: usize },
+        Block { channel: u8, seq: u64, index: usize, corrupt: bool },
+        Remove { channel: u8, seq: u64 },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -539,14 +465,8 @@ mod tests {
                 seq,
                 len
             }),
-            (0u8..3, 0u64..40, 0usize..13, any::<bool>()).prop_map(
-                |(channel, seq, index, corrupt)| Op::Block {
-                    channel,
-                    seq,
-                    index,
-                    corrupt
-                }
-            ),
+            (0u8..3, 0u64..40, 0usize..13, any::<bool>())
+                .prop_map(|(channel, seq, index, corrupt)| Op::Block { channel, seq, index, corrupt }),
             (0u8..3, 0u64..40).prop_map(|(channel, seq)| Op::Remove { channel, seq }),
         ]
     }

@@ -270,9 +270,8 @@ pub fn encode(
     let capacity = buf.len();
     let body_room = capacity - TAG_LEN;
     buf[0] = PROTOCOL_VERSION;
-    let body_len = postcard::to_slice(&(header, message), &mut buf[1..body_room])
-        .map_err(|_| TooLarge(capacity))?
-        .len();
+    let body_len =
+        postcard::to_slice(&(header, message), &mut buf[1..body_room]).map_err(|_| TooLarge(capacity))?.len();
     let end = 1 + body_len;
     let tag = auth.tag(&buf[..end]);
     buf[end..end + TAG_LEN].copy_from_slice(&tag);
@@ -318,11 +317,7 @@ mod tests {
     }
 
     fn header() -> Header {
-        Header {
-            sender: NodeId([2; 16]),
-            session: 99,
-            packet: 12345,
-        }
+        Header { sender: NodeId([2; 16]), session: 99, packet: 12345 }
     }
 
     #[test]
@@ -355,23 +350,15 @@ mod tests {
         assert_eq!(decode(&auth(), &flipped[..len]), Err(DecodeError::BadMac));
         let mut v2 = buf;
         v2[0] = 2;
-        assert_eq!(
-            decode(&auth(), &v2[..len]),
-            Err(DecodeError::UnknownVersion(2))
-        );
+        assert_eq!(decode(&auth(), &v2[..len]), Err(DecodeError::UnknownVersion(2)));
         // A well-tagged body with trailing garbage is malformed, not silently accepted.
         let mut padded = [0u8; 64];
-        let body = postcard::to_slice(&(header(), Message::Goodbye), &mut padded[1..40])
-            .unwrap()
-            .len();
+        let body = postcard::to_slice(&(header(), Message::Goodbye), &mut padded[1..40]).unwrap().len();
         padded[0] = PROTOCOL_VERSION;
         padded[1 + body] = 0x55;
         let tag = auth().tag(&padded[..2 + body]);
         padded[2 + body..2 + body + TAG_LEN].copy_from_slice(&tag);
-        assert_eq!(
-            decode(&auth(), &padded[..2 + body + TAG_LEN]),
-            Err(DecodeError::Malformed)
-        );
+        assert_eq!(decode(&auth(), &padded[..2 + body + TAG_LEN]), Err(DecodeError::Malformed));
     }
 
     #[test]

@@ -113,24 +113,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
         }
     }
     Ok(match command.as_str() {
-        "run" => Cli::Run {
-            config,
-            key,
-            state_dir,
-        },
-        "keygen" => Cli::Keygen {
-            out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()),
-            force,
-        },
-        "check-config" => Cli::CheckConfig {
-            config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()),
-        },
+        "run" => Cli::Run { config, key, state_dir },
+        "keygen" => Cli::Keygen { out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()), force },
+        "check-config" => Cli::CheckConfig { config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()) },
         "version" => Cli::Version,
         "help" => Cli::Help(topic),
         other => {
-            return Err(lexopt::Error::Custom(
-                format!("unknown command `{other}` (see `shoal help`)").into(),
-            ))
+            return Err(lexopt::Error::Custom(format!("unknown command `{other}` (see `shoal help`)").into()))
         }
     })
 }
@@ -165,28 +154,15 @@ mod tests {
     fn parses_commands() {
         assert_eq!(
             parse(args(&["run", "--config", "/x.toml"])).expect("valid"),
-            Cli::Run {
-                config: Some("/x.toml".into()),
-                key: None,
-                state_dir: None
-            }
+            Cli::Run { config: Some("/x.toml".into()), key: None, state_dir: None }
         );
         assert_eq!(
             parse(args(&["keygen", "--out", "k", "--force"])).expect("valid"),
-            Cli::Keygen {
-                out: "k".into(),
-                force: true
-            }
+            Cli::Keygen { out: "k".into(), force: true }
         );
         assert_eq!(parse(args(&["version"])).expect("valid"), Cli::Version);
-        assert_eq!(
-            parse(args(&["run", "--help"])).expect("valid"),
-            Cli::Help(Some("run".into()))
-        );
+        assert_eq!(parse(args(&["run", "--help"])).expect("valid"), Cli::Help(Some("run".into())));
         assert!(parse(args(&["run", "--out", "x"])).is_err());
-        assert!(parse(args(&["fly"]))
-            .unwrap_err()
-            .to_string()
-            .contains("unknown command"));
+        assert!(parse(args(&["fly"])).unwrap_err().to_string().contains("unknown command"));
     }
 }

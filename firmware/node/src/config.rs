@@ -163,20 +163,14 @@ struct RawChannel {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::parse(&text)
     }
 
@@ -191,37 +185,23 @@ impl Config {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().to_string(),
         })?;
-        let invalid =
-            |field: &str, span: Option<std::ops::Range<usize>>, why: &str| ConfigError::Invalid {
-                field: field.to_string(),
-                line: span.map(|s| line_of(text, s.start)),
-                why: why.to_string(),
-            };
+        let invalid = |field: &str, span: Option<std::ops::Range<usize>>, why: &str| ConfigError::Invalid {
+            field: field.to_string(),
+            line: span.map(|s| line_of(text, s.start)),
+            why: why.to_string(),
+        };
         let get = |v: Option<Spanned<u32>>, default: u32| {
-            v.map(|s| (s.get_ref().to_owned(), Some(s.span())))
-                .unwrap_or((default, None))
+            v.map(|s| (s.get_ref().to_owned(), Some(s.span()))).unwrap_or((default, None))
         };
 
-        let board = raw
-            .board
-            .map(|b| b.into_inner())
-            .unwrap_or_else(|| "generic".into());
-        let state_dir = raw
-            .state_dir
-            .map(|s| s.into_inner())
-            .unwrap_or_else(|| "/var/lib/shoal".into());
-        let network_key_file = raw
-            .network_key_file
-            .map(|s| s.into_inner())
-            .unwrap_or_else(|| "/etc/shoal/network.key".into());
+        let board = raw.board.map(|b| b.into_inner()).unwrap_or_else(|| "generic".into());
+        let state_dir = raw.state_dir.map(|s| s.into_inner()).unwrap_or_else(|| "/var/lib/shoal".into());
+        let network_key_file =
+            raw.network_key_file.map(|s| s.into_inner()).unwrap_or_else(|| "/etc/shoal/network.key".into());
 
         let udp_port = raw.net.udp_port.as_ref().map_or(7470, |p| *p.get_ref());
         if udp_port == 0 {
-            return Err(invalid(
-                "net.udp_port",
-                raw.net.udp_port.map(|p| p.span()),
-                "must not be 0",
-            ));
+            return Err(invalid("net.udp_port", raw.net.udp_port.map(|p| p.span()), "must not be 0"));
         }
         let http_port = raw.net.http_port.as_ref().map_or(7471, |p| *p.get_ref());
         if http_port == udp_port && http_port != 0 {
@@ -239,13 +219,9 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("net.http_bind", Some(s.span()), "must be an IP address"))?,
         };
-        let max_datagram = raw
-            .net
-            .max_datagram
-            .as_ref()
-            .map_or(shoal_core::wire::DEFAULT_MAX_DATAGRAM, |m| *m.get_ref());
-        if !(shoal_core::wire::MIN_MAX_DATAGRAM..=shoal_core::wire::MAX_MAX_DATAGRAM)
-            .contains(&max_datagram)
+        let max_datagram =
+            raw.net.max_datagram.as_ref().map_or(shoal_core::wire::DEFAULT_MAX_DATAGRAM, |m| *m.get_ref());
+        if !(shoal_core::wire::MIN_MAX_DATAGRAM..=shoal_core::wire::MAX_MAX_DATAGRAM).contains(&max_datagram)
         {
             return Err(invalid(
                 "net.max_datagram",
@@ -255,11 +231,7 @@ impl Config {
         }
         let (upload_mbit, span) = get(raw.net.upload_mbit, 100);
         if !(1..=100_000).contains(&upload_mbit) {
-            return Err(invalid(
-                "net.upload_mbit",
-                span,
-                "must be between 1 and 100000",
-            ));
+            return Err(invalid("net.upload_mbit", span, "must be between 1 and 100000"));
         }
         let (store_budget_mb, span) = get(raw.store.budget_mb, 64);
         if store_budget_mb < 16 {
@@ -273,11 +245,7 @@ impl Config {
                 "must be between 2 and 4096",
             ));
         }
-        let window_segments = raw
-            .store
-            .window_segments
-            .as_ref()
-            .map_or(6, |w| *w.get_ref());
+        let window_segments = raw.store.window_segments.as_ref().map_or(6, |w| *w.get_ref());
         if window_segments == 0 || window_segments as usize > ring_len {
             return Err(invalid(
                 "store.window_segments",
@@ -288,11 +256,7 @@ impl Config {
         let log_level = match &raw.log.level {
             None => log::LevelFilter::Info,
             Some(l) => l.get_ref().parse().map_err(|_| {
-                invalid(
-                    "log.level",
-                    Some(l.span()),
-                    "must be one of off, error, warn, info, debug, trace",
-                )
+                invalid("log.level", Some(l.span()), "must be one of off, error, warn, info, debug, trace")
             })?,
         };
         let http_max_clients = raw.http.max_clients.as_ref().map_or(64, |m| *m.get_ref());
@@ -310,9 +274,7 @@ impl Config {
             let id = c.id.get_ref().clone();
             let valid_id = !id.is_empty()
                 && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !valid_id {
                 return Err(invalid(
                     "channel.id",
@@ -321,27 +283,14 @@ impl Config {
                 ));
             }
             if channels.iter().any(|o| o.id == id) {
-                return Err(invalid(
-                    "channel.id",
-                    Some(c.id.span()),
-                    "is used by another channel",
-                ));
+                return Err(invalid("channel.id", Some(c.id.span()), "is used by another channel"));
             }
             let source = c.source.get_ref().clone();
             if !source.contains("://") {
-                return Err(invalid(
-                    "channel.source",
-                    Some(c.source.span()),
-                    "must be a URL (scheme://...)",
-                ));
+                return Err(invalid("channel.source", Some(c.source.span()), "must be a URL (scheme://...)"));
             }
             let name = c.name.unwrap_or_else(|| id.clone());
-            channels.push(Channel {
-                id,
-                name,
-                source,
-                always_on: c.always_on,
-            });
+            channels.push(Channel { id, name, source, always_on: c.always_on });
             if channels.len() > shoal_core::wire::MAX_LINEUP {
                 return Err(invalid("channel", Some(span), "at most 64 channels"));
             }
@@ -376,10 +325,7 @@ impl Config {
         };
         check("board", self.board != new.board);
         check("state_dir", self.state_dir != new.state_dir);
-        check(
-            "network_key_file",
-            self.network_key_file != new.network_key_file,
-        );
+        check("network_key_file", self.network_key_file != new.network_key_file);
         check("insecure", self.insecure != new.insecure);
         check("net.udp_port", self.udp_port != new.udp_port);
         check("net.http_port", self.http_port != new.http_port);
@@ -392,10 +338,7 @@ impl Config {
             (self.store_budget_mb, self.ring_len, self.window_segments)
                 != (new.store_budget_mb, new.ring_len, new.window_segments),
         );
-        check(
-            "http.max_clients",
-            self.http_max_clients != new.http_max_clients,
-        );
+        check("http.max_clients", self.http_max_clients != new.http_max_clients);
         check("channel", self.channels != new.channels);
         changed
     }
@@ -432,50 +375,30 @@ mod tests {
             "source",
             "always_on",
         ] {
-            assert!(
-                example.contains(&format!("{field} =")),
-                "example lacks {field}"
-            );
+            assert!(example.contains(&format!("{field} =")), "example lacks {field}");
         }
     }
 
     #[test]
     fn empty_config_gives_working_defaults() {
         let c = Config::defaults();
-        assert_eq!(
-            (c.udp_port, c.http_port, c.store_budget_mb),
-            (7470, 7471, 64)
-        );
+        assert_eq!((c.udp_port, c.http_port, c.store_budget_mb), (7470, 7471, 64));
         assert!(!c.insecure);
     }
 
     #[test]
     fn errors_name_field_and_line() {
-        let e = Config::parse("board = \"rpi4\"\n\n[store]\nbudget_mb = 8\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("board = \"rpi4\"\n\n[store]\nbudget_mb = 8\n").unwrap_err().to_string();
         assert_eq!(e, "config line 4: store.budget_mb must be at least 16");
-        let e = Config::parse("[net]\nudp_prt = 5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("config line 2:") && e.contains("udp_prt"),
-            "{e}"
-        );
-        let e = Config::parse("[net]\nudp_port = \"x\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse("[net]\nudp_prt = 5\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2:") && e.contains("udp_prt"), "{e}");
+        let e = Config::parse("[net]\nudp_port = \"x\"\n").unwrap_err().to_string();
         assert!(e.starts_with("config line 2:"), "{e}");
         let e = Config::parse("[[channel]]\nid = \"a b\"\nsource = \"test://pattern\"\n")
             .unwrap_err()
             .to_string();
-        assert_eq!(
-            e,
-            "config line 2: channel.id must be 1-64 letters, digits, '-' or '_'"
-        );
-        let e = Config::parse("[log]\nlevel = \"loud\"\n")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(e, "config line 2: channel.id must be 1-64 letters, digits, '-' or '_'");
+        let e = Config::parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
         assert!(e.starts_with("config line 2: log.level"), "{e}");
     }
 

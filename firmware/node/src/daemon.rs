@@ -52,11 +52,7 @@ impl crate::http::Backend for Backend {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Status(reply)).await.ok()?;
         let mut status = answer.recv().await.ok()?;
-        let counters = self
-            .discovery
-            .lock()
-            .ok()
-            .and_then(|d| d.as_ref().map(Discovery::counters));
+        let counters = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
         if let (Some(d), Some(object)) = (counters, status.as_object_mut()) {
             object.insert(
                 "discovery".into(),
@@ -69,10 +65,8 @@ impl crate::http::Backend for Backend {
                     "errors": d.errors,
                 }),
             );
-            if let Some(rejected) = object
-                .get_mut("counters")
-                .and_then(|c| c.get_mut("rejected"))
-                .and_then(Value::as_object_mut)
+            if let Some(rejected) =
+                object.get_mut("counters").and_then(|c| c.get_mut("rejected")).and_then(Value::as_object_mut)
             {
                 rejected.insert("foreign_key".into(), d.ignored_foreign_key.into());
             }
@@ -84,9 +78,7 @@ impl crate::http::Backend for Backend {
 /// Runs the box until SIGTERM or SIGINT.
 pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let auth = if config.insecure {
-        log::warn!(
-            "insecure mode: datagrams are not authenticated; any device on the LAN can join"
-        );
+        log::warn!("insecure mode: datagrams are not authenticated; any device on the LAN can join");
         Authenticator::insecure()
     } else {
         Authenticator::new(&keys::load_network_key(&config.network_key_file)?)
@@ -99,14 +91,10 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     let (identity, created) = keys::load_or_create_identity(&config.state_dir)?;
     let node_id = identity.node_id();
     if created {
-        log::info!(
-            "created identity {node_id:#} in {}",
-            config.state_dir.display()
-        );
+        log::info!("created identity {node_id:#} in {}", config.state_dir.display());
     }
     let mut engine_config = shoal_core::Config::new(identity, auth);
-    engine_config.seed =
-        u64::from_le_bytes(keys::random_bytes()?[..8].try_into().unwrap_or([0; 8]));
+    engine_config.seed = u64::from_le_bytes(keys::random_bytes()?[..8].try_into().unwrap_or([0; 8]));
     engine_config.max_datagram = config.max_datagram;
     engine_config.upload_rate = u64::from(config.upload_mbit) * 1_000_000 / 8;
     engine_config.store_budget = config.store_budget_mb as usize * 1024 * 1024;
@@ -115,40 +103,21 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     engine_config.lineup = config
         .channels
         .iter()
-        .map(|c| LineupEntry {
-            channel: c.channel_id(),
-            always_on: c.always_on,
-        })
+        .map(|c| LineupEntry { channel: c.channel_id(), always_on: c.always_on })
         .collect();
     let clock = Clock::new();
     let engine = shoal_core::Engine::new(engine_config, clock.now())?;
-    let names: ChannelNames = config
-        .channels
-        .iter()
-        .map(|c| (c.channel_id(), c.name.clone()))
-        .collect();
+    let names: ChannelNames = config.channels.iter().map(|c| (c.channel_id(), c.name.clone())).collect();
 
-    let socket = swarm::bind(config.udp_port).map_err(|source| StartError::Listen {
-        what: format!("UDP port {}", config.udp_port),
-        source,
-    })?;
+    let socket = swarm::bind(config.udp_port)
+        .map_err(|source| StartError::Listen { what: format!("UDP port {}", config.udp_port), source })?;
     let http_addr = std::net::SocketAddr::new(config.http_bind, config.http_port);
     let listener = std::net::TcpListener::bind(http_addr)
         .and_then(smol::Async::new)
         .map(smol::net::TcpListener::from)
-        .map_err(|source| StartError::Listen {
-            what: format!("HTTP {http_addr}"),
-            source,
-        })?;
-    let udp_port = socket
-        .get_ref()
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(config.udp_port);
-    let http_port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(config.http_port);
+        .map_err(|source| StartError::Listen { what: format!("HTTP {http_addr}"), source })?;
+    let udp_port = socket.get_ref().local_addr().map(|a| a.port()).unwrap_or(config.udp_port);
+    let http_port = listener.local_addr().map(|a| a.port()).unwrap_or(config.http_port);
 
     let (commands, command_rx) = bounded(COMMAND_QUEUE);
     let (ingest, ingest_rx) = bounded(64);
@@ -170,17 +139,14 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     )
     .map_err(|e| StartError::Discovery(e.to_string()))?;
     let discovery = Arc::new(std::sync::Mutex::new(Some(discovery)));
-    log::info!("shoal {node_id:#} up: swarm on UDP {udp_port}, HTTP on {http_addr} (port {http_port}), board {}", config.board);
+    log::info!(
+        "shoal {node_id:#} up: swarm on UDP {udp_port}, HTTP on {http_addr} (port {http_port}), board {}",
+        config.board
+    );
 
     smol::block_on(async {
-        let driver = smol::spawn(swarm::drive(
-            engine, socket, clock, command_rx, ingest, names,
-        ));
-        let sources = smol::spawn(crate::source::run(
-            config.channels.clone(),
-            ingest_rx,
-            commands.clone(),
-        ));
+        let driver = smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names));
+        let sources = smol::spawn(crate::source::run(config.channels.clone(), ingest_rx, commands.clone()));
         let forward = {
             let commands = commands.clone();
             smol::spawn(async move {
@@ -191,15 +157,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
                 }
             })
         };
-        let backend = Arc::new(Backend {
-            commands: commands.clone(),
-            discovery: discovery.clone(),
-        });
-        let http = smol::spawn(crate::http::serve(
-            listener,
-            backend,
-            config.http_max_clients,
-        ));
+        let backend = Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone() });
+        let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
 
         let mut current = config;
         match async_signal::Signals::new([
@@ -210,9 +169,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             Ok(mut signals) => {
                 while let Some(signal) = signals.next().await {
                     match signal {
-                        Ok(async_signal::Signal::Hup) => {
-                            reload(&mut current, config_path.as_deref())
-                        }
+                        Ok(async_signal::Signal::Hup) => reload(&mut current, config_path.as_deref()),
                         Ok(signal) => {
                             log::info!("{signal:?}: shutting down");
                             break;
@@ -257,10 +214,7 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>) {
                 log::info!("SIGHUP: log level now {}", new.log_level);
             }
             if !restart.is_empty() {
-                log::warn!(
-                    "SIGHUP: changes to {} take effect after a restart",
-                    restart.join(", ")
-                );
+                log::warn!("SIGHUP: changes to {} take effect after a restart", restart.join(", "));
             }
             current.log_level = new.log_level;
         }

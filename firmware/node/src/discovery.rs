@@ -71,9 +71,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
-use mdns_sd::{
-    DaemonEvent, IfKind, IfPredicate, Receiver, ServiceDaemon, ServiceEvent, ServiceInfo,
-};
+use mdns_sd::{DaemonEvent, IfKind, IfPredicate, Receiver, ServiceDaemon, ServiceEvent, ServiceInfo};
 use shoal_core::NodeId;
 use smol::channel::Sender;
 use smol::future::{self, FutureExt as _};
@@ -159,9 +157,7 @@ impl DiscoveryEvent {
     /// The box the event is about.
     pub fn node_id(&self) -> NodeId {
         match self {
-            DiscoveryEvent::PeerFound { node_id, .. } | DiscoveryEvent::PeerLost { node_id } => {
-                *node_id
-            }
+            DiscoveryEvent::PeerFound { node_id, .. } | DiscoveryEvent::PeerLost { node_id } => *node_id,
         }
     }
 }
@@ -301,22 +297,17 @@ impl Discovery {
                 let wait = UNREGISTER_WAIT.min(deadline.saturating_duration_since(Instant::now()));
                 match status.recv_timeout(wait) {
                     Ok(status) => debug!("discovery: unregistered {}: {status:?}", self.fullname),
-                    Err(e) => warn!(
-                        "discovery: no goodbye confirmation for {}: {e}",
-                        self.fullname
-                    ),
+                    Err(e) => warn!("discovery: no goodbye confirmation for {}: {e}", self.fullname),
                 }
             }
             Err(e) => warn!("discovery: cannot unregister {}: {e}", self.fullname),
         }
 
         match self.daemon.shutdown() {
-            Ok(status) => {
-                match status.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(status) => debug!("discovery: mDNS daemon: {status:?}"),
-                    Err(e) => warn!("discovery: the mDNS daemon did not confirm its shutdown: {e}"),
-                }
-            }
+            Ok(status) => match status.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(status) => debug!("discovery: mDNS daemon: {status:?}"),
+                Err(e) => warn!("discovery: the mDNS daemon did not confirm its shutdown: {e}"),
+            },
             Err(e) => warn!("discovery: cannot stop the mDNS daemon: {e}"),
         }
     }
@@ -328,20 +319,14 @@ impl Discovery {
         config: &DiscoveryConfig,
         events: Sender<DiscoveryEvent>,
     ) -> Result<Discovery, DiscoveryError> {
-        daemon
-            .disable_interface(IfKind::All)
-            .map_err(mdns_error("disable interfaces"))?;
+        daemon.disable_interface(IfKind::All).map_err(mdns_error("disable interfaces"))?;
         daemon
             .enable_interface(if_kinds(&config.interfaces))
             .map_err(mdns_error("enable the selected interfaces"))?;
         let monitor = daemon.monitor().map_err(mdns_error("monitor its daemon"))?;
-        let browse = daemon
-            .browse(SERVICE_TYPE)
-            .map_err(mdns_error("browse for other boxes"))?;
+        let browse = daemon.browse(SERVICE_TYPE).map_err(mdns_error("browse for other boxes"))?;
         let fullname = service.get_fullname().to_owned();
-        daemon
-            .register(service)
-            .map_err(mdns_error("register this box"))?;
+        daemon.register(service).map_err(mdns_error("register this box"))?;
         info!("discovery: announcing {fullname}");
 
         let counters = Arc::new(Counters::default());
@@ -393,9 +378,7 @@ impl Drop for Discovery {
 /// Checks what mdns-sd would accept late or not at all.
 fn validate(config: &DiscoveryConfig) -> Result<(), DiscoveryError> {
     if parse_board(config.board.as_bytes()).is_none() {
-        return Err(DiscoveryError::InvalidBoard {
-            board: config.board.clone(),
-        });
+        return Err(DiscoveryError::InvalidBoard { board: config.board.clone() });
     }
     if let Interfaces::Named(names) = &config.interfaces {
         if names.is_empty() || names.iter().any(String::is_empty) {
@@ -416,17 +399,10 @@ fn service_info(config: &DiscoveryConfig) -> Result<ServiceInfo, DiscoveryError>
     let instance = instance_name(config.node_id);
     let host = format!("{instance}.local.");
     let txt = txt_records(config);
-    let mut service = ServiceInfo::new(
-        SERVICE_TYPE,
-        &instance,
-        &host,
-        (),
-        config.udp_port,
-        &txt[..],
-    )
-    .map_err(mdns_error("build the service record"))?
-    // mdns-sd fills in, and keeps up to date, the addresses of the selected interfaces.
-    .enable_addr_auto();
+    let mut service = ServiceInfo::new(SERVICE_TYPE, &instance, &host, (), config.udp_port, &txt[..])
+        .map_err(mdns_error("build the service record"))?
+        // mdns-sd fills in, and keeps up to date, the addresses of the selected interfaces.
+        .enable_addr_auto();
     service.set_interfaces(if_kinds(&config.interfaces));
     // Probing for name conflicts delays the first announcement by ~0.8 s; names come from node
     // ids, so a conflict is as unlikely as a 32-bit collision (see `instance_name`).
@@ -438,13 +414,8 @@ fn service_info(config: &DiscoveryConfig) -> Result<ServiceInfo, DiscoveryError>
 fn if_kinds(interfaces: &Interfaces) -> Vec<IfKind> {
     match interfaces {
         // mdns-sd itself leaves out interfaces that are down.
-        Interfaces::AllNonLoopback => vec![IfKind::Predicate(IfPredicate::new(|intf| {
-            !intf.is_loopback()
-        }))],
-        Interfaces::Named(names) => names
-            .iter()
-            .map(|name| IfKind::Name(name.clone()))
-            .collect(),
+        Interfaces::AllNonLoopback => vec![IfKind::Predicate(IfPredicate::new(|intf| !intf.is_loopback()))],
+        Interfaces::Named(names) => names.iter().map(|name| IfKind::Name(name.clone())).collect(),
     }
 }
 
@@ -468,10 +439,7 @@ fn warn_about_missing_interfaces(interfaces: &Interfaces) {
 }
 
 fn mdns_error(action: &'static str) -> impl FnOnce(mdns_sd::Error) -> DiscoveryError {
-    move |e| DiscoveryError::Mdns {
-        action,
-        reason: e.to_string(),
-    }
+    move |e| DiscoveryError::Mdns { action, reason: e.to_string() }
 }
 
 /// What the browse thread waits for.
@@ -577,10 +545,7 @@ mod tests {
         assert!(validate(&config(1)).is_ok());
         let mut bad = config(1);
         bad.board = String::new();
-        assert!(matches!(
-            validate(&bad),
-            Err(DiscoveryError::InvalidBoard { .. })
-        ));
+        assert!(matches!(validate(&bad), Err(DiscoveryError::InvalidBoard { .. })));
         bad = config(1);
         bad.interfaces = Interfaces::Named(vec![]);
         assert!(matches!(validate(&bad), Err(DiscoveryError::NoInterfaces)));
@@ -588,13 +553,7 @@ mod tests {
         assert!(matches!(validate(&bad), Err(DiscoveryError::NoInterfaces)));
         // Building the record opens nothing.
         let service = service_info(&config(0x12)).map_err(|e| e.to_string());
-        assert_eq!(
-            service.as_ref().map(ServiceInfo::get_fullname),
-            Ok("shoal-12121212._shoal._udp.local.")
-        );
-        assert_eq!(
-            service.as_ref().map(ServiceInfo::get_hostname),
-            Ok("shoal-12121212.local.")
-        );
+        assert_eq!(service.as_ref().map(ServiceInfo::get_fullname), Ok("shoal-12121212._shoal._udp.local."));
+        assert_eq!(service.as_ref().map(ServiceInfo::get_hostname), Ok("shoal-12121212.local."));
     }
 }

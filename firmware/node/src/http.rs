@@ -71,10 +71,7 @@ async fn route<B: Backend>(
     _peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are supported",
-        );
+        return error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
     }
     let response = match request.uri().path() {
         "/api/status" => {
@@ -85,10 +82,7 @@ async fn route<B: Backend>(
             .await;
             match status {
                 Some(value) => json_response(StatusCode::OK, &value),
-                None => error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the box is busy or shutting down",
-                ),
+                None => error(StatusCode::SERVICE_UNAVAILABLE, "the box is busy or shutting down"),
             }
         }
         _ => error(StatusCode::NOT_FOUND, "no such resource"),
@@ -101,9 +95,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -39,10 +39,7 @@ pub enum KeyError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| KeyError::Io { path: path.to_owned(), source }
 }
 
 /// 32 bytes from the operating system's random generator.
@@ -70,15 +67,9 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
 
 /// Writes `bytes` as a key file at `path` atomically, readable by the owner only.
 fn write_key(path: &Path, bytes: &[u8; 32]) -> Result<(), KeyError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("key")));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -86,8 +77,7 @@ fn write_key(path: &Path, bytes: &[u8; 32]) -> Result<(), KeyError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    file.write_all(format!("{}\n", to_hex(bytes)).as_bytes())
-        .map_err(io(&tmp))?;
+    file.write_all(format!("{}\n", to_hex(bytes)).as_bytes()).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     // Make the rename itself durable.
@@ -99,14 +89,9 @@ fn write_key(path: &Path, bytes: &[u8; 32]) -> Result<(), KeyError> {
 
 fn read_key(path: &Path) -> Result<Option<[u8; 32]>, KeyError> {
     match fs::read_to_string(path) {
-        Ok(text) => from_hex(&text)
-            .map(Some)
-            .ok_or_else(|| KeyError::Malformed(path.to_owned())),
+        Ok(text) => from_hex(&text).map(Some).ok_or_else(|| KeyError::Malformed(path.to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(KeyError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(KeyError::Io { path: path.to_owned(), source }),
     }
 }
 
@@ -122,9 +107,7 @@ pub fn generate_network_key(path: &Path, force: bool) -> Result<NetworkKey, KeyE
 
 /// Reads the deployment's network key.
 pub fn load_network_key(path: &Path) -> Result<NetworkKey, KeyError> {
-    read_key(path)?
-        .map(NetworkKey::from_bytes)
-        .ok_or_else(|| KeyError::MissingNetworkKey(path.to_owned()))
+    read_key(path)?.map(NetworkKey::from_bytes).ok_or_else(|| KeyError::MissingNetworkKey(path.to_owned()))
 }
 
 /// The box's identity from `state_dir`, created there on first start.
@@ -156,20 +139,11 @@ mod tests {
         let path = dir.join("network.key");
         let key = generate_network_key(&path, false).expect("written");
         assert_eq!(load_network_key(&path).expect("read"), key);
-        assert_eq!(
-            fs::metadata(&path).expect("exists").permissions().mode() & 0o777,
-            0o600
-        );
-        assert!(matches!(
-            generate_network_key(&path, false),
-            Err(KeyError::Exists(_))
-        ));
+        assert_eq!(fs::metadata(&path).expect("exists").permissions().mode() & 0o777, 0o600);
+        assert!(matches!(generate_network_key(&path, false), Err(KeyError::Exists(_))));
         assert_ne!(generate_network_key(&path, true).expect("forced"), key);
         fs::write(&path, "not a key\n").expect("write");
-        assert!(matches!(
-            load_network_key(&path),
-            Err(KeyError::Malformed(_))
-        ));
+        assert!(matches!(load_network_key(&path), Err(KeyError::Malformed(_))));
         let missing = load_network_key(&dir.join("nope")).unwrap_err().to_string();
         assert!(missing.contains("shoal keygen"), "{missing}");
         let _ = fs::remove_dir_all(dir);

@@ -4,10 +4,7 @@
 /// `SHOAL_LOG=shoal_core=debug`.
 pub fn init(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
-    builder
-        .filter_level(level)
-        .format_timestamp_millis()
-        .target(env_logger::Target::Stderr);
+    builder.filter_level(level).format_timestamp_millis().target(env_logger::Target::Stderr);
     if let Ok(spec) = std::env::var("SHOAL_LOG") {
         builder.parse_filters(&spec);
     }

@@ -60,11 +60,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cli::Run {
-            config,
-            key,
-            state_dir,
-        } => {
+        Cli::Run { config, key, state_dir } => {
             let (mut settings, path) = match cli::load_run_config(config) {
                 Ok(loaded) => loaded,
                 Err(e) => {

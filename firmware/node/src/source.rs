@@ -37,22 +37,15 @@ pub enum SourceError {
     #[error("unsupported source `{0}` (this build fetches test://pattern only)")]
     Unsupported(String),
     /// A malformed parameter.
-    #[error(
-        "bad source parameter in `{0}`: bitrate must be 1000..=100000000 and duration 1..=60 s"
-    )]
+    #[error("bad source parameter in `{0}`: bitrate must be 1000..=100000000 and duration 1..=60 s")]
     BadParameter(String),
 }
 
 impl TestPattern {
     /// Parses `test://pattern?bitrate=B&duration=D` (both optional).
     pub fn parse(url: &str) -> Result<TestPattern, SourceError> {
-        let rest = url
-            .strip_prefix("test://pattern")
-            .ok_or_else(|| SourceError::Unsupported(url.into()))?;
-        let mut pattern = TestPattern {
-            bitrate: 2_000_000,
-            duration: Duration::from_secs(2),
-        };
+        let rest = url.strip_prefix("test://pattern").ok_or_else(|| SourceError::Unsupported(url.into()))?;
+        let mut pattern = TestPattern { bitrate: 2_000_000, duration: Duration::from_secs(2) };
         let query = match rest {
             "" => "",
             q if q.starts_with('?') => &q[1..],
@@ -64,9 +57,7 @@ impl TestPattern {
             let value: u64 = value.parse().map_err(|_| bad())?;
             match key {
                 "bitrate" if (1_000..=100_000_000).contains(&value) => pattern.bitrate = value,
-                "duration" if (1..=60).contains(&value) => {
-                    pattern.duration = Duration::from_secs(value)
-                }
+                "duration" if (1..=60).contains(&value) => pattern.duration = Duration::from_secs(value),
                 _ => return Err(bad()),
             }
         }
@@ -87,9 +78,7 @@ impl TestPattern {
     pub fn segment_bytes(&self, channel: ChannelId, seq: u64) -> Vec<u8> {
         let len = self.segment_len();
         let mut out = Vec::with_capacity(len + 32);
-        let seed = Sha256::new()
-            .chain_update(channel.0)
-            .chain_update(seq.to_le_bytes());
+        let seed = Sha256::new().chain_update(channel.0).chain_update(seq.to_le_bytes());
         let mut counter = 0u64;
         while out.len() < len {
             out.extend_from_slice(&seed.clone().chain_update(counter.to_le_bytes()).finalize());
@@ -101,37 +90,22 @@ impl TestPattern {
 }
 
 fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// Runs sources as the driver asks: one task per channel being ingested.
-pub async fn run(
-    channels: Vec<Channel>,
-    commands: Receiver<IngestCommand>,
-    swarm: Sender<Command>,
-) {
-    let by_id: BTreeMap<ChannelId, Channel> =
-        channels.into_iter().map(|c| (c.channel_id(), c)).collect();
+pub async fn run(channels: Vec<Channel>, commands: Receiver<IngestCommand>, swarm: Sender<Command>) {
+    let by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
     let mut running: BTreeMap<ChannelId, Task<()>> = BTreeMap::new();
     while let Ok(command) = commands.recv().await {
         match command {
-            IngestCommand::Start {
-                channel,
-                resume_after,
-            } => {
+            IngestCommand::Start { channel, resume_after } => {
                 let Some(config) = by_id.get(&channel) else {
                     continue;
                 };
                 match TestPattern::parse(&config.source) {
                     Ok(pattern) => {
-                        let task = smol::spawn(test_pattern(
-                            channel,
-                            pattern,
-                            resume_after,
-                            swarm.clone(),
-                        ));
+                        let task = smol::spawn(test_pattern(channel, pattern, resume_after, swarm.clone()));
                         running.insert(channel, task);
                     }
                     Err(e) => log::error!("channel {}: {e}", config.id),
@@ -161,12 +135,7 @@ async fn test_pattern(
     loop {
         let current = pattern.seq_at(since_epoch()).saturating_sub(1);
         while seq <= current {
-            let info = SegmentInfo {
-                channel,
-                seq,
-                duration: pattern.duration,
-                discontinuity: false,
-            };
+            let info = SegmentInfo { channel, seq, duration: pattern.duration, discontinuity: false };
             let bytes = pattern.segment_bytes(channel, seq);
             if swarm.send(Command::Publish { info, bytes }).await.is_err() {
                 return;
@@ -175,9 +144,7 @@ async fn test_pattern(
         }
         // Wake when the next interval completes.
         let next_end = pattern.duration * ((seq + 1) as u32);
-        let wait = next_end
-            .saturating_sub(since_epoch())
-            .max(Duration::from_millis(10));
+        let wait = next_end.saturating_sub(since_epoch()).max(Duration::from_millis(10));
         Timer::after(wait.min(pattern.duration * 2)).await;
     }
 }
@@ -190,24 +157,10 @@ mod tests {
     fn parses_test_pattern_urls() {
         let p = TestPattern::parse("test://pattern?bitrate=4000000&duration=2").expect("valid");
         assert_eq!(p.segment_len(), 1_000_000);
-        assert_eq!(
-            TestPattern::parse("test://pattern")
-                .expect("defaults")
-                .duration,
-            Duration::from_secs(2)
-        );
-        assert!(matches!(
-            TestPattern::parse("http://origin/x.m3u8"),
-            Err(SourceError::Unsupported(_))
-        ));
-        assert!(matches!(
-            TestPattern::parse("test://pattern?duration=0"),
-            Err(SourceError::BadParameter(_))
-        ));
-        assert!(matches!(
-            TestPattern::parse("test://pattern?speed=3"),
-            Err(SourceError::BadParameter(_))
-        ));
+        assert_eq!(TestPattern::parse("test://pattern").expect("defaults").duration, Duration::from_secs(2));
+        assert!(matches!(TestPattern::parse("http://origin/x.m3u8"), Err(SourceError::Unsupported(_))));
+        assert!(matches!(TestPattern::parse("test://pattern?duration=0"), Err(SourceError::BadParameter(_))));
+        assert!(matches!(TestPattern::parse("test://pattern?speed=3"), Err(SourceError::BadParameter(_))));
     }
 
     #[test]

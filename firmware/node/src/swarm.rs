@@ -35,9 +35,7 @@ pub struct Clock {
 impl Clock {
     /// A clock whose zero is now.
     pub fn new() -> Self {
-        Clock {
-            start: std::time::Instant::now(),
-        }
+        Clock { start: std::time::Instant::now() }
     }
 
     /// Now, for the core.
@@ -179,14 +177,7 @@ pub async fn drive(
             Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => {
                 log::info!("saying goodbye to peers");
                 engine.close(now);
-                flush(
-                    &mut engine,
-                    &socket,
-                    &clock,
-                    &mut send_buf,
-                    &mut socket_counters,
-                )
-                .await;
+                flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
                 return;
             }
             Wake::Command(Some(command)) => {
@@ -195,14 +186,7 @@ pub async fn drive(
             Wake::Timer => {}
         }
         engine.handle_timeout(now);
-        flush(
-            &mut engine,
-            &socket,
-            &clock,
-            &mut send_buf,
-            &mut socket_counters,
-        )
-        .await;
+        flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
         while let Some(event) = engine.poll_event() {
             handle_event(event, &ingest, &names).await;
         }
@@ -233,11 +217,7 @@ fn handle_command(
         }
         Command::Publish { info, bytes } => {
             if let Err(e) = engine.publish_segment(now, info, &bytes) {
-                log::warn!(
-                    "could not publish {} segment {}: {e}",
-                    name(names, info.channel),
-                    info.seq
-                );
+                log::warn!("could not publish {} segment {}: {e}", name(names, info.channel), info.seq);
             }
         }
         Command::Want { channel, wanted } => engine.want_channel(now, channel, wanted),
@@ -249,10 +229,7 @@ fn handle_command(
 }
 
 fn name(names: &ChannelNames, channel: ChannelId) -> String {
-    names
-        .get(&channel)
-        .cloned()
-        .unwrap_or_else(|| channel.to_string())
+    names.get(&channel).cloned().unwrap_or_else(|| channel.to_string())
 }
 
 async fn handle_event(event: Event, ingest: &Sender<IngestCommand>, names: &ChannelNames) {
@@ -263,31 +240,16 @@ async fn handle_event(event: Event, ingest: &Sender<IngestCommand>, names: &Chan
         Event::SegmentComplete { channel, seq } => {
             log::debug!("{} segment {seq} complete", name(names, channel))
         }
-        Event::IngestStart {
-            channel,
-            resume_after,
-        } => {
+        Event::IngestStart { channel, resume_after } => {
             log::info!("ingesting {}", name(names, channel));
-            let _ = ingest
-                .send(IngestCommand::Start {
-                    channel,
-                    resume_after,
-                })
-                .await;
+            let _ = ingest.send(IngestCommand::Start { channel, resume_after }).await;
         }
         Event::IngestStop { channel } => {
             log::info!("no longer ingesting {}", name(names, channel));
             let _ = ingest.send(IngestCommand::Stop { channel }).await;
         }
-        Event::ElectionChanged {
-            channel,
-            ingester,
-            standby,
-        } => {
-            log::info!(
-                "{}: ingester {ingester:?}, standby {standby:?}",
-                name(names, channel)
-            );
+        Event::ElectionChanged { channel, ingester, standby } => {
+            log::info!("{}: ingester {ingester:?}, standby {standby:?}", name(names, channel));
         }
     }
 }

@@ -55,21 +55,11 @@ struct Layout {
 }
 
 /// Avahi on a host of its own, next to two idle boxes.
-const APART: Layout = Layout {
-    hosts: 3,
-    avahi: 2,
-    avahi_first: false,
-    channel: false,
-};
+const APART: Layout = Layout { hosts: 3, avahi: 2, avahi_first: false, channel: false };
 
 /// Avahi on host 0, which runs box 0 too, started before the boxes as on a machine that boots
 /// with it; the boxes share a channel.
-const SAME_HOST: Layout = Layout {
-    hosts: 2,
-    avahi: 0,
-    avahi_first: true,
-    channel: true,
-};
+const SAME_HOST: Layout = Layout { hosts: 2, avahi: 0, avahi_first: true, channel: true };
 /// The channel the boxes share in [`SAME_HOST`]: the built-in test source, 1 s segments.
 const CHANNEL: &str = "[[channel]]\nid = \"test\"\n\
                        source = \"test://pattern?bitrate=1000000&duration=1\"\n\
@@ -124,15 +114,7 @@ impl AvahiLock {
         // The holder's own lifetime is bounded too: the lock wait plus the longest test.
         let lifetime = (LOCK_WAIT_S as u64 + LIFETIME.as_secs() + 60).to_string();
         let mut holder = Command::new("timeout")
-            .args([
-                "-k",
-                "2",
-                &lifetime,
-                "flock",
-                "--exclusive",
-                "--wait",
-                &wait,
-            ])
+            .args(["-k", "2", &lifetime, "flock", "--exclusive", "--wait", &wait])
             .arg(&path)
             .args(["sh", "-c", "echo locked && exec cat"])
             .stdin(Stdio::piped())
@@ -329,30 +311,20 @@ impl Lan {
                 s["node_id"].as_str().expect("node_id").to_owned()
             })
             .collect();
-        eprintln!(
-            "{name}: boxes {:?} see each other after {:.1?}",
-            lan.node_ids,
-            started.elapsed()
-        );
+        eprintln!("{name}: boxes {:?} see each other after {:.1?}", lan.node_ids, started.elapsed());
         lan
     }
 
     fn status(&self, i: usize) -> Option<Value> {
         let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
-        self.bed
-            .http_get(i, &url)
-            .ok()
-            .and_then(|body| serde_json::from_str(&body).ok())
+        self.bed.http_get(i, &url).ok().and_then(|body| serde_json::from_str(&body).ok())
     }
 
     /// Waits until `check` holds for every box's status (or `limit` passes); whether it held.
     fn wait_boxes(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         loop {
-            if BOXES
-                .iter()
-                .all(|&i| self.status(i).is_some_and(|s| check(&s)))
-            {
+            if BOXES.iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
                 return true;
             }
             if Instant::now() >= deadline {
@@ -389,11 +361,7 @@ impl Lan {
         let bus = format!("DBUS_SYSTEM_BUS_ADDRESS={}", self.bus);
         let out = self
             .bed
-            .exec(
-                self.avahi,
-                &["env", &bus, "avahi-browse", "-rpt", "_shoal._udp"],
-                Duration::from_secs(15),
-            )
+            .exec(self.avahi, &["env", &bus, "avahi-browse", "-rpt", "_shoal._udp"], Duration::from_secs(15))
             .expect("avahi-browse runs");
         assert!(
             out.status.success(),
@@ -411,11 +379,10 @@ impl Lan {
         let resolved = loop {
             browses += 1;
             let resolved = self.browse();
-            let complete = self.node_ids.iter().all(|id| {
-                resolved
-                    .iter()
-                    .any(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
-            });
+            let complete = self
+                .node_ids
+                .iter()
+                .all(|id| resolved.iter().any(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id)));
             if complete {
                 break resolved;
             }
@@ -463,16 +430,10 @@ impl Lan {
                 .iter()
                 .find(|r| r.protocol == "IPv4" && r.txt.get("id") == Some(id))
                 .expect("listed");
-            assert_eq!(
-                (&record.name, record.port, &record.txt),
-                (&ipv4.name, ipv4.port, &ipv4.txt)
-            );
+            assert_eq!((&record.name, record.port, &record.txt), (&ipv4.name, ipv4.port, &ipv4.txt));
         }
         let ipv6 = resolved.iter().filter(|r| r.protocol == "IPv6").count();
-        eprintln!(
-            "{test}: {} IPv4 and {ipv6} IPv6 records",
-            resolved.len() - ipv6
-        );
+        eprintln!("{test}: {} IPv4 and {ipv6} IPv6 records", resolved.len() - ipv6);
     }
 
     /// Publishes each `(name, txt)` as a `_shoal._udp` instance on port 7470 from the Avahi
@@ -519,18 +480,10 @@ impl Lan {
     fn assert_boxes_running(&mut self) {
         for (&i, &p) in BOXES.iter().zip(&self.boxes) {
             let exited = self.bed.wait(p, Duration::ZERO).expect("box process known");
-            assert!(
-                exited.is_none(),
-                "box {i} exited: {exited:?}\n{}",
-                self.logs()
-            );
+            assert!(exited.is_none(), "box {i} exited: {exited:?}\n{}", self.logs());
         }
         for i in BOXES {
-            assert!(
-                self.status(i).is_some(),
-                "box {i} stopped answering\n{}",
-                self.logs()
-            );
+            assert!(self.status(i).is_some(), "box {i} stopped answering\n{}", self.logs());
         }
     }
 }
@@ -574,17 +527,11 @@ fn start_avahi(bed: &mut Bed, dir: &Path, layout: Layout, name: &str, started: I
     let wait_for = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + limit;
         while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "{what} within {limit:?}; logs in {}",
-                dir.display()
-            );
+            assert!(Instant::now() < deadline, "{what} within {limit:?}; logs in {}", dir.display());
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    wait_for("no D-Bus socket", Duration::from_secs(10), &|| {
-        socket.exists()
-    });
+    wait_for("no D-Bus socket", Duration::from_secs(10), &|| socket.exists());
 
     let avahi_conf = dir.join("avahi-daemon.conf");
     std::fs::write(
@@ -614,19 +561,10 @@ fn start_avahi(bed: &mut Bed, dir: &Path, layout: Layout, name: &str, started: I
         &avahi_log,
     )
     .expect("avahi-daemon starts");
-    wait_for(
-        "avahi-daemon did not start",
-        Duration::from_secs(15),
-        &|| {
-            std::fs::read_to_string(&avahi_log)
-                .is_ok_and(|log| log.contains("Server startup complete"))
-        },
-    );
-    eprintln!(
-        "{name}: avahi-daemon up on host {} after {:.1?}",
-        layout.avahi,
-        started.elapsed()
-    );
+    wait_for("avahi-daemon did not start", Duration::from_secs(15), &|| {
+        std::fs::read_to_string(&avahi_log).is_ok_and(|log| log.contains("Server startup complete"))
+    });
+    eprintln!("{name}: avahi-daemon up on host {} after {:.1?}", layout.avahi, started.elapsed());
     bus
 }
 
@@ -664,15 +602,11 @@ fn spawn_boxes(bed: &mut Bed, dir: &Path, key: &Path, layout: Layout) -> Vec<Pro
 }
 
 fn alive_peers(status: &Value) -> usize {
-    status["peers"]
-        .as_array()
-        .map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
 }
 
 fn discovery(status: &Value, counter: &str) -> u64 {
-    status["discovery"][counter]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no discovery.{counter} in {status}"))
+    status["discovery"][counter].as_u64().unwrap_or_else(|| panic!("no discovery.{counter} in {status}"))
 }
 
 #[test]
@@ -688,12 +622,7 @@ fn avahi_sees_every_box() {
     for i in BOXES {
         let s = lan.status(i).expect("status");
         assert_eq!(alive_peers(&s), 1, "box {i}: {s}");
-        for counter in [
-            "ignored_foreign_key",
-            "ignored_bad_txt",
-            "ignored_version",
-            "errors",
-        ] {
+        for counter in ["ignored_foreign_key", "ignored_bad_txt", "ignored_version", "errors"] {
             assert_eq!(discovery(&s, counter), 0, "box {i} {counter}: {s}");
         }
     }
@@ -706,10 +635,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         return;
     }
     let mut lan = Lan::start("bogus", APART);
-    let before: Vec<Value> = BOXES
-        .iter()
-        .map(|&i| lan.status(i).expect("status"))
-        .collect();
+    let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let fp = format!("fp={}", lan.fingerprint);
     let bad_id = format!("id={}", "zz".repeat(16));
     // Each record, with the rejection the boxes' discovery must log for it. The version and key
@@ -719,11 +645,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         // (a) missing fields: no TXT at all (Avahi sends a TXT of one empty string) ...
         ("shoal-bogus-empty", vec![], "Malformed { key: \"v\" }"),
         // ... and a record with version and fingerprint only.
-        (
-            "shoal-bogus-missing",
-            vec!["v=1", &fp],
-            "Malformed { key: \"id\" }",
-        ),
+        ("shoal-bogus-missing", vec!["v=1", &fp], "Malformed { key: \"id\" }"),
         // (b) a node id that is not hex.
         (
             "shoal-bogus-badid",
@@ -733,40 +655,23 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         // (c) another protocol version.
         (
             "shoal-bogus-v99",
-            vec![
-                "id=0123456789abcdef0123456789abcdef",
-                "v=99",
-                "http=7471",
-                "board=avahi",
-                &fp,
-            ],
+            vec!["id=0123456789abcdef0123456789abcdef", "v=99", "http=7471", "board=avahi", &fp],
             "Version(99)",
         ),
     ];
     let published = Instant::now();
-    let records: Vec<(&str, Vec<&str>)> = bogus
-        .iter()
-        .map(|(name, txt, _)| (*name, txt.clone()))
-        .collect();
+    let records: Vec<(&str, Vec<&str>)> = bogus.iter().map(|(name, txt, _)| (*name, txt.clone())).collect();
     let publishers = lan.publish(&records);
-    eprintln!(
-        "bogus: {} records published after {:.1?}",
-        bogus.len(),
-        lan.started.elapsed()
-    );
+    eprintln!("bogus: {} records published after {:.1?}", bogus.len(), lan.started.elapsed());
 
-    let bad_txt_records = bogus
-        .iter()
-        .filter(|b| b.2.starts_with("Malformed"))
-        .count() as u64;
+    let bad_txt_records = bogus.iter().filter(|b| b.2.starts_with("Malformed")).count() as u64;
     let seen_all = |lan: &Lan| {
         BOXES.iter().zip(&before).all(|(&i, before)| {
             let Some(s) = lan.status(i) else {
                 return false;
             };
             let log = lan.box_log(i);
-            discovery(&s, "ignored_bad_txt")
-                >= discovery(before, "ignored_bad_txt") + bad_txt_records
+            discovery(&s, "ignored_bad_txt") >= discovery(before, "ignored_bad_txt") + bad_txt_records
                 && discovery(&s, "ignored_version") > discovery(before, "ignored_version")
                 && bogus.iter().all(|(name, _, rejection)| {
                     log.contains(&format!("ignoring {name}._shoal._udp.local.: {rejection}"))
@@ -790,19 +695,14 @@ fn bogus_avahi_records_are_ignored_and_counted() {
             panic!(
                 "the boxes did not count every bogus record within 20 s.\n\
                  discovery now: {:?}\n'ignoring' lines:\n{}\n{}",
-                now.iter()
-                    .map(|s| s["discovery"].to_string())
-                    .collect::<Vec<_>>(),
+                now.iter().map(|s| s["discovery"].to_string()).collect::<Vec<_>>(),
                 ignoring.join("\n"),
                 lan.logs()
             );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    eprintln!(
-        "bogus: every box counted every record {:.1?} after publishing",
-        published.elapsed()
-    );
+    eprintln!("bogus: every box counted every record {:.1?} after publishing", published.elapsed());
 
     // Avahi announces again and answers queries: give it time, then nothing else has changed.
     std::thread::sleep(Duration::from_secs(3));
@@ -853,9 +753,7 @@ fn window(status: &Value) -> Vec<(u64, String)> {
     channel(status)["window"]
         .as_array()
         .map(|w| {
-            w.iter()
-                .filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_owned())))
-                .collect()
+            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_owned()))).collect()
         })
         .unwrap_or_default()
 }
@@ -871,10 +769,8 @@ fn avahi_on_the_same_box_coexists() {
     // (1) The channel flows: both boxes hold segments, and the same bytes under the same seq.
     let deadline = Instant::now() + Duration::from_secs(30);
     let (common, newest) = loop {
-        let windows: Vec<Vec<(u64, String)>> = BOXES
-            .iter()
-            .map(|&i| lan.status(i).map(|s| window(&s)).unwrap_or_default())
-            .collect();
+        let windows: Vec<Vec<(u64, String)>> =
+            BOXES.iter().map(|&i| lan.status(i).map(|s| window(&s)).unwrap_or_default()).collect();
         let common: Vec<(u64, String, String)> = windows[0]
             .iter()
             .filter_map(|(seq, hash)| {
@@ -883,10 +779,7 @@ fn avahi_on_the_same_box_coexists() {
             })
             .collect();
         if !common.is_empty() {
-            let newest: Vec<u64> = windows
-                .iter()
-                .map(|w| w.iter().map(|s| s.0).max().unwrap_or(0))
-                .collect();
+            let newest: Vec<u64> = windows.iter().map(|w| w.iter().map(|s| s.0).max().unwrap_or(0)).collect();
             break (common, newest);
         }
         assert!(
@@ -902,10 +795,7 @@ fn avahi_on_the_same_box_coexists() {
     let ingesting: Vec<usize> = BOXES
         .iter()
         .copied()
-        .filter(|&i| {
-            lan.status(i)
-                .is_some_and(|s| channel(&s)["ingesting"] == true)
-        })
+        .filter(|&i| lan.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
         .collect();
     eprintln!(
         "{test}: {} segments in common (seq {}..={}), same sha256, after {:.1?}; ingesting: box {ingesting:?}",
@@ -921,19 +811,12 @@ fn avahi_on_the_same_box_coexists() {
 
     // (3) A record Avahi publishes on box 0's host, without an id, is ignored and counted by
     // both boxes: box 1 across the LAN, box 0 through the host's own multicast loopback.
-    let before: Vec<Value> = BOXES
-        .iter()
-        .map(|&i| lan.status(i).expect("status"))
-        .collect();
+    let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let name = "shoal-bogus-noid";
     let fp = format!("fp={}", lan.fingerprint);
     let publishers = lan.publish(&[(name, vec!["v=1", &fp, "http=7471", "board=avahi"])]);
     let published = Instant::now();
-    eprintln!(
-        "{test}: {name} published on host {} after {:.1?}",
-        lan.avahi,
-        lan.started.elapsed()
-    );
+    eprintln!("{test}: {name} published on host {} after {:.1?}", lan.avahi, lan.started.elapsed());
     let expected = format!("ignoring {name}._shoal._udp.local.: Malformed {{ key: \"id\" }}");
     let mut seen: Vec<Option<Duration>> = vec![None; BOXES.len()];
     let deadline = published + Duration::from_secs(20);
@@ -942,9 +825,9 @@ fn avahi_on_the_same_box_coexists() {
             if seen[k].is_some() {
                 continue;
             }
-            let counted = lan.status(i).is_some_and(|s| {
-                discovery(&s, "ignored_bad_txt") > discovery(&before[k], "ignored_bad_txt")
-            });
+            let counted = lan
+                .status(i)
+                .is_some_and(|s| discovery(&s, "ignored_bad_txt") > discovery(&before[k], "ignored_bad_txt"));
             if counted && lan.box_log(i).contains(&expected) {
                 seen[k] = Some(published.elapsed());
             }
@@ -971,13 +854,9 @@ fn avahi_on_the_same_box_coexists() {
                     None => "did NOT count the record".to_owned(),
                 },
                 discovery(&before[k], "ignored_bad_txt"),
-                now.as_ref().map_or("(no status)".to_owned(), |s| discovery(
-                    s,
-                    "ignored_bad_txt"
-                )
-                .to_string()),
                 now.as_ref()
-                    .map_or("(no status)".to_owned(), |s| s["discovery"].to_string()),
+                    .map_or("(no status)".to_owned(), |s| discovery(s, "ignored_bad_txt").to_string()),
+                now.as_ref().map_or("(no status)".to_owned(), |s| s["discovery"].to_string()),
                 ignoring.join("\n    ")
             ));
         }
@@ -987,10 +866,7 @@ fn avahi_on_the_same_box_coexists() {
             .map(|r| format!("{} {} {} {:?}", r.protocol, r.name, r.address, r.txt))
             .collect();
         let avahi_log = std::fs::read_to_string(lan.dir.join("avahi.log")).unwrap_or_default();
-        let stack_warning: Vec<&str> = avahi_log
-            .lines()
-            .filter(|l| l.contains("mDNS stack"))
-            .collect();
+        let stack_warning: Vec<&str> = avahi_log.lines().filter(|l| l.contains("mDNS stack")).collect();
         panic!(
             "{test}: not every box counted the bogus record {name} that Avahi on host {} \
              published, within 20 s:\n{report}avahi-browse on host {} lists:\n  {}\n\
@@ -1040,38 +916,25 @@ fn avahi_on_the_same_box_coexists() {
     // Every box holds segments newer than any either held in (1).
     let newest_then = newest.iter().copied().max().unwrap_or(0);
     assert!(
-        lan.wait_boxes(Duration::from_secs(10), |s| {
-            window(s).iter().any(|w| w.0 > newest_then)
-        }),
+        lan.wait_boxes(Duration::from_secs(10), |s| { window(s).iter().any(|w| w.0 > newest_then) }),
         "{test}: the channel stopped flowing (newest seq was {newest:?}):\n{}",
         lan.logs()
     );
-    let windows: Vec<Vec<(u64, String)>> = BOXES
-        .iter()
-        .map(|&i| window(&lan.status(i).expect("status")))
-        .collect();
+    let windows: Vec<Vec<(u64, String)>> =
+        BOXES.iter().map(|&i| window(&lan.status(i).expect("status"))).collect();
     let mut compared = 0;
     for (seq, hash) in &windows[0] {
         if let Some((_, other)) = windows[1].iter().find(|(s, _)| s == seq) {
-            assert_eq!(
-                hash, other,
-                "{test}: segment {seq} differs between the boxes at the end"
-            );
+            assert_eq!(hash, other, "{test}: segment {seq} differs between the boxes at the end");
             compared += 1;
         }
     }
-    assert!(
-        compared > 0,
-        "{test}: no segment in common at the end: {windows:?}"
-    );
+    assert!(compared > 0, "{test}: no segment in common at the end: {windows:?}");
     lan.assert_boxes_running();
     // For the record: what Avahi made of a second mDNS stack on its host.
     let avahi_log = std::fs::read_to_string(lan.dir.join("avahi.log")).unwrap_or_default();
     for line in avahi_log.lines().filter(|l| l.contains("mDNS stack")) {
         eprintln!("{test}: avahi.log: {line}");
     }
-    eprintln!(
-        "{test}: done after {:.1?}; {compared} segments in common at the end",
-        lan.started.elapsed()
-    );
+    eprintln!("{test}: done after {:.1?}; {compared} segments in common at the end", lan.started.elapsed());
 }

@@ -44,11 +44,7 @@ impl Boxes {
                 assert!(status.success());
             }
         }
-        let mut boxes = Boxes {
-            bed,
-            dir,
-            processes: Vec::new(),
-        };
+        let mut boxes = Boxes { bed, dir, processes: Vec::new() };
         for (i, key) in keys.iter().enumerate() {
             let config = boxes.dir.join(format!("box{i}.toml"));
             std::fs::write(
@@ -64,10 +60,8 @@ impl Boxes {
             .expect("config written");
             let log = boxes.dir.join(format!("box{i}.log"));
             let config = config.to_string_lossy().into_owned();
-            let p = boxes
-                .bed
-                .spawn(i, shoal(), &["run", "--config", &config], &[], &log)
-                .expect("shoal starts");
+            let p =
+                boxes.bed.spawn(i, shoal(), &["run", "--config", &config], &[], &log).expect("shoal starts");
             boxes.processes.push(Some(p));
         }
         boxes
@@ -75,27 +69,18 @@ impl Boxes {
 
     fn status(&self, i: usize) -> Option<Value> {
         let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
-        self.bed
-            .http_get(i, &url)
-            .ok()
-            .and_then(|body| serde_json::from_str(&body).ok())
+        self.bed.http_get(i, &url).ok().and_then(|body| serde_json::from_str(&body).ok())
     }
 
     fn running(&self) -> Vec<usize> {
-        (0..self.processes.len())
-            .filter(|&i| self.processes[i].is_some())
-            .collect()
+        (0..self.processes.len()).filter(|&i| self.processes[i].is_some()).collect()
     }
 
     /// Waits until `check` holds for every running box (or `limit` passes); whether it held.
     fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if self
-                .running()
-                .iter()
-                .all(|&i| self.status(i).is_some_and(|s| check(&s)))
-            {
+            if self.running().iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -106,13 +91,9 @@ impl Boxes {
     fn logs(&self) -> String {
         (0..self.processes.len())
             .map(|i| {
-                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log")))
-                    .unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!(
-                    "--- box {i}\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
+                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
             })
             .collect::<Vec<_>>()
             .join("\n")
@@ -128,9 +109,7 @@ impl Drop for Boxes {
 }
 
 fn alive_peers(status: &Value) -> usize {
-    status["peers"]
-        .as_array()
-        .map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
 }
 
 fn channel(status: &Value) -> &Value {
@@ -142,9 +121,7 @@ fn window(status: &Value) -> Vec<(u64, String)> {
     channel(status)["window"]
         .as_array()
         .map(|w| {
-            w.iter()
-                .filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_string())))
-                .collect()
+            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_string()))).collect()
         })
         .unwrap_or_default()
 }
@@ -159,12 +136,8 @@ fn skip() -> bool {
 
 /// Every box holds the same bytes for every segment that two boxes both hold.
 fn assert_same_segments(boxes: &Boxes) -> usize {
-    let windows: Vec<Vec<(u64, String)>> = boxes
-        .running()
-        .iter()
-        .filter_map(|&i| boxes.status(i))
-        .map(|s| window(&s))
-        .collect();
+    let windows: Vec<Vec<(u64, String)>> =
+        boxes.running().iter().filter_map(|&i| boxes.status(i)).map(|s| window(&s)).collect();
     let mut compared = 0;
     for a in &windows {
         for b in &windows {
@@ -198,11 +171,7 @@ fn four_boxes_find_each_other_and_share_a_channel() {
     let ingesting = boxes
         .running()
         .iter()
-        .filter(|&&i| {
-            boxes
-                .status(i)
-                .is_some_and(|s| channel(&s)["ingesting"] == true)
-        })
+        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
         .count();
     assert_eq!(ingesting, 1, "exactly one box fetches the channel");
     assert!(assert_same_segments(&boxes) >= 12);
@@ -233,10 +202,7 @@ fn a_channel_crosses_five_percent_loss() {
         .filter_map(|i| boxes.status(i))
         .map(|s| s["counters"]["requests_sent"].as_u64().unwrap_or(0))
         .sum();
-    assert!(
-        requests > 0,
-        "no box repaired anything: was the loss applied?"
-    );
+    assert!(requests > 0, "no box repaired anything: was the loss applied?");
     assert!(assert_same_segments(&boxes) >= 12);
 }
 
@@ -254,34 +220,21 @@ fn killing_the_ingester_hands_the_channel_over() {
     let ingester = boxes
         .running()
         .into_iter()
-        .find(|&i| {
-            boxes
-                .status(i)
-                .is_some_and(|s| channel(&s)["ingesting"] == true)
-        })
+        .find(|&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
         .expect("an ingester");
-    let before = boxes
-        .status((ingester + 1) % 4)
-        .map(|s| window(&s).last().map_or(0, |w| w.0))
-        .unwrap_or(0);
+    let before = boxes.status((ingester + 1) % 4).map(|s| window(&s).last().map_or(0, |w| w.0)).unwrap_or(0);
     let p = boxes.processes[ingester].take().expect("running");
     boxes.bed.signal(p, Signal::Kill).expect("kill -9");
     // Another box takes over and every survivor keeps receiving new segments.
     assert!(
-        boxes.wait_all(Duration::from_secs(15), |s| window(s)
-            .last()
-            .is_some_and(|w| w.0 >= before + 5)),
+        boxes.wait_all(Duration::from_secs(15), |s| window(s).last().is_some_and(|w| w.0 >= before + 5)),
         "survivors stopped receiving after the ingester died:\n{}",
         boxes.logs()
     );
     let ingesting = boxes
         .running()
         .iter()
-        .filter(|&&i| {
-            boxes
-                .status(i)
-                .is_some_and(|s| channel(&s)["ingesting"] == true)
-        })
+        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
         .count();
     assert_eq!(ingesting, 1);
     assert!(assert_same_segments(&boxes) >= 9);
@@ -302,18 +255,8 @@ fn a_box_of_another_deployment_is_ignored() {
     std::thread::sleep(Duration::from_secs(2));
     for i in 0..3 {
         let s = boxes.status(i).expect("status");
-        assert_eq!(
-            alive_peers(&s),
-            2,
-            "box {i} must see only its own deployment"
-        );
-        assert!(
-            s["counters"]["rejected"]["foreign_key"]
-                .as_u64()
-                .unwrap_or(0)
-                >= 1,
-            "box {i}: {s}"
-        );
+        assert_eq!(alive_peers(&s), 2, "box {i} must see only its own deployment");
+        assert!(s["counters"]["rejected"]["foreign_key"].as_u64().unwrap_or(0) >= 1, "box {i}: {s}");
     }
     let foreign = boxes.status(3).expect("status");
     assert_eq!(alive_peers(&foreign), 0);
@@ -324,17 +267,11 @@ fn a_box_of_another_deployment_is_ignored() {
          for i in range(50): s.sendto(bytes([1])+os.urandom(100), ('{}', {UDP_PORT}))\n",
         boxes.bed.ip(0)
     );
-    let out = boxes
-        .bed
-        .exec(3, &["python3", "-c", &script], Duration::from_secs(10))
-        .expect("sender runs");
+    let out = boxes.bed.exec(3, &["python3", "-c", &script], Duration::from_secs(10)).expect("sender runs");
     assert!(out.status.success(), "{target}: {out:?}");
     std::thread::sleep(Duration::from_millis(500));
     let s = boxes.status(0).expect("status");
-    assert!(
-        s["counters"]["rejected"]["bad_mac"].as_u64().unwrap_or(0) >= 50,
-        "{s}"
-    );
+    assert!(s["counters"]["rejected"]["bad_mac"].as_u64().unwrap_or(0) >= 50, "{s}");
 }
 
 #[test]
@@ -381,36 +318,22 @@ print(len(captured))
 "#
     );
     let before = boxes.status(0).expect("status");
-    let out = boxes
-        .bed
-        .exec(2, &["python3", "-c", &script], Duration::from_secs(30))
-        .expect("attacker runs");
+    let out = boxes.bed.exec(2, &["python3", "-c", &script], Duration::from_secs(30)).expect("attacker runs");
     assert!(out.status.success(), "{out:?}");
-    let captured: u64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    let captured: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
     // Box 2 sends little to box 0 when box 0 is not its child; at least pings and haves.
     assert!(captured >= 10, "captured only {captured} datagrams");
     std::thread::sleep(Duration::from_secs(1));
     let after = boxes.status(0).expect("box 0 still answers");
     let r = |s: &Value, k: &str| s["counters"]["rejected"][k].as_u64().unwrap_or(0);
-    assert!(
-        r(&after, "replay") >= r(&before, "replay") + captured,
-        "replays: {after}"
-    );
+    assert!(r(&after, "replay") >= r(&before, "replay") + captured, "replays: {after}");
     assert!(r(&after, "bad_mac") > r(&before, "bad_mac"), "{after}");
-    assert!(
-        r(&after, "unknown_version") >= r(&before, "unknown_version") + 50,
-        "{after}"
-    );
+    assert!(r(&after, "unknown_version") >= r(&before, "unknown_version") + 50, "{after}");
     // Nothing else changed: still two live peers, still receiving new segments.
     assert_eq!(alive_peers(&after), 2);
     let newest = window(&after).last().map_or(0, |w| w.0);
     assert!(
-        boxes.wait_all(Duration::from_secs(10), |s| window(s)
-            .last()
-            .is_some_and(|w| w.0 >= newest + 2)),
+        boxes.wait_all(Duration::from_secs(10), |s| window(s).last().is_some_and(|w| w.0 >= newest + 2)),
         "segments stopped flowing:\n{}",
         boxes.logs()
     );
@@ -423,39 +346,21 @@ fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
         return;
     }
     let mut boxes = Boxes::start("signals", &["a", "a"]);
-    assert!(
-        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 1),
-        "{}",
-        boxes.logs()
-    );
+    assert!(boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 1), "{}", boxes.logs());
     let config = boxes.dir.join("box0.toml");
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace("level = \"debug\"", "level = \"info\"");
+    let text =
+        std::fs::read_to_string(&config).expect("config").replace("level = \"debug\"", "level = \"info\"");
     std::fs::write(&config, text).expect("config");
     let p = boxes.processes[0].expect("running");
     boxes.bed.signal(p, Signal::Hup).expect("HUP");
     std::thread::sleep(Duration::from_millis(500));
     let log = std::fs::read_to_string(boxes.dir.join("box0.log")).expect("log");
-    assert!(
-        log.contains("SIGHUP: log level now INFO"),
-        "{}",
-        boxes.logs()
-    );
+    assert!(log.contains("SIGHUP: log level now INFO"), "{}", boxes.logs());
     // A clean stop: box 1 hears the goodbye long before any timeout would drop box 0.
     boxes.bed.signal(p, Signal::Term).expect("TERM");
     let status = boxes.bed.wait(p, Duration::from_secs(5)).expect("waits");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "box 0 exit: {status:?}"
-    );
+    assert!(status.is_some_and(|s| s.success()), "box 0 exit: {status:?}");
     boxes.processes[0] = None;
-    let peers_left = boxes
-        .status(1)
-        .map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
-    assert_eq!(
-        peers_left,
-        Some(0),
-        "box 1 still lists box 0 right after its goodbye"
-    );
+    let peers_left = boxes.status(1).map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
+    assert_eq!(peers_left, Some(0), "box 1 still lists box 0 right after its goodbye");
 }

@@ -4,10 +4,7 @@
 use std::process::Command;
 
 fn shoal(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(args)
-        .output()
-        .expect("shoal runs")
+    Command::new(env!("CARGO_BIN_EXE_shoal")).args(args).output().expect("shoal runs")
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -23,10 +20,7 @@ fn run_without_a_key_refuses_and_says_how_to_make_one() {
     let config = dir.join("shoal.toml");
     std::fs::write(
         &config,
-        format!(
-            "state_dir = \"{0}/state\"\nnetwork_key_file = \"{0}/missing.key\"\n",
-            dir.display()
-        ),
+        format!("state_dir = \"{0}/state\"\nnetwork_key_file = \"{0}/missing.key\"\n", dir.display()),
     )
     .expect("write");
     let out = shoal(&["run", "--config", config.to_str().expect("utf-8")]);
@@ -44,14 +38,9 @@ fn check_config_names_the_field_and_line() {
     let out = shoal(&["check-config", "--config", config.to_str().expect("utf-8")]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("config line 3: net.upload_mbit must be between 1 and 100000"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("config line 3: net.upload_mbit must be between 1 and 100000"), "{stderr}");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/shoal.example.toml");
-    assert!(shoal(&["check-config", "--config", example])
-        .status
-        .success());
+    assert!(shoal(&["check-config", "--config", example]).status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -84,9 +84,7 @@ fn child_role() -> Option<String> {
 /// This process's network namespace, or `None` (after saying why) when the test cannot run.
 fn parent_netns_or_skip(test_name: &str) -> Option<String> {
     if !is_root() {
-        println!(
-            "SKIP {test_name}: needs root to create network namespaces (mDNS never runs outside one)"
-        );
+        println!("SKIP {test_name}: needs root to create network namespaces (mDNS never runs outside one)");
         return None;
     }
     if Command::new("ip").arg("-V").output().is_err() {
@@ -124,11 +122,8 @@ struct Netns {
 impl Netns {
     fn create(tag: &str) -> Netns {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "shoal-disc-{}-{}-{tag}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name =
+            format!("shoal-disc-{}-{}-{tag}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
         ip(&["netns", "add", &name]);
         // From here on the guard deletes it, even if a step below fails.
         let netns = Netns { name };
@@ -152,14 +147,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let deleted = Command::new("timeout")
-            .args(["10", "ip", "netns", "del", &self.name])
-            .status();
+        let deleted = Command::new("timeout").args(["10", "ip", "netns", "del", &self.name]).status();
         if !matches!(deleted, Ok(status) if status.success()) {
-            eprintln!(
-                "could not delete network namespace {}: {deleted:?}",
-                self.name
-            );
+            eprintln!("could not delete network namespace {}: {deleted:?}", self.name);
         }
     }
 }
@@ -168,9 +158,7 @@ impl Drop for Netns {
 /// over it. IPv6 duplicate address detection is off, or the link-local addresses would stay
 /// tentative for ~1.6 s and early IPv6 mDNS would be lost (TESTBED.md section 1).
 fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
-    a.ip(&[
-        "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", &b.name,
-    ]);
+    a.ip(&["link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", &b.name]);
     for (netns, addr) in [(a, a_addr), (b, b_addr)] {
         netns.exec(&[
             "sysctl",
@@ -186,12 +174,7 @@ fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
 }
 
 fn ip(args: &[&str]) {
-    let status = Command::new("timeout")
-        .arg("10")
-        .arg("ip")
-        .args(args)
-        .status()
-        .expect("run ip");
+    let status = Command::new("timeout").arg("10").arg("ip").args(args).status().expect("run ip");
     assert!(status.success(), "ip {} failed: {status}", args.join(" "));
 }
 
@@ -223,13 +206,7 @@ struct ChildRun {
 }
 
 impl ChildRun {
-    fn spawn(
-        netns: &Netns,
-        test_name: &str,
-        role: &str,
-        parent_netns: &str,
-        shared: &SharedDir,
-    ) -> ChildRun {
+    fn spawn(netns: &Netns, test_name: &str, role: &str, parent_netns: &str, shared: &SharedDir) -> ChildRun {
         let exe = std::env::current_exe().expect("path of this test binary");
         let log_path = shared.path.join(format!("{role}.log"));
         let log = File::create(&log_path).expect("create the child's log file");
@@ -246,12 +223,7 @@ impl ChildRun {
             .stderr(log)
             .spawn()
             .expect("start the child under ip netns exec");
-        ChildRun {
-            role: role.to_owned(),
-            child,
-            log_path,
-            started: Instant::now(),
-        }
+        ChildRun { role: role.to_owned(), child, log_path, started: Instant::now() }
     }
 
     /// Waits for the child (bounded), prints its output, and asserts that it passed.
@@ -330,24 +302,15 @@ fn loopback_child() {
     b.shutdown();
     let shutdown_took = stopping.elapsed();
     println!("B's shutdown took {shutdown_took:?}");
-    assert!(
-        shutdown_took <= SHUTDOWN_LIMIT,
-        "shutdown took {shutdown_took:?}"
-    );
-    let lost_after = rx_a.wait_for("A loses B", |e| {
-        *e == DiscoveryEvent::PeerLost { node_id: id_b }
-    });
+    assert!(shutdown_took <= SHUTDOWN_LIMIT, "shutdown took {shutdown_took:?}");
+    let lost_after = rx_a.wait_for("A loses B", |e| *e == DiscoveryEvent::PeerLost { node_id: id_b });
     println!("A lost B {lost_after:?} after B's shutdown");
 
     // Nothing about C, or about A or B themselves, ever reached A or B.
     for (name, rx, own) in [("A", &mut rx_a, id_a), ("B", &mut rx_b, id_b)] {
         rx.drain();
         for event in &rx.seen {
-            assert_ne!(
-                event.node_id(),
-                id_c,
-                "{name} reported the foreign box: {event:?}"
-            );
+            assert_ne!(event.node_id(), id_c, "{name} reported the foreign box: {event:?}");
             assert_ne!(event.node_id(), own, "{name} reported itself: {event:?}");
         }
         println!("{name} events: {:?}", rx.seen);
@@ -360,11 +323,7 @@ fn loopback_child() {
     assert_eq!(counters_a.lost, 1, "A lost exactly B");
     assert_eq!(counters_a.errors, 0, "A saw no errors");
     // C sees the rogue records too; the future one is told apart by its version first.
-    assert_eq!(
-        (counters_c.found, counters_c.lost, counters_c.errors),
-        (0, 0, 0),
-        "C found nobody"
-    );
+    assert_eq!((counters_c.found, counters_c.lost, counters_c.errors), (0, 0, 0), "C found nobody");
     assert!(counters_c.ignored_foreign_key >= 2, "C ignored A and B");
 
     let stopping = Instant::now();
@@ -396,12 +355,7 @@ fn veth_child(role: &str) {
         .and_then(|intf| intf.index)
         .expect("index of veth0");
 
-    let (discovery, mut rx) = start(
-        NodeId([own; 16]),
-        own_port,
-        fingerprint,
-        Interfaces::AllNonLoopback,
-    );
+    let (discovery, mut rx) = start(NodeId([own; 16]), own_port, fingerprint, Interfaces::AllNonLoopback);
     // The first record may carry only some addresses: wait for one that has both kinds.
     let took = rx.wait_for("the peer at IPv4 and scoped link-local IPv6", |event| {
         let DiscoveryEvent::PeerFound { node_id, addrs, .. } = event else {
@@ -418,10 +372,7 @@ fn veth_child(role: &str) {
         });
         *node_id == peer_id && v4 && v6
     });
-    println!(
-        "{role}: found the peer over IPv4 and IPv6 after {took:?}: {:?}",
-        rx.seen
-    );
+    println!("{role}: found the peer over IPv4 and IPv6 after {took:?}: {:?}", rx.seen);
     for event in &rx.seen {
         if let DiscoveryEvent::PeerFound { addrs, .. } = event {
             assert!(
@@ -433,9 +384,8 @@ fn veth_child(role: &str) {
 
     if role == "veth-first" {
         std::fs::write(&first_found, b"").expect("write the hand-over file");
-        let lost_after = rx.wait_for("the peer's goodbye", |event| {
-            *event == DiscoveryEvent::PeerLost { node_id: peer_id }
-        });
+        let lost_after = rx
+            .wait_for("the peer's goodbye", |event| *event == DiscoveryEvent::PeerLost { node_id: peer_id });
         println!("{role}: the peer's goodbye arrived {lost_after:?} after it was found");
     } else {
         wait_for_file(&first_found);
@@ -446,10 +396,7 @@ fn veth_child(role: &str) {
     let stopping = Instant::now();
     discovery.shutdown();
     let shutdown_took = stopping.elapsed();
-    assert!(
-        shutdown_took <= SHUTDOWN_LIMIT,
-        "shutdown took {shutdown_took:?}"
-    );
+    assert!(shutdown_took <= SHUTDOWN_LIMIT, "shutdown took {shutdown_took:?}");
     println!("{role}: shut down in {shutdown_took:?}");
     println!("{CHILD_PASSED}");
 }
@@ -503,13 +450,7 @@ fn start(
         interfaces,
     };
     let discovery = Discovery::start(config, tx).expect("start discovery");
-    (
-        discovery,
-        Events {
-            rx,
-            seen: Vec::new(),
-        },
-    )
+    (discovery, Events { rx, seen: Vec::new() })
 }
 
 fn found_at(event: &DiscoveryEvent, node: NodeId, at: SocketAddr) -> bool {
@@ -535,10 +476,7 @@ impl Events {
                 None
             }));
             let Some(event) = event else {
-                panic!(
-                    "{what}: nothing within {EVENT_WAIT:?}; events so far: {:?}",
-                    self.seen
-                );
+                panic!("{what}: nothing within {EVENT_WAIT:?}; events so far: {:?}", self.seen);
             };
             let hit = matches(&event);
             self.seen.push(event);
@@ -559,10 +497,7 @@ impl Events {
 fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let deadline = Instant::now() + EVENT_WAIT;
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {EVENT_WAIT:?}"
-        );
+        assert!(Instant::now() < deadline, "{what}: not within {EVENT_WAIT:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -584,9 +519,7 @@ struct RogueRecords {
 impl RogueRecords {
     fn register(fingerprint: [u8; 4]) -> RogueRecords {
         let daemon = mdns_sd::ServiceDaemon::new().expect("start a second mDNS daemon");
-        daemon
-            .disable_interface(mdns_sd::IfKind::All)
-            .expect("disable interfaces");
+        daemon.disable_interface(mdns_sd::IfKind::All).expect("disable interfaces");
         daemon.enable_interface("lo").expect("enable lo");
         let fp: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
         let id = "d4".repeat(16);
@@ -594,25 +527,10 @@ impl RogueRecords {
             // `id` is not hex.
             (
                 "rogue-bad-txt",
-                [
-                    ("id", "not-a-node-id"),
-                    ("v", "1"),
-                    ("http", "80"),
-                    ("board", "x"),
-                    ("fp", &fp),
-                ],
+                [("id", "not-a-node-id"), ("v", "1"), ("http", "80"), ("board", "x"), ("fp", &fp)],
             ),
             // A protocol version from the future.
-            (
-                "rogue-future",
-                [
-                    ("id", &id),
-                    ("v", "99"),
-                    ("http", "80"),
-                    ("board", "x"),
-                    ("fp", &fp),
-                ],
-            ),
+            ("rogue-future", [("id", &id), ("v", "99"), ("http", "80"), ("board", "x"), ("fp", &fp)]),
         ];
         for (instance, txt) in records {
             let mut info = mdns_sd::ServiceInfo::new(

@@ -4,10 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The seed to use: `SHOAL_SIM_SEED` if set (to reproduce a failure), else `default`.
 pub fn seed_from_env(default: u64) -> u64 {
-    std::env::var("SHOAL_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    std::env::var("SHOAL_SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 /// Runs `scenario` with `seed`; if it panics, prints the seed and how to rerun, then fails.

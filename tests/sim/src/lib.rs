@@ -34,8 +34,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use shoal_core::{
-    Authenticator, ChannelId, Config, Engine, Event, Identity, Instant, LineupEntry, NetworkKey,
-    SegmentInfo,
+    Authenticator, ChannelId, Config, Engine, Event, Identity, Instant, LineupEntry, NetworkKey, SegmentInfo,
 };
 
 /// What to simulate.
@@ -123,23 +122,10 @@ pub struct SimBox {
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
-    Deliver {
-        to: usize,
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
-    OriginSegment {
-        seq: u64,
-    },
-    FetchDone {
-        to: usize,
-        incarnation: u32,
-        seq: u64,
-    },
-    Timer {
-        to: usize,
-        generation: u64,
-    },
+    Deliver { to: usize, from: SocketAddr, bytes: Vec<u8> },
+    OriginSegment { seq: u64 },
+    FetchDone { to: usize, incarnation: u32, seq: u64 },
+    Timer { to: usize, generation: u64 },
 }
 
 /// The simulation.
@@ -235,24 +221,19 @@ impl Sim {
             Authenticator::insecure()
         };
         let mut config = Config::new(self.identity(i), auth);
-        config.seed = self.config.seed
-            ^ ((i as u64) << 32)
-            ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9);
+        config.seed =
+            self.config.seed ^ ((i as u64) << 32) ^ u64::from(incarnation).wrapping_mul(0x9E37_79B9);
         config.upload_rate = self.config.upload_bps / 8;
         config.store_budget = self.config.store_budget;
         config.default_target_duration = self.config.segment_duration;
-        config.lineup = vec![LineupEntry {
-            channel: sim_channel(),
-            always_on: true,
-        }];
+        config.lineup = vec![LineupEntry { channel: sim_channel(), always_on: true }];
         config
     }
 
     /// Starts (or restarts) box `i` and tells it about every live box, and them about it.
     pub fn start_box(&mut self, i: usize) {
         let incarnation = self.boxes[i].incarnation + 1;
-        let engine =
-            Engine::new(self.engine_config(i, incarnation), self.now).expect("valid sim config");
+        let engine = Engine::new(self.engine_config(i, incarnation), self.now).expect("valid sim config");
         let me = engine.node_id();
         let b = &mut self.boxes[i];
         b.incarnation = incarnation;
@@ -265,13 +246,7 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|&(j, b)| j != i && b.engine.is_some())
-            .map(|(j, b)| {
-                (
-                    j,
-                    b.engine.as_ref().map(Engine::node_id).expect("running"),
-                    b.addr,
-                )
-            })
+            .map(|(j, b)| (j, b.engine.as_ref().map(Engine::node_id).expect("running"), b.addr))
             .collect();
         let my_addr = self.boxes[i].addr;
         for &(j, id, addr) in &others {
@@ -394,24 +369,13 @@ impl Sim {
                         let incarnation = self.boxes[i].incarnation;
                         self.schedule(
                             now + self.config.fetch_latency,
-                            Action::FetchDone {
-                                to: i,
-                                incarnation,
-                                seq,
-                            },
+                            Action::FetchDone { to: i, incarnation, seq },
                         );
                     }
                 }
-                self.schedule(
-                    now + self.config.segment_duration,
-                    Action::OriginSegment { seq: seq + 1 },
-                );
+                self.schedule(now + self.config.segment_duration, Action::OriginSegment { seq: seq + 1 });
             }
-            Action::FetchDone {
-                to,
-                incarnation,
-                seq,
-            } => {
+            Action::FetchDone { to, incarnation, seq } => {
                 let b = &self.boxes[to];
                 if b.incarnation != incarnation || !b.ingesting || b.engine.is_none() {
                     return;
@@ -469,19 +433,10 @@ impl Sim {
             // HLS-like origin: resume at the origin's own sequence numbers, from the segment
             // after the newest this box holds, within the origin's live window.
             let incarnation = self.boxes[i].incarnation;
-            let seqs = self
-                .origin
-                .resume_range(resume_after, self.config.origin_window);
+            let seqs = self.origin.resume_range(resume_after, self.config.origin_window);
             for (k, seq) in seqs.enumerate() {
                 let at = now + self.config.fetch_latency * (k as u32 + 1);
-                self.schedule(
-                    at,
-                    Action::FetchDone {
-                        to: i,
-                        incarnation,
-                        seq,
-                    },
-                );
+                self.schedule(at, Action::FetchDone { to: i, incarnation, seq });
             }
         }
         let next = self.boxes[i].engine.as_ref().and_then(Engine::poll_timeout);
@@ -502,34 +457,19 @@ impl Sim {
             return;
         };
         let now = self.now;
-        let deliveries = self
-            .network
-            .transmit(now, from, to, bytes.len(), &mut self.rng);
+        let deliveries = self.network.transmit(now, from, to, bytes.len(), &mut self.rng);
         let from_addr = self.boxes[from].addr;
         for at in deliveries {
-            self.schedule(
-                at,
-                Action::Deliver {
-                    to,
-                    from: from_addr,
-                    bytes: bytes.clone(),
-                },
-            );
+            self.schedule(at, Action::Deliver { to, from: from_addr, bytes: bytes.clone() });
         }
     }
 
     /// A datagram as box `i` would send it (its node id and session, the network key) with
     /// packet number `packet`: what a keyed box that misbehaves can put on the wire.
     pub fn forge(&self, i: usize, packet: u64, message: &shoal_core::wire::Message<'_>) -> Vec<u8> {
-        let engine = self.boxes[i]
-            .engine
-            .as_ref()
-            .expect("forging box is running");
-        let header = shoal_core::wire::Header {
-            sender: engine.node_id(),
-            session: engine.session_id(),
-            packet,
-        };
+        let engine = self.boxes[i].engine.as_ref().expect("forging box is running");
+        let header =
+            shoal_core::wire::Header { sender: engine.node_id(), session: engine.session_id(), packet };
         let auth = Authenticator::new(&NetworkKey::from_bytes(SIM_KEY));
         let mut buf = vec![0; 65_507];
         let len = shoal_core::wire::encode(&auth, &header, message, &mut buf).expect("fits");
@@ -562,9 +502,7 @@ impl Sim {
 
     /// Which boxes are running.
     pub fn running(&self) -> Vec<usize> {
-        (0..self.boxes.len())
-            .filter(|&i| self.boxes[i].engine.is_some())
-            .collect()
+        (0..self.boxes.len()).filter(|&i| self.boxes[i].engine.is_some()).collect()
     }
 
     /// Delivery report for segments published within `window` (origin time), over running boxes.
@@ -646,10 +584,7 @@ fn corrupt_data(bytes: &mut Vec<u8>) {
     for b in payload.iter_mut().step_by(97) {
         *b ^= 0xFF;
     }
-    let forged = shoal_core::wire::Message::Data(shoal_core::wire::Data {
-        bytes: &payload,
-        ..data.clone()
-    });
+    let forged = shoal_core::wire::Message::Data(shoal_core::wire::Data { bytes: &payload, ..data.clone() });
     let mut out = vec![0; bytes.len() + 16];
     if let Ok(len) = shoal_core::wire::encode(&auth, &datagram.header, &forged, &mut out) {
         out.truncate(len);

@@ -51,10 +51,7 @@ fn threshold(p: f64) -> u32 {
 impl Network {
     pub(crate) fn new(config: &SimConfig, rng: &mut ChaCha8Rng) -> Self {
         let n = config.boxes;
-        let (lo, hi) = (
-            config.latency.0.as_micros() as u64,
-            config.latency.1.as_micros() as u64,
-        );
+        let (lo, hi) = (config.latency.0.as_micros() as u64, config.latency.1.as_micros() as u64);
         let mut latency_us = vec![vec![0; n]; n];
         for (i, row) in latency_us.iter_mut().enumerate() {
             for (j, l) in row.iter_mut().enumerate() {
@@ -130,11 +127,7 @@ impl Network {
     }
 
     fn arrival(&self, sent_ns: u64, from: usize, to: usize, rng: &mut ChaCha8Rng) -> Instant {
-        let jitter = if self.jitter_us == 0 {
-            0
-        } else {
-            rng.next_u64() % self.jitter_us
-        };
+        let jitter = if self.jitter_us == 0 { 0 } else { rng.next_u64() % self.jitter_us };
         Instant::from_micros(sent_ns.div_ceil(1_000) + self.latency_us[from][to] + jitter)
     }
 }

@@ -38,8 +38,7 @@ impl Origin {
 
     /// The bytes of segment `seq` (the same every time it is fetched, as from a real origin).
     pub fn segment_bytes(&self, seq: u64) -> Vec<u8> {
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x2545_F491_4F6C_DD1D));
         let mut bytes = vec![0; self.segment_len];
         rng.fill_bytes(&mut bytes);
         bytes
@@ -84,11 +83,7 @@ impl Origin {
 
     /// What a new ingester fetches: from the segment after `resume_after` (or the live edge when
     /// it holds nothing) to the newest, within the origin's live window.
-    pub(crate) fn resume_range(
-        &self,
-        resume_after: Option<u64>,
-        window: u64,
-    ) -> std::ops::Range<u64> {
+    pub(crate) fn resume_range(&self, resume_after: Option<u64>, window: u64) -> std::ops::Range<u64> {
         let Some(newest) = self.newest() else {
             return 0..0;
         };

@@ -11,18 +11,9 @@ fn ingester(sim: &Sim) -> usize {
     let ingesting: Vec<usize> = sim
         .running()
         .into_iter()
-        .filter(|&i| {
-            sim.boxes[i]
-                .engine
-                .as_ref()
-                .is_some_and(|e| e.is_ingesting(channel))
-        })
+        .filter(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))
         .collect();
-    assert_eq!(
-        ingesting.len(),
-        1,
-        "exactly one box should ingest, got {ingesting:?}"
-    );
+    assert_eq!(ingesting.len(), 1, "exactly one box should ingest, got {ingesting:?}");
     ingesting[0]
 }
 
@@ -30,18 +21,12 @@ fn ingester(sim: &Sim) -> usize {
 fn worst_delay(sim: &Sim, from: u64, to: u64) -> Vec<(u64, Duration)> {
     (from..=to)
         .map(|seq| {
-            let available = sim
-                .origin
-                .available_at(seq)
-                .expect("published by the origin");
+            let available = sim.origin.available_at(seq).expect("published by the origin");
             let worst = sim
                 .running()
                 .iter()
                 .map(|&i| {
-                    sim.boxes[i]
-                        .completed
-                        .get(&seq)
-                        .map_or(Duration::MAX, |t| t.saturating_since(available))
+                    sim.boxes[i].completed.get(&seq).map_or(Duration::MAX, |t| t.saturating_since(available))
                 })
                 .max()
                 .unwrap_or(Duration::ZERO);
@@ -53,46 +38,25 @@ fn worst_delay(sim: &Sim, from: u64, to: u64) -> Vec<(u64, Duration)> {
 #[test]
 fn ingester_crash_standby_takes_over() {
     run_scenario("ingester_crash", 31, |seed| {
-        let config = SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { boxes: 8, seed, ..SimConfig::default() };
         let duration = config.segment_duration;
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(20));
-        let steady = worst_delay(&sim, 3, 8)
-            .into_iter()
-            .map(|(_, d)| d)
-            .max()
-            .expect("segments");
+        let steady = worst_delay(&sim, 3, 8).into_iter().map(|(_, d)| d).max().expect("segments");
         let old = ingester(&sim);
-        let standby_id = sim.boxes[old]
-            .engine
-            .as_ref()
-            .and_then(|e| e.election(sim_channel()))
-            .and_then(|(_, s)| s);
+        let standby_id =
+            sim.boxes[old].engine.as_ref().and_then(|e| e.election(sim_channel())).and_then(|(_, s)| s);
         // Crash mid-stream: segment 10 appears at the origin at 20 s, the ingester has it 30 ms
         // later and is pushing it when it dies, 15 ms into the push.
         sim.run_until(Instant::from_millis(20_045));
-        let partial = sim
-            .running()
-            .iter()
-            .filter(|&&i| i != old && !sim.boxes[i].completed.contains_key(&10))
-            .count();
-        assert!(
-            partial > 0,
-            "the crash must interrupt a segment's dissemination"
-        );
+        let partial =
+            sim.running().iter().filter(|&&i| i != old && !sim.boxes[i].completed.contains_key(&10)).count();
+        assert!(partial > 0, "the crash must interrupt a segment's dissemination");
         sim.crash(old);
         sim.run_for(Duration::from_secs(20));
         let new = ingester(&sim);
         assert_ne!(new, old);
-        assert_eq!(
-            sim.boxes[new].engine.as_ref().map(|e| e.node_id()),
-            standby_id,
-            "the standby takes over"
-        );
+        assert_eq!(sim.boxes[new].engine.as_ref().map(|e| e.node_id()), standby_id, "the standby takes over");
         let delays = worst_delay(&sim, 9, 18);
         println!("seed={seed}: steady worst {steady:?}; around the crash {delays:?}");
         for (seq, d) in delays {
@@ -108,54 +72,32 @@ fn ingester_crash_standby_takes_over() {
 #[test]
 fn partition_heals() {
     run_scenario("partition_heals", 32, |seed| {
-        let mut sim = Sim::new(SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        });
+        let mut sim = Sim::new(SimConfig { boxes: 8, seed, ..SimConfig::default() });
         sim.run_for(Duration::from_secs(10));
         let fetches_before = sim.origin.total_fetches();
         sim.network.partition(vec![0, 0, 0, 0, 1, 1, 1, 1]);
         sim.run_for(Duration::from_secs(12));
         // Both halves keep playing: each elects its own ingester.
         let during = worst_delay(&sim, 8, 10);
-        assert!(
-            during.iter().all(|&(_, d)| d < Duration::from_secs(4)),
-            "during the partition: {during:?}"
-        );
-        assert!(
-            sim.origin.total_fetches() - fetches_before >= 6 * 2 - 1,
-            "each half fetched for itself"
-        );
+        assert!(during.iter().all(|&(_, d)| d < Duration::from_secs(4)), "during the partition: {during:?}");
+        assert!(sim.origin.total_fetches() - fetches_before >= 6 * 2 - 1, "each half fetched for itself");
         sim.network.heal();
         sim.run_for(Duration::from_secs(20));
         ingester(&sim);
         // After the heal: one ingester again, one fetch per segment, nothing missing.
         for seq in 15..=20 {
-            assert_eq!(
-                sim.origin.fetches(seq),
-                1,
-                "segment {seq} fetched {} times",
-                sim.origin.fetches(seq)
-            );
+            assert_eq!(sim.origin.fetches(seq), 1, "segment {seq} fetched {} times", sim.origin.fetches(seq));
         }
         let after = worst_delay(&sim, 13, 20);
         println!("seed={seed}: during {during:?}; after {after:?}");
-        assert!(
-            after.iter().all(|&(_, d)| d < Duration::from_secs(2)),
-            "after the heal: {after:?}"
-        );
+        assert!(after.iter().all(|&(_, d)| d < Duration::from_secs(2)), "after the heal: {after:?}");
     });
 }
 
 #[test]
 fn late_joiner_gets_the_current_window() {
     run_scenario("late_joiner", 33, |seed| {
-        let config = SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { boxes: 8, seed, ..SimConfig::default() };
         let window = 6;
         let mut sim = Sim::new(config);
         sim.crash(7); // box 7 is not there at first
@@ -174,10 +116,7 @@ fn late_joiner_gets_the_current_window() {
         sim.run_for(Duration::from_secs(10));
         let last = sim.origin.newest().expect("segments");
         for seq in newest..last {
-            assert!(
-                sim.boxes[7].completed.contains_key(&seq),
-                "late joiner lacks live segment {seq}"
-            );
+            assert!(sim.boxes[7].completed.contains_key(&seq), "late joiner lacks live segment {seq}");
         }
     });
 }
@@ -185,33 +124,20 @@ fn late_joiner_gets_the_current_window() {
 #[test]
 fn clean_leave_is_noticed_at_once() {
     run_scenario("clean_leave", 34, |seed| {
-        let config = SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { boxes: 8, seed, ..SimConfig::default() };
         let duration = config.segment_duration;
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(15));
-        let steady = worst_delay(&sim, 2, 6)
-            .into_iter()
-            .map(|(_, d)| d)
-            .max()
-            .expect("segments");
+        let steady = worst_delay(&sim, 2, 6).into_iter().map(|(_, d)| d).max().expect("segments");
         // The ingester leaves (the hardest case): its peers hear the goodbye, not a timeout.
         let leaver = ingester(&sim);
-        let leaver_id = sim.boxes[leaver]
-            .engine
-            .as_ref()
-            .map(|e| e.node_id())
-            .expect("running");
+        let leaver_id = sim.boxes[leaver].engine.as_ref().map(|e| e.node_id()).expect("running");
         let left_at = sim.now();
         sim.leave(leaver);
         sim.run_for(Duration::from_millis(100));
         for i in sim.running() {
             let saw_goodbye = sim.boxes[i].events.iter().any(|&(t, e)| {
-                e == Event::PeerDown(leaver_id)
-                    && t.saturating_since(left_at) < Duration::from_millis(50)
+                e == Event::PeerDown(leaver_id) && t.saturating_since(left_at) < Duration::from_millis(50)
             });
             assert!(saw_goodbye, "box {i} did not drop the leaver within 50 ms");
         }

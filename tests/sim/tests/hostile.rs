@@ -11,11 +11,7 @@ use shoal_core::{Authenticator, Event, NetworkKey, NodeId, SegmentInfo, SignedMa
 use shoal_sim::{run_scenario, sim_channel, Sim, SimConfig};
 
 fn node(sim: &Sim, i: usize) -> NodeId {
-    sim.boxes[i]
-        .engine
-        .as_ref()
-        .map(|e| e.node_id())
-        .expect("running")
+    sim.boxes[i].engine.as_ref().map(|e| e.node_id()).expect("running")
 }
 
 fn banned_by(sim: &Sim, i: usize, peer: NodeId) -> Option<BanReason> {
@@ -32,23 +28,14 @@ fn honest_boxes_keep_deadlines(sim: &Sim, honest: &[usize], from: u64, to: u64) 
     for seq in from..=to {
         let published = sim.origin.published()[&seq];
         for &i in honest {
-            let done = sim.boxes[i]
-                .completed
-                .get(&seq)
-                .unwrap_or_else(|| panic!("box {i} lacks segment {seq}"));
-            assert!(
-                done.saturating_since(published) <= duration * 2,
-                "box {i} segment {seq} late"
-            );
+            let done =
+                sim.boxes[i].completed.get(&seq).unwrap_or_else(|| panic!("box {i} lacks segment {seq}"));
+            assert!(done.saturating_since(published) <= duration * 2, "box {i} segment {seq} late");
         }
     }
     for &i in honest {
         let engine = sim.boxes[i].engine.as_ref().expect("running");
-        for segment in engine
-            .store()
-            .segments(sim_channel())
-            .filter(|s| s.is_complete())
-        {
+        for segment in engine.store().segments(sim_channel()).filter(|s| s.is_complete()) {
             let seq = segment.manifest().manifest().seq;
             assert_eq!(
                 segment.bytes().expect("complete"),
@@ -62,11 +49,7 @@ fn honest_boxes_keep_deadlines(sim: &Sim, honest: &[usize], from: u64, to: u64) 
 #[test]
 fn a_box_sending_corrupt_blocks_is_banned() {
     run_scenario("corrupt_blocks", 41, |seed| {
-        let mut sim = Sim::new(SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        });
+        let mut sim = Sim::new(SimConfig { boxes: 8, seed, ..SimConfig::default() });
         sim.run_for(Duration::from_secs(8));
         // Rank 2 is the second member of the first push tree: it forwards a quarter of every
         // segment to two children.
@@ -75,10 +58,8 @@ fn a_box_sending_corrupt_blocks_is_banned() {
         sim.corrupt_data_from.push(liar);
         sim.run_for(Duration::from_secs(24));
         let honest: Vec<usize> = (0..8).filter(|&i| i != liar).collect();
-        let bans: Vec<_> = honest
-            .iter()
-            .filter_map(|&i| banned_by(&sim, i, liar_id).map(|r| (i, r)))
-            .collect();
+        let bans: Vec<_> =
+            honest.iter().filter_map(|&i| banned_by(&sim, i, liar_id).map(|r| (i, r))).collect();
         println!("seed={seed}: liar {liar} banned by {bans:?}");
         assert!(!bans.is_empty(), "nobody banned the liar");
         assert!(bans.iter().all(|&(_, r)| r == BanReason::BadBlock));
@@ -96,23 +77,14 @@ fn a_box_sending_corrupt_blocks_is_banned() {
 #[test]
 fn manifests_not_from_the_ingester_are_refused() {
     run_scenario("forged_manifests", 42, |seed| {
-        let mut sim = Sim::new(SimConfig {
-            boxes: 8,
-            seed,
-            ..SimConfig::default()
-        });
+        let mut sim = Sim::new(SimConfig { boxes: 8, seed, ..SimConfig::default() });
         sim.run_for(Duration::from_secs(8));
         let ranking = sim.ranking();
-        let (ingester, impostor, victim, victim2) =
-            (ranking[0], ranking[4], ranking[5], ranking[6]);
+        let (ingester, impostor, victim, victim2) = (ranking[0], ranking[4], ranking[5], ranking[6]);
         let impostor_id = node(&sim, impostor);
         let impostor_key = sim.identity(impostor);
         let from: SocketAddr = sim.boxes[impostor].addr;
-        let before = sim.boxes[victim]
-            .engine
-            .as_ref()
-            .map(|e| e.counters())
-            .expect("running");
+        let before = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
         // Three well-signed manifests from a box that is not the channel's ingester.
         for (k, seq) in (100..103).enumerate() {
             let info = SegmentInfo {
@@ -121,8 +93,7 @@ fn manifests_not_from_the_ingester_are_refused() {
                 duration: Duration::from_secs(2),
                 discontinuity: false,
             };
-            let manifest =
-                SignedManifest::build(&impostor_key, info, &[0x47; 50_000]).expect("valid");
+            let manifest = SignedManifest::build(&impostor_key, info, &[0x47; 50_000]).expect("valid");
             let part = Message::ManifestPart(ManifestPart {
                 channel: sim_channel(),
                 seq,
@@ -159,30 +130,14 @@ fn manifests_not_from_the_ingester_are_refused() {
         sim.inject(victim2, from, datagram);
         sim.run_for(Duration::from_secs(12));
 
-        let after = sim.boxes[victim]
-            .engine
-            .as_ref()
-            .map(|e| e.counters())
-            .expect("running");
-        assert_eq!(
-            after.manifests_not_from_ingester - before.manifests_not_from_ingester,
-            3
-        );
-        assert_eq!(
-            banned_by(&sim, victim, impostor_id),
-            Some(BanReason::NotIngester)
-        );
-        assert_eq!(
-            banned_by(&sim, victim2, impostor_id),
-            Some(BanReason::ForgedManifest)
-        );
+        let after = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
+        assert_eq!(after.manifests_not_from_ingester - before.manifests_not_from_ingester, 3);
+        assert_eq!(banned_by(&sim, victim, impostor_id), Some(BanReason::NotIngester));
+        assert_eq!(banned_by(&sim, victim2, impostor_id), Some(BanReason::ForgedManifest));
         for &v in &[victim, victim2] {
             let store = sim.boxes[v].engine.as_ref().expect("running").store();
             for seq in [100, 101, 102, 200] {
-                assert!(
-                    store.segment(sim_channel(), seq).is_none(),
-                    "box {v} stored forged segment {seq}"
-                );
+                assert!(store.segment(sim_channel(), seq).is_none(), "box {v} stored forged segment {seq}");
             }
         }
         let honest: Vec<usize> = (0..8).filter(|&i| i != impostor).collect();
@@ -198,80 +153,43 @@ fn postcard_encode(manifest: &shoal_core::Manifest) -> Vec<u8> {
 #[test]
 fn keyless_replayed_and_flooding_datagrams_are_dropped() {
     run_scenario("floods_and_replays", 43, |seed| {
-        let mut sim = Sim::new(SimConfig {
-            boxes: 6,
-            seed,
-            ..SimConfig::default()
-        });
+        let mut sim = Sim::new(SimConfig { boxes: 6, seed, ..SimConfig::default() });
         sim.run_for(Duration::from_secs(6));
         sim.capture = true;
         sim.run_for(Duration::from_millis(500));
         sim.capture = false;
         // A box that is neither ingester nor standby receives the whole stream from its peers.
         let victim = sim.ranking()[5];
-        let captured: Vec<_> = sim
-            .captured
-            .iter()
-            .filter(|(to, _, _)| *to == victim)
-            .cloned()
-            .collect();
+        let captured: Vec<_> = sim.captured.iter().filter(|(to, _, _)| *to == victim).cloned().collect();
         sim.run_for(Duration::from_secs(2));
 
         // Replays: every captured datagram again.
-        let before = sim.boxes[victim]
-            .engine
-            .as_ref()
-            .map(|e| e.counters())
-            .expect("running");
+        let before = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
         for (_, from, bytes) in &captured {
             sim.inject(victim, *from, bytes.clone());
         }
         sim.run_for(Duration::from_millis(1));
-        let after = sim.boxes[victim]
-            .engine
-            .as_ref()
-            .map(|e| e.counters())
-            .expect("running");
-        assert_eq!(
-            after.replay - before.replay,
-            captured.len() as u64,
-            "every replay is refused"
-        );
-        assert_eq!(
-            after.blocks_received, before.blocks_received,
-            "no replayed block is stored"
-        );
+        let after = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
+        assert_eq!(after.replay - before.replay, captured.len() as u64, "every replay is refused");
+        assert_eq!(after.blocks_received, before.blocks_received, "no replayed block is stored");
 
         // Datagrams under another deployment's key, and garbage, from an outsider.
         let outsider: SocketAddr = "10.99.9.9:5000".parse().expect("addr");
         let foreign = Authenticator::new(&NetworkKey::from_bytes([1; 32]));
-        let header = wire::Header {
-            sender: NodeId([9; 16]),
-            session: 1,
-            packet: 0,
-        };
+        let header = wire::Header { sender: NodeId([9; 16]), session: 1, packet: 0 };
         for k in 0..2_000u64 {
             let mut buf = vec![0; 1232];
-            let header = wire::Header {
-                packet: k,
-                ..header
-            };
+            let header = wire::Header { packet: k, ..header };
             let len = wire::encode(&foreign, &header, &Message::Goodbye, &mut buf).expect("fits");
             buf.truncate(len);
             sim.inject(victim, outsider, buf);
-            let junk: Vec<u8> = (0..(sim.random() % 1300))
-                .map(|_| sim.random() as u8)
-                .collect();
+            let junk: Vec<u8> = (0..(sim.random() % 1300)).map(|_| sim.random() as u8).collect();
             sim.inject(victim, "10.99.9.10:5000".parse().expect("addr"), junk);
         }
         // A keyed box flooding requests.
         let flooder = sim.ranking()[3];
         let flooder_id = node(&sim, flooder);
-        let held = *sim.boxes[victim]
-            .completed
-            .keys()
-            .next_back()
-            .expect("segments");
+        let held = *sim.boxes[victim].completed.keys().next_back().expect("segments");
         let tag = sim.boxes[victim]
             .engine
             .as_ref()
@@ -282,32 +200,18 @@ fn keyless_replayed_and_flooding_datagrams_are_dropped() {
             let request = Message::Request(Request {
                 channel: sim_channel(),
                 seq: held,
-                item: Item::Block {
-                    tag,
-                    index: (k % 60) as u16,
-                    ranges: Default::default(),
-                },
+                item: Item::Block { tag, index: (k % 60) as u16, ranges: Default::default() },
             });
             let datagram = sim.forge(flooder, (1 << 40) + k, &request);
             sim.inject(victim, sim.boxes[flooder].addr, datagram);
         }
         sim.run_for(Duration::from_secs(14));
-        let c = sim.boxes[victim]
-            .engine
-            .as_ref()
-            .map(|e| e.counters())
-            .expect("running");
+        let c = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
         println!("seed={seed}: victim counters {c:?}");
-        assert!(
-            c.bad_mac >= 200 && c.banned >= 1_500,
-            "the keyless sender is ignored: {c:?}"
-        );
+        assert!(c.bad_mac >= 200 && c.banned >= 1_500, "the keyless sender is ignored: {c:?}");
         assert!(c.too_short + c.unknown_version + c.bad_mac + c.banned >= 3_900);
         assert_eq!(banned_by(&sim, victim, flooder_id), Some(BanReason::Flood));
-        assert!(
-            captured.len() > 500,
-            "a segment's worth of datagrams was captured and replayed"
-        );
+        assert!(captured.len() > 500, "a segment's worth of datagrams was captured and replayed");
         let honest: Vec<usize> = (0..6).filter(|&i| i != flooder).collect();
         honest_boxes_keep_deadlines(&sim, &honest, 3, 10);
     });

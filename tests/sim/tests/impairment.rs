@@ -35,29 +35,14 @@ fn lossy(boxes: usize, loss: f64, seed: u64) {
     );
     assert!(report.segments >= 12);
     assert!(report.missing.is_empty(), "missing: {:?}", report.missing);
-    assert!(
-        report.fetches_per_segment() <= 1.02,
-        "fetches/segment {}",
-        report.fetches_per_segment()
-    );
+    assert!(report.fetches_per_segment() <= 1.02, "fetches/segment {}", report.fetches_per_segment());
     for b in &sim.boxes {
         assert!(b.peak_store <= budget);
         let engine = b.engine.as_ref().expect("running");
-        assert_eq!(
-            engine.counters().bad_blocks,
-            0,
-            "loss must never look like a bad block"
-        );
-        for segment in engine
-            .store()
-            .segments(shoal_sim::sim_channel())
-            .filter(|s| s.is_complete())
-        {
+        assert_eq!(engine.counters().bad_blocks, 0, "loss must never look like a bad block");
+        for segment in engine.store().segments(shoal_sim::sim_channel()).filter(|s| s.is_complete()) {
             let seq = segment.manifest().manifest().seq;
-            assert_eq!(
-                segment.bytes().expect("complete"),
-                &sim.origin.segment_bytes(seq)[..]
-            );
+            assert_eq!(segment.bytes().expect("complete"), &sim.origin.segment_bytes(seq)[..]);
         }
     }
 }

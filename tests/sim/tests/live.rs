@@ -11,11 +11,7 @@ const RUN: Duration = Duration::from_secs(60);
 const STEADY: core::ops::Range<Duration> = Duration::from_secs(6)..Duration::from_secs(56);
 
 fn live_swarm(boxes: usize, seed: u64) {
-    let config = SimConfig {
-        boxes,
-        seed,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { boxes, seed, ..SimConfig::default() };
     let budget = config.store_budget;
     let duration = config.segment_duration;
     let mut sim = Sim::new(config);
@@ -30,16 +26,8 @@ fn live_swarm(boxes: usize, seed: u64) {
         report.delay_percentile(1.0),
         report.worst_after_publish,
     );
-    assert!(
-        report.segments >= 24,
-        "too few segments published: {}",
-        report.segments
-    );
-    assert!(
-        report.missing.is_empty(),
-        "segments missing on boxes: {:?}",
-        report.missing
-    );
+    assert!(report.segments >= 24, "too few segments published: {}", report.segments);
+    assert!(report.missing.is_empty(), "segments missing on boxes: {:?}", report.missing);
     assert!(
         report.worst_after_publish <= duration * 2,
         "a segment took {:?} after its ingest to reach every box",
@@ -51,11 +39,7 @@ fn live_swarm(boxes: usize, seed: u64) {
         report.fetches_per_segment()
     );
     for (i, b) in sim.boxes.iter().enumerate() {
-        assert!(
-            b.peak_store <= budget,
-            "box {i} used {} of a {budget}-byte budget",
-            b.peak_store
-        );
+        assert!(b.peak_store <= budget, "box {i} used {} of a {budget}-byte budget", b.peak_store);
         // Every completed segment really is verified and complete in the store.
         let engine = b.engine.as_ref().expect("running");
         let store = engine.store();
@@ -105,12 +89,7 @@ fn live_64_boxes() {
 #[test]
 fn runs_are_reproducible_from_the_seed() {
     let run = |seed| {
-        let mut sim = Sim::new(SimConfig {
-            boxes: 6,
-            seed,
-            loss: 0.05,
-            ..SimConfig::default()
-        });
+        let mut sim = Sim::new(SimConfig { boxes: 6, seed, loss: 0.05, ..SimConfig::default() });
         sim.run_for(Duration::from_secs(12));
         let completions: Vec<_> = sim.boxes.iter().map(|b| b.completed.clone()).collect();
         (completions, sim.network.stats.sent, sim.network.stats.lost)
@@ -124,12 +103,7 @@ fn runs_are_reproducible_from_the_seed() {
 #[test]
 fn small_store_budget_holds() {
     run_scenario("small_budget", 15, |seed| {
-        let config = SimConfig {
-            boxes: 8,
-            seed,
-            store_budget: 3 * 1024 * 1024,
-            ..SimConfig::default()
-        };
+        let config = SimConfig { boxes: 8, seed, store_budget: 3 * 1024 * 1024, ..SimConfig::default() };
         let budget = config.store_budget;
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(30));
@@ -137,17 +111,9 @@ fn small_store_budget_holds() {
         assert!(report.missing.is_empty(), "{:?}", report.missing);
         for (i, b) in sim.boxes.iter().enumerate() {
             let engine = b.engine.as_ref().expect("running");
-            assert!(
-                b.peak_store <= budget,
-                "box {i}: {} > {budget}",
-                b.peak_store
-            );
+            assert!(b.peak_store <= budget, "box {i}: {} > {budget}", b.peak_store);
             let store = engine.store();
-            assert!(
-                store.counters().evicted >= 8,
-                "box {i} evicted {}",
-                store.counters().evicted
-            );
+            assert!(store.counters().evicted >= 8, "box {i} evicted {}", store.counters().evicted);
             let held = store.window(shoal_sim::sim_channel(), 10).count();
             assert!((2..=3).contains(&held), "box {i} keeps what fits: {held}");
         }

@@ -23,8 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_core::{
-    Authenticator, ChannelId, Config, Engine, Event, Identity, Instant, LineupEntry, NetworkKey,
-    SegmentInfo,
+    Authenticator, ChannelId, Config, Engine, Event, Identity, Instant, LineupEntry, NetworkKey, SegmentInfo,
 };
 
 const SEGMENT: usize = 4 * 1024 * 1024;
@@ -80,10 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "iperf3: {:.1} Mbit/s received (UDP, -b 0, -l {datagram})",
-        iperf * 8.0 / 1e6
-    );
+    println!("iperf3: {:.1} Mbit/s received (UDP, -b 0, -l {datagram})", iperf * 8.0 / 1e6);
     let ratio = shoal / iperf;
     println!("ratio shoal / iperf3: {ratio:.2} (floor 0.5)");
     if ratio >= 0.5 {
@@ -103,10 +99,7 @@ fn engine(seed: u8, datagram: usize, rate_mbit: u64, now: Instant) -> Engine {
     // duration longer than the run keeps the standby from deposing the ingester as late.
     config.default_target_duration = Duration::from_secs(60);
     config.store_budget = 64 * 1024 * 1024;
-    config.lineup = vec![LineupEntry {
-        channel: channel(),
-        always_on: true,
-    }];
+    config.lineup = vec![LineupEntry { channel: channel(), always_on: true }];
     Engine::new(config, now).expect("valid settings")
 }
 
@@ -120,10 +113,7 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
     let clock = move || Instant::from_micros(start.elapsed().as_micros() as u64);
     let sockets = [bind()?, bind()?];
     let addrs = [sockets[0].local_addr()?, sockets[1].local_addr()?];
-    let engines = [
-        engine(1, datagram, rate_mbit, clock()),
-        engine(2, datagram, rate_mbit, clock()),
-    ];
+    let engines = [engine(1, datagram, rate_mbit, clock()), engine(2, datagram, rate_mbit, clock())];
     let ids = [engines[0].node_id(), engines[1].node_id()];
     let received = Arc::new(AtomicU64::new(0));
     let completed = Arc::new(AtomicU64::new(0));
@@ -132,25 +122,18 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
     let mut threads = Vec::new();
     for (i, (mut engine, socket)) in engines.into_iter().zip(sockets).enumerate() {
         let peer = (ids[1 - i], addrs[1 - i]);
-        let (received, completed, stop, measuring) = (
-            received.clone(),
-            completed.clone(),
-            stop.clone(),
-            measuring.clone(),
-        );
+        let (received, completed, stop, measuring) =
+            (received.clone(), completed.clone(), stop.clone(), measuring.clone());
         threads.push(std::thread::spawn(move || -> std::io::Result<()> {
             engine.add_peer(clock(), peer.0, peer.1);
             let mut buf = vec![0u8; 65_536];
             let mut out = vec![0u8; 65_536];
-            let segment: Vec<u8> = (0..SEGMENT)
-                .map(|k| (k as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3])
-                .collect();
+            let segment: Vec<u8> =
+                (0..SEGMENT).map(|k| (k as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3]).collect();
             let mut next_seq = 0u64;
             let mut next_debug = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                if std::env::var_os("GOODPUT_DEBUG").is_some()
-                    && std::time::Instant::now() >= next_debug
-                {
+                if std::env::var_os("GOODPUT_DEBUG").is_some() && std::time::Instant::now() >= next_debug {
                     next_debug += Duration::from_millis(250);
                     eprintln!(
                         "{:?} box {i}: out {} in {} timeout {:?} seg {}",
@@ -236,8 +219,7 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
     let elapsed = t0.elapsed();
     stop.store(true, Ordering::Relaxed);
     for t in threads {
-        t.join()
-            .map_err(|_| std::io::Error::other("engine thread panicked"))??;
+        t.join().map_err(|_| std::io::Error::other("engine thread panicked"))??;
     }
     Ok(bytes as f64 / elapsed.as_secs_f64())
 }
@@ -268,24 +250,8 @@ fn iperf_goodput(seconds: u64, datagram: usize) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_millis(500));
     let output = Command::new("timeout")
-        .args([
-            &(seconds + 20).to_string(),
-            "iperf3",
-            "-c",
-            "127.0.0.1",
-            "-p",
-            port,
-            "-u",
-            "-b",
-            "0",
-        ])
-        .args([
-            "-l",
-            &datagram.to_string(),
-            "-t",
-            &seconds.to_string(),
-            "-J",
-        ])
+        .args([&(seconds + 20).to_string(), "iperf3", "-c", "127.0.0.1", "-p", port, "-u", "-b", "0"])
+        .args(["-l", &datagram.to_string(), "-t", &seconds.to_string(), "-J"])
         .output()
         .map_err(|e| e.to_string())?;
     let _ = server.wait();
@@ -294,11 +260,8 @@ fn iperf_goodput(seconds: u64, datagram: usize) -> Result<f64, String> {
     let rate = json_number_after(&text, "\"sum_received\"")
         .or_else(|| json_number_after(&text, "\"sum\""))
         .ok_or_else(|| {
-            format!(
-                "no rate in iperf3 output: {}",
-                text.chars().take(300).collect::<String>()
-            )
-        })?;
+        format!("no rate in iperf3 output: {}", text.chars().take(300).collect::<String>())
+    })?;
     Ok(rate / 8.0)
 }
 

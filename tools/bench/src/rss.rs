@@ -21,10 +21,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let binary = binary.canonicalize().unwrap_or(binary);
-    println!(
-        "command: cargo run --profile bench -p shoal-bench --bin rss -- {}",
-        binary.display()
-    );
+    println!("command: cargo run --profile bench -p shoal-bench --bin rss -- {}", binary.display());
     match run(&binary) {
         Ok(ok) => {
             if ok {
@@ -77,25 +74,12 @@ fn run(binary: &Path) -> Result<bool, String> {
     std::fs::write(dir.join("idle.toml"), config(&dir, 0, 0, 64)).map_err(|e| e.to_string())?;
     let idle_config = dir.join("idle.toml").to_string_lossy().into_owned();
     let p = bed
-        .spawn(
-            0,
-            binary,
-            &["run", "--config", &idle_config],
-            &[],
-            &dir.join("idle.log"),
-        )
+        .spawn(0, binary, &["run", "--config", &idle_config], &[], &dir.join("idle.log"))
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(5));
-    let idle = bed
-        .pid(p)
-        .ok()
-        .and_then(rss_kib)
-        .ok_or("idle box not running")?;
+    let idle = bed.pid(p).ok().and_then(rss_kib).ok_or("idle box not running")?;
     println!("setup: release binary, one box alone in a namespace, no channels, 5 s after start");
-    println!(
-        "idle box RSS: {:.1} MiB (floor 12 MiB)",
-        idle as f64 / 1024.0
-    );
+    println!("idle box RSS: {:.1} MiB (floor 12 MiB)", idle as f64 / 1024.0);
     ok &= idle <= 12 * 1024;
     drop(bed);
 
@@ -108,19 +92,12 @@ fn run(binary: &Path) -> Result<bool, String> {
         std::fs::write(&path, config(&dir, i + 1, 4, budget)).map_err(|e| e.to_string())?;
         let path = path.to_string_lossy().into_owned();
         let log = dir.join(format!("relay{i}.log"));
-        pids.push(
-            bed.spawn(i, binary, &["run", "--config", &path], &[], &log)
-                .map_err(|e| e.to_string())?,
-        );
+        pids.push(bed.spawn(i, binary, &["run", "--config", &path], &[], &log).map_err(|e| e.to_string())?);
     }
     std::thread::sleep(Duration::from_secs(40));
     println!("setup: two boxes, 4 always-on channels at 4 Mbit/s in 2 s segments, store budget {budget} MiB, 40 s after start");
     for (i, p) in pids.iter().enumerate() {
-        let rss = bed
-            .pid(*p)
-            .ok()
-            .and_then(rss_kib)
-            .ok_or("relay box not running")?;
+        let rss = bed.pid(*p).ok().and_then(rss_kib).ok_or("relay box not running")?;
         let limit = (budget + 16) * 1024;
         println!(
             "relaying box {i} RSS: {:.1} MiB (floor: budget + 16 = {} MiB)",

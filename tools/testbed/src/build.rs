@@ -99,11 +99,7 @@ impl Bed {
             // first, vb0 and host 0's eth0 would both get ifindex 2, each in its namespace; the
             // kernel then takes the veth's carrier change for a non-urgent link event, handled
             // up to a second later, and the port drops everything until then (measured: ~0.9 s).
-            let lines = [
-                "link set lo up",
-                "link add br0 type bridge",
-                "link set br0 up",
-            ];
+            let lines = ["link set lo up", "link add br0 type bridge", "link set br0 up"];
             self.batch(Some(&bridge), &lines.map(String::from))?;
         }
 
@@ -125,12 +121,7 @@ impl Bed {
         let ports = first..first + count;
         let lines: Vec<String> = ports
             .clone()
-            .flat_map(|i| {
-                [
-                    format!("link set vb{i} master br0"),
-                    format!("link set vb{i} up"),
-                ]
-            })
+            .flat_map(|i| [format!("link set vb{i} master br0"), format!("link set vb{i} up")])
             .collect();
         if !lines.is_empty() {
             self.batch(Some(&bridge), &lines)?;
@@ -152,27 +143,12 @@ impl Bed {
         let cat = cat.display();
         let mut lines: Vec<String> = hosts
             .iter()
-            .map(|host| {
-                format!(
-                    "netns exec {} {cat} /sys/class/net/eth0/operstate",
-                    host.namespace
-                )
-            })
+            .map(|host| format!("netns exec {} {cat} /sys/class/net/eth0/operstate", host.namespace))
             .collect();
-        let port_states: Vec<String> = ports
-            .map(|i| format!("/sys/class/net/vb{i}/brport/state"))
-            .collect();
-        lines.push(format!(
-            "netns exec {} {cat} {}",
-            self.bridge,
-            port_states.join(" ")
-        ));
+        let port_states: Vec<String> = ports.map(|i| format!("/sys/class/net/vb{i}/brport/state")).collect();
+        lines.push(format!("netns exec {} {cat} {}", self.bridge, port_states.join(" ")));
         // "up" per host, then 3 (BR_STATE_FORWARDING) per port.
-        let ready: Vec<&str> = hosts
-            .iter()
-            .map(|_| "up")
-            .chain(port_states.iter().map(|_| "3"))
-            .collect();
+        let ready: Vec<&str> = hosts.iter().map(|_| "up").chain(port_states.iter().map(|_| "3")).collect();
         let deadline = Instant::now() + LINK_WAIT;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -224,8 +200,7 @@ impl Bed {
     /// A new path in the bed's scratch directory, ending in `.<extension>`.
     pub(crate) fn scratch_file(&mut self, extension: &str) -> std::path::PathBuf {
         self.scratch_files += 1;
-        self.scratch
-            .join(format!("{}.{extension}", self.scratch_files))
+        self.scratch.join(format!("{}.{extension}", self.scratch_files))
     }
 
     /// Deletes every namespace the bed made, with one `ip -force -batch` (`-force` goes on past
@@ -234,12 +209,7 @@ impl Bed {
         if self.made.is_empty() {
             return;
         }
-        let lines: Vec<String> = self
-            .made
-            .iter()
-            .rev()
-            .map(|name| format!("netns del {name}"))
-            .collect();
+        let lines: Vec<String> = self.made.iter().rev().map(|name| format!("netns del {name}")).collect();
         let file = self.scratch.join("teardown.ip");
         let Ok(ip) = command::find(IP) else {
             return;
@@ -265,7 +235,5 @@ impl Bed {
 const LINK_WAIT: Duration = Duration::from_secs(5);
 
 fn too_many(hosts: usize) -> BedError {
-    BedError::InvalidArgument(format!(
-        "a bed holds at most {MAX_HOSTS} hosts (10.99.0.1-254), not {hosts}"
-    ))
+    BedError::InvalidArgument(format!("a bed holds at most {MAX_HOSTS} hosts (10.99.0.1-254), not {hosts}"))
 }

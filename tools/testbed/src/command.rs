@@ -21,56 +21,23 @@ pub(crate) struct Tool {
     pub(crate) package: &'static str,
 }
 
-pub(crate) const IP: Tool = Tool {
-    name: "ip",
-    package: "iproute2",
-};
-pub(crate) const TC: Tool = Tool {
-    name: "tc",
-    package: "iproute2",
-};
-pub(crate) const NFT: Tool = Tool {
-    name: "nft",
-    package: "nftables",
-};
-pub(crate) const CURL: Tool = Tool {
-    name: "curl",
-    package: "curl",
-};
-pub(crate) const SYSCTL: Tool = Tool {
-    name: "sysctl",
-    package: "procps",
-};
-pub(crate) const KILL: Tool = Tool {
-    name: "kill",
-    package: "procps",
-};
-pub(crate) const TIMEOUT: Tool = Tool {
-    name: "timeout",
-    package: "coreutils",
-};
-pub(crate) const SH: Tool = Tool {
-    name: "sh",
-    package: "dash",
-};
-pub(crate) const CAT: Tool = Tool {
-    name: "cat",
-    package: "coreutils",
-};
-pub(crate) const FLOCK: Tool = Tool {
-    name: "flock",
-    package: "util-linux",
-};
+pub(crate) const IP: Tool = Tool { name: "ip", package: "iproute2" };
+pub(crate) const TC: Tool = Tool { name: "tc", package: "iproute2" };
+pub(crate) const NFT: Tool = Tool { name: "nft", package: "nftables" };
+pub(crate) const CURL: Tool = Tool { name: "curl", package: "curl" };
+pub(crate) const SYSCTL: Tool = Tool { name: "sysctl", package: "procps" };
+pub(crate) const KILL: Tool = Tool { name: "kill", package: "procps" };
+pub(crate) const TIMEOUT: Tool = Tool { name: "timeout", package: "coreutils" };
+pub(crate) const SH: Tool = Tool { name: "sh", package: "dash" };
+pub(crate) const CAT: Tool = Tool { name: "cat", package: "coreutils" };
+pub(crate) const FLOCK: Tool = Tool { name: "flock", package: "util-linux" };
 
 /// Where system tools live on Debian even when a non-login root shell's `PATH` lacks them.
 const SYSTEM_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// The absolute path of `tool`, from `PATH` or the usual system directories.
 pub(crate) fn find(tool: Tool) -> Result<PathBuf, BedError> {
-    find_program(tool.name).ok_or(BedError::MissingTool {
-        tool: tool.name,
-        package: tool.package,
-    })
+    find_program(tool.name).ok_or(BedError::MissingTool { tool: tool.name, package: tool.package })
 }
 
 /// Resolves `name` as a shell would: a name with a `/` is a path, others are looked up in `PATH`
@@ -103,10 +70,8 @@ pub(crate) fn describe(command: &Command) -> String {
 
 fn quote(word: &OsStr) -> String {
     let word = word.to_string_lossy();
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    let plain =
+        !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
     if plain {
         word.into_owned()
     } else {
@@ -123,13 +88,8 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// [`check`].
 pub(crate) fn run(mut command: Command, limit: Duration) -> Result<Output, BedError> {
     let line = describe(&command);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|e| BedError::io(format!("cannot start `{line}`"), e))?;
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|e| BedError::io(format!("cannot start `{line}`"), e))?;
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     let status = match wait_until(&mut child, Instant::now() + limit)
@@ -153,17 +113,11 @@ pub(crate) fn run(mut command: Command, limit: Duration) -> Result<Output, BedEr
     let deadline = Instant::now() + OUTPUT_GRACE;
     let collect = |pipe: mpsc::Receiver<Vec<u8>>| {
         pipe.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .map_err(|_| BedError::OutputHeld {
-                command: line.clone(),
-            })
+            .map_err(|_| BedError::OutputHeld { command: line.clone() })
     };
     let stdout = collect(stdout)?;
     let stderr = collect(stderr)?;
-    Ok(Output {
-        status,
-        stdout,
-        stderr,
-    })
+    Ok(Output { status, stdout, stderr })
 }
 
 /// [`run`], then an error unless the command exited with status 0.
@@ -208,10 +162,7 @@ fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receive
 
 /// Polls `child` until it exits or `deadline` passes (then `None`). Polling starts at 1 ms, as
 /// most of the bed's commands take a few milliseconds, and backs off to 20 ms.
-pub(crate) fn wait_until(
-    child: &mut Child,
-    deadline: Instant,
-) -> std::io::Result<Option<ExitStatus>> {
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
     let mut pause = Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
@@ -238,10 +189,7 @@ mod tests {
 
     #[test]
     fn a_missing_tool_names_its_package() {
-        let missing = Tool {
-            name: "shoal-testbed-no-such-tool",
-            package: "shoal-imaginary-package",
-        };
+        let missing = Tool { name: "shoal-testbed-no-such-tool", package: "shoal-imaginary-package" };
         let error = find(missing).unwrap_err();
         assert_eq!(
             error.to_string(),

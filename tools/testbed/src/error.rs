@@ -91,10 +91,7 @@ pub enum BedError {
 
 impl BedError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        BedError::Io {
-            context: context.into(),
-            source,
-        }
+        BedError::Io { context: context.into(), source }
     }
 }
 
@@ -102,15 +99,12 @@ impl fmt::Display for BedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BedError::Unsupported(reason) => write!(f, "test bed unsupported here: {reason}"),
-            BedError::MissingTool { tool, package } => write!(
-                f,
-                "`{tool}` is not installed: `apt-get install {package}` (as root)"
-            ),
-            BedError::MissingProgram(path) => write!(
-                f,
-                "program `{}` not found or not executable (build it first?)",
-                path.display()
-            ),
+            BedError::MissingTool { tool, package } => {
+                write!(f, "`{tool}` is not installed: `apt-get install {package}` (as root)")
+            }
+            BedError::MissingProgram(path) => {
+                write!(f, "program `{}` not found or not executable (build it first?)", path.display())
+            }
             BedError::NoSuchHost { host, hosts } => {
                 write!(f, "no host {host}: the bed has {hosts} host(s), 0..{hosts}")
             }
@@ -121,20 +115,11 @@ impl fmt::Display for BedError {
                 write!(f, "{process:?} is no longer running ({status})")
             }
             BedError::InvalidArgument(message) => f.write_str(message),
-            BedError::CommandFailed {
-                command,
-                status,
-                stderr,
-            } => write!(f, "`{command}` failed ({status}): {}", stderr.trim_end()),
-            BedError::TimedOut {
-                command,
-                after,
-                output,
-            } => {
-                write!(
-                    f,
-                    "`{command}` did not finish within {after:?} and was killed"
-                )?;
+            BedError::CommandFailed { command, status, stderr } => {
+                write!(f, "`{command}` failed ({status}): {}", stderr.trim_end())
+            }
+            BedError::TimedOut { command, after, output } => {
+                write!(f, "`{command}` did not finish within {after:?} and was killed")?;
                 if !output.trim().is_empty() {
                     write!(f, "; its output ended with: {}", output.trim_end())?;
                 }

@@ -15,12 +15,7 @@ impl Bed {
     /// SIGTERM, then SIGKILL 2 s later, and the result is [`BedError::TimedOut`] with the end of
     /// its output. A background process it leaves running must not keep its stdout or stderr
     /// open ([`BedError::OutputHeld`]); such leftovers are killed when the bed is dropped.
-    pub fn exec(
-        &self,
-        host: usize,
-        command: &[&str],
-        timeout: Duration,
-    ) -> Result<Output, BedError> {
+    pub fn exec(&self, host: usize, command: &[&str], timeout: Duration) -> Result<Output, BedError> {
         let namespace = &self.host(host)?.namespace;
         if command.is_empty() {
             return Err(BedError::InvalidArgument("exec: empty command".to_owned()));
@@ -85,11 +80,7 @@ impl Bed {
         if (200..300).contains(&status) {
             Ok(body.to_owned())
         } else {
-            Err(BedError::Http {
-                url: url.to_owned(),
-                status,
-                body: body.to_owned(),
-            })
+            Err(BedError::Http { url: url.to_owned(), status, body: body.to_owned() })
         }
     }
 }

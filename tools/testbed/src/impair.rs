@@ -31,14 +31,10 @@ impl Bed {
         }
         let nft = command::find(NFT)?;
         // `add` then `delete` makes the delete succeed whether or not the table existed.
-        let mut script =
-            "add table netdev shoal_testbed ; delete table netdev shoal_testbed".to_owned();
+        let mut script = "add table netdev shoal_testbed ; delete table netdev shoal_testbed".to_owned();
         if percent > 0 {
-            let chance = if percent == 100 {
-                String::new()
-            } else {
-                format!("numgen random mod 100 < {percent} ")
-            };
+            let chance =
+                if percent == 100 { String::new() } else { format!("numgen random mod 100 < {percent} ") };
             script.push_str(&format!(
                 " ; add table netdev shoal_testbed \
                  ; add chain netdev shoal_testbed loss \
@@ -47,10 +43,7 @@ impl Bed {
             ));
         }
         let mut command = Command::new(command::find(IP)?);
-        command
-            .args(["netns", "exec", namespace])
-            .arg(nft)
-            .arg(script);
+        command.args(["netns", "exec", namespace]).arg(nft).arg(script);
         command::run_ok(command, SETUP_LIMIT).map(drop)
     }
 
@@ -72,8 +65,8 @@ impl Bed {
         let line = command::describe(&tc);
         let output = command::run(tc, SETUP_LIMIT)?;
         // The kernel's answer when there is no root qdisc to delete: nothing to undo.
-        let nothing_to_delete = String::from_utf8_lossy(&output.stderr)
-            .contains("Cannot delete qdisc with handle of zero");
+        let nothing_to_delete =
+            String::from_utf8_lossy(&output.stderr).contains("Cannot delete qdisc with handle of zero");
         if nothing_to_delete {
             return Ok(());
         }

@@ -136,10 +136,7 @@ impl Bed {
     }
 
     fn host(&self, host: usize) -> Result<&Host, BedError> {
-        self.hosts.get(host).ok_or(BedError::NoSuchHost {
-            host,
-            hosts: self.hosts.len(),
-        })
+        self.hosts.get(host).ok_or(BedError::NoSuchHost { host, hosts: self.hosts.len() })
     }
 }
 

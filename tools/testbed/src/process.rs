@@ -117,9 +117,8 @@ impl Bed {
             .append(true)
             .open(log)
             .map_err(|e| BedError::io(format!("cannot open log {}", log.display()), e))?;
-        let stderr = stdout
-            .try_clone()
-            .map_err(|e| BedError::io(format!("cannot share log {}", log.display()), e))?;
+        let stderr =
+            stdout.try_clone().map_err(|e| BedError::io(format!("cannot share log {}", log.display()), e))?;
         let index = self.processes.len();
         let pid_file = self.scratch_file("pid");
 
@@ -139,20 +138,11 @@ impl Bed {
             .stdout(stdout)
             .stderr(stderr);
         let line = command::describe(&command);
-        let mut wrapper = command
-            .spawn()
-            .map_err(|e| BedError::io(format!("cannot start `{line}`"), e))?;
+        let mut wrapper = command.spawn().map_err(|e| BedError::io(format!("cannot start `{line}`"), e))?;
         match read_pid_file(&pid_file, &mut wrapper) {
             Ok(pid) => {
-                self.processes.push(Spawned {
-                    wrapper,
-                    pid,
-                    status: None,
-                });
-                Ok(ProcessId {
-                    bed: self.number,
-                    index,
-                })
+                self.processes.push(Spawned { wrapper, pid, status: None });
+                Ok(ProcessId { bed: self.number, index })
             }
             Err(error) => {
                 // Ignoring errors: the wrapper may already have exited, which is why we are here.
@@ -174,9 +164,7 @@ impl Bed {
         }
         let pid = spawned.pid;
         let mut kill = Command::new(command::find(KILL)?);
-        kill.arg(format!("-{}", signal.name()))
-            .arg("--")
-            .arg(pid.to_string());
+        kill.arg(format!("-{}", signal.name())).arg("--").arg(pid.to_string());
         command::run_ok(kill, Duration::from_secs(5)).map(drop)
     }
 
@@ -185,11 +173,7 @@ impl Bed {
     ///
     /// The status is the program's own: its exit code, or the signal that killed it. Exit code
     /// 124 (or SIGKILL) after [`Bed::set_process_lifetime`]'s limit means the lifetime ran out.
-    pub fn wait(
-        &mut self,
-        process: ProcessId,
-        timeout: Duration,
-    ) -> Result<Option<ExitStatus>, BedError> {
+    pub fn wait(&mut self, process: ProcessId, timeout: Duration) -> Result<Option<ExitStatus>, BedError> {
         let spawned = self.process(process)?;
         if spawned.status.is_none() {
             spawned.status = wait_until(&mut spawned.wrapper, Instant::now() + timeout)
@@ -201,8 +185,7 @@ impl Bed {
     /// The real program's PID (inside the namespace, PIDs are the same as outside: the bed does
     /// not make PID namespaces). Useful to inspect `/proc/<pid>` from a test.
     pub fn pid(&self, process: ProcessId) -> Result<u32, BedError> {
-        self.check_process(process)
-            .map(|index| self.processes[index].pid)
+        self.check_process(process).map(|index| self.processes[index].pid)
     }
 
     /// How long programs spawned from now on may run before `timeout` sends them SIGTERM (then
@@ -231,16 +214,10 @@ impl Bed {
     /// left after [`TERM_GRACE`]; then the wrappers are reaped. Everything goes by PID.
     pub(crate) fn kill_everything(&mut self) {
         let wrappers: Vec<u32> = self.processes.iter().map(|p| p.wrapper.id()).collect();
-        let mut targets: Vec<u32> = self
-            .processes
-            .iter_mut()
-            .filter_map(|p| p.poll().is_none().then_some(p.pid))
-            .collect();
-        targets.extend(
-            system::pids_in_namespaces(&self.made)
-                .into_iter()
-                .filter(|pid| !wrappers.contains(pid)),
-        );
+        let mut targets: Vec<u32> =
+            self.processes.iter_mut().filter_map(|p| p.poll().is_none().then_some(p.pid)).collect();
+        targets
+            .extend(system::pids_in_namespaces(&self.made).into_iter().filter(|pid| !wrappers.contains(pid)));
         targets.sort_unstable();
         targets.dedup();
         if targets.is_empty() {

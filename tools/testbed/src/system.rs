@@ -31,10 +31,7 @@ static NEXT_BED: AtomicU32 = AtomicU32::new(0);
 /// A fresh bed number and the namespace-name prefix that goes with it.
 pub(crate) fn next_prefix() -> (u32, String) {
     let number = NEXT_BED.fetch_add(1, Ordering::Relaxed);
-    (
-        number,
-        format!("{NAME_PREFIX}{:x}-{number:x}", process::id()),
-    )
+    (number, format!("{NAME_PREFIX}{:x}-{number:x}", process::id()))
 }
 
 /// The PID that made the namespace `name`, if `name` is one of this crate's names.
@@ -62,11 +59,9 @@ pub(crate) fn prepare() -> Result<(), String> {
 
 fn prepare_once() -> Result<(), String> {
     if !is_root() {
-        return Err(
-            "not root: network namespaces need root (run the tests as root, \
+        return Err("not root: network namespaces need root (run the tests as root, \
                     e.g. with sudo -E)"
-                .to_owned(),
-        );
+            .to_owned());
     }
     let ip = command::find(IP).map_err(|e| e.to_string())?;
     let (_, prefix) = next_prefix();
@@ -145,9 +140,7 @@ pub(crate) fn is_alive(pid: u32) -> bool {
         return false;
     };
     // The state follows the command name, which is in parentheses and may contain anything.
-    let state = stat
-        .rfind(')')
-        .and_then(|end| stat[end + 1..].trim_start().chars().next());
+    let state = stat.rfind(')').and_then(|end| stat[end + 1..].trim_start().chars().next());
     !matches!(state, Some('Z' | 'X') | None)
 }
 
@@ -171,12 +164,7 @@ pub(crate) fn pids_in_namespaces(names: &[String]) -> Vec<u32> {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             // "net:[4026532321]"; unreadable for zombies and processes that just exited.
             let link = fs::read_link(entry.path().join("ns/net")).ok()?;
-            let inode: u64 = link
-                .to_str()?
-                .strip_prefix("net:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()?;
+            let inode: u64 = link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()?;
             (inodes.contains(&inode) && pid != process::id()).then_some(pid)
         })
         .collect()
@@ -192,10 +180,7 @@ pub(crate) fn signal_all(pids: &[u32], signal: &str) {
         return;
     };
     let mut command = Command::new(kill);
-    command
-        .arg(format!("-{signal}"))
-        .arg("--")
-        .args(pids.iter().map(u32::to_string));
+    command.arg(format!("-{signal}")).arg("--").args(pids.iter().map(u32::to_string));
     let _ = command::run(command, Duration::from_secs(5));
 }
 

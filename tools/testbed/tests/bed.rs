@@ -80,18 +80,13 @@ impl Udp {
     /// `None`, after saying so, when python3 is not installed.
     fn new(test: &str) -> Option<Udp> {
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let Some(python) = std::env::split_paths(&path)
-            .map(|dir| dir.join("python3"))
-            .find(|candidate| candidate.is_file())
+        let Some(python) =
+            std::env::split_paths(&path).map(|dir| dir.join("python3")).find(|candidate| candidate.is_file())
         else {
             eprintln!("skipped: python3 not found in PATH");
             return None;
         };
-        Some(Udp {
-            python,
-            dir: scratch(test),
-            trials: Cell::new(0),
-        })
+        Some(Udp { python, dir: scratch(test), trials: Cell::new(0) })
     }
 
     /// Sends `count` datagrams from host `from` to `destination` (a host, or a multicast group
@@ -128,13 +123,8 @@ impl Udp {
         }
         let python = self.python.to_str().unwrap();
         let count = count.to_string();
-        let sent = bed
-            .exec(
-                from,
-                &[python, "-c", SENDER, &group, PORT, &count],
-                Duration::from_secs(10),
-            )
-            .unwrap();
+        let sent =
+            bed.exec(from, &[python, "-c", SENDER, &group, PORT, &count], Duration::from_secs(10)).unwrap();
         assert!(sent.status.success(), "sender failed: {sent:?}");
         assert_eq!(
             String::from_utf8_lossy(&sent.stdout).trim(),
@@ -167,8 +157,7 @@ impl Drop for Udp {
 
 /// A fresh directory for one test's logs and files.
 fn scratch(test: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("shoal-testbed-test-{}-{test}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("shoal-testbed-test-{}-{test}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -202,17 +191,13 @@ fn namespaces_on_machine() -> String {
 }
 
 fn listed(list: &str, name: &str) -> bool {
-    list.lines()
-        .any(|line| line.split_whitespace().next() == Some(name))
+    list.lines().any(|line| line.split_whitespace().next() == Some(name))
 }
 
 /// Alive and not a zombie waiting for its parent.
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat[stat.rfind(')').unwrap() + 1..]
-            .trim_start()
-            .chars()
-            .next();
+        let state = stat[stat.rfind(')').unwrap() + 1..].trim_start().chars().next();
         !matches!(state, Some('Z' | 'X'))
     })
 }
@@ -231,10 +216,7 @@ fn three_hosts_reach_each_other_and_impairment_applies() {
     let quick = Duration::from_secs(5);
     let to_host_2 = bed.ip(2);
 
-    assert_eq!(
-        udp.trial(&mut bed, 0, to_host_2, &[2], 3, quick),
-        [delivered()]
-    );
+    assert_eq!(udp.trial(&mut bed, 0, to_host_2, &[2], 3, quick), [delivered()]);
 
     bed.set_loss(0, 50).unwrap();
     bed.set_loss(0, 100).unwrap(); // replaces the 50 % rule
@@ -254,10 +236,7 @@ fn three_hosts_reach_each_other_and_impairment_applies() {
 
     bed.set_loss(0, 0).unwrap();
     bed.set_loss(0, 0).unwrap(); // idempotent
-    assert_eq!(
-        udp.trial(&mut bed, 0, to_host_2, &[2], 3, quick),
-        [delivered()]
-    );
+    assert_eq!(udp.trial(&mut bed, 0, to_host_2, &[2], 3, quick), [delivered()]);
 
     let qdisc = |bed: &Bed| {
         let show = ["tc", "qdisc", "show", "dev", "eth0"];
@@ -267,10 +246,7 @@ fn three_hosts_reach_each_other_and_impairment_applies() {
     bed.set_rate(2, 10).unwrap();
     let shaped = qdisc(&bed);
     eprintln!("host 2 qdisc after set_rate(2, 10): {shaped}");
-    assert!(
-        shaped.contains("tbf") && shaped.contains("rate 10Mbit"),
-        "{shaped}"
-    );
+    assert!(shaped.contains("tbf") && shaped.contains("rate 10Mbit"), "{shaped}");
     bed.set_rate(2, 0).unwrap();
     bed.set_rate(2, 0).unwrap(); // idempotent
     assert!(!qdisc(&bed).contains("tbf"));
@@ -289,24 +265,9 @@ fn partial_loss_drops_some_datagrams_silently() {
     let bed = Bed::new(2).unwrap();
     bed.set_loss(0, 30).unwrap();
     let sent = bed
-        .exec(
-            0,
-            &[
-                python.to_str().unwrap(),
-                "-c",
-                SENDER,
-                "10.99.0.2",
-                PORT,
-                "200",
-            ],
-            Duration::from_secs(20),
-        )
+        .exec(0, &[python.to_str().unwrap(), "-c", SENDER, "10.99.0.2", PORT, "200"], Duration::from_secs(20))
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&sent.stdout).trim(),
-        "send errors 0",
-        "{sent:?}"
-    );
+    assert_eq!(String::from_utf8_lossy(&sent.stdout).trim(), "send errors 0", "{sent:?}");
     let list = ["nft", "list", "table", "netdev", "shoal_testbed"];
     let rules = bed.exec(0, &list, Duration::from_secs(5)).unwrap();
     let rules = String::from_utf8_lossy(&rules.stdout);
@@ -344,19 +305,13 @@ fn links_forward_as_soon_as_the_bed_is_built() {
     require_bed!();
     let mut bed = Bed::new(4).unwrap();
     bed.add_namespace_host().unwrap();
-    let ports: Vec<String> = (0..5)
-        .map(|i| format!("/sys/class/net/vb{i}/brport/state"))
-        .collect();
+    let ports: Vec<String> = (0..5).map(|i| format!("/sys/class/net/vb{i}/brport/state")).collect();
     let states = Command::new("ip")
         .args(["netns", "exec", bed.bridge_namespace(), "cat"])
         .args(&ports)
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&states.stdout),
-        "3\n".repeat(5),
-        "3 = forwarding"
-    );
+    assert_eq!(String::from_utf8_lossy(&states.stdout), "3\n".repeat(5), "3 = forwarding");
     for host in 0..5 {
         let operstate = ["cat", "/sys/class/net/eth0/operstate"];
         let state = bed.exec(host, &operstate, Duration::from_secs(5)).unwrap();
@@ -383,16 +338,9 @@ fn every_signal_reaches_the_program() {
     require_bed!();
     let dir = scratch("signals");
     let mut bed = Bed::new(1).unwrap();
-    for (signal, number) in [
-        (Signal::Term, 15),
-        (Signal::Kill, 9),
-        (Signal::Hup, 1),
-        (Signal::Int, 2),
-    ] {
+    for (signal, number) in [(Signal::Term, 15), (Signal::Kill, 9), (Signal::Hup, 1), (Signal::Int, 2)] {
         let log = dir.join(format!("{signal:?}.log"));
-        let sleeper = bed
-            .spawn(0, Path::new("sleep"), &["30"], &[], &log)
-            .unwrap();
+        let sleeper = bed.spawn(0, Path::new("sleep"), &["30"], &[], &log).unwrap();
         bed.signal(sleeper, signal).unwrap();
         let status = bed.wait(sleeper, Duration::from_secs(5)).unwrap();
         let status = status.unwrap_or_else(|| panic!("{signal:?} did not end sleep"));
@@ -400,13 +348,7 @@ fn every_signal_reaches_the_program() {
     }
     let log = dir.join("exit.log");
     let exits = bed
-        .spawn(
-            0,
-            Path::new("sh"),
-            &["-c", "echo \"$GREETING\"; exit 4"],
-            &[("GREETING", "hi")],
-            &log,
-        )
+        .spawn(0, Path::new("sh"), &["-c", "echo \"$GREETING\"; exit 4"], &[("GREETING", "hi")], &log)
         .unwrap();
     let status = bed.wait(exits, Duration::from_secs(5)).unwrap().unwrap();
     assert_eq!(status.code(), Some(4));
@@ -428,15 +370,7 @@ fn http_get_and_signals_reach_the_program() {
         .spawn(
             0,
             python,
-            &[
-                "-m",
-                "http.server",
-                "8080",
-                "--bind",
-                "10.99.0.1",
-                "--directory",
-                site.to_str().unwrap(),
-            ],
+            &["-m", "http.server", "8080", "--bind", "10.99.0.1", "--directory", site.to_str().unwrap()],
             &[("PYTHONUNBUFFERED", "1")],
             &dir.join("server.log"),
         )
@@ -457,10 +391,7 @@ fn http_get_and_signals_reach_the_program() {
     // The recorded PID is the program's own (here after a pyenv shim may have exec'd into it).
     let pid = bed.pid(server).unwrap();
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        exe.to_string_lossy().contains("python"),
-        "pid {pid} is {exe:?}, not the program"
-    );
+    assert!(exe.to_string_lossy().contains("python"), "pid {pid} is {exe:?}, not the program");
     match bed.http_get(1, "http://10.99.0.1:8080/missing") {
         Err(BedError::Http { status: 404, .. }) => {}
         other => panic!("expected a 404 error, got {other:?}"),
@@ -472,48 +403,26 @@ fn http_get_and_signals_reach_the_program() {
 
     assert_eq!(bed.wait(server, Duration::from_millis(50)).unwrap(), None);
     bed.signal(server, Signal::Term).unwrap();
-    let status = bed
-        .wait(server, Duration::from_secs(5))
-        .unwrap()
-        .expect("server ignored TERM");
-    assert_eq!(
-        status.signal(),
-        Some(15),
-        "the program's own status passes through: {status}"
-    );
+    let status = bed.wait(server, Duration::from_secs(5)).unwrap().expect("server ignored TERM");
+    assert_eq!(status.signal(), Some(15), "the program's own status passes through: {status}");
     assert_eq!(bed.wait(server, Duration::ZERO).unwrap(), Some(status));
-    assert!(matches!(
-        bed.signal(server, Signal::Hup),
-        Err(BedError::NotRunning { .. })
-    ));
+    assert!(matches!(bed.signal(server, Signal::Hup), Err(BedError::NotRunning { .. })));
 }
 
 #[test]
 fn exec_returns_output_and_times_out() {
     require_bed!();
     let bed = Bed::new(1).unwrap();
-    let output = bed
-        .exec(
-            0,
-            &["sh", "-c", "echo out; echo err >&2; exit 7"],
-            Duration::from_secs(5),
-        )
-        .unwrap();
+    let output =
+        bed.exec(0, &["sh", "-c", "echo out; echo err >&2; exit 7"], Duration::from_secs(5)).unwrap();
     assert_eq!(output.status.code(), Some(7));
     assert_eq!(output.stdout, b"out\n");
     assert_eq!(output.stderr, b"err\n");
 
     let started = Instant::now();
     let result = bed.exec(0, &["sleep", "30"], Duration::from_secs(1));
-    assert!(
-        matches!(result, Err(BedError::TimedOut { .. })),
-        "{result:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(matches!(result, Err(BedError::TimedOut { .. })), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     eprintln!("{}", result.unwrap_err());
 }
 
@@ -522,27 +431,19 @@ fn errors_name_the_problem() {
     require_bed!();
     let mut bed = Bed::new(1).unwrap();
     let error = bed.set_loss(3, 5).unwrap_err();
-    assert!(
-        matches!(error, BedError::NoSuchHost { host: 3, hosts: 1 }),
-        "{error}"
-    );
+    assert!(matches!(error, BedError::NoSuchHost { host: 3, hosts: 1 }), "{error}");
     eprintln!("{error}");
     let error = bed.set_loss(0, 101).unwrap_err();
     assert!(matches!(error, BedError::InvalidArgument(_)), "{error}");
-    let log =
-        std::env::temp_dir().join(format!("shoal-testbed-missing-{}.log", std::process::id()));
-    let error = bed
-        .spawn(0, Path::new("/nonexistent/shoal"), &[], &[], &log)
-        .unwrap_err();
+    let log = std::env::temp_dir().join(format!("shoal-testbed-missing-{}.log", std::process::id()));
+    let error = bed.spawn(0, Path::new("/nonexistent/shoal"), &[], &[], &log).unwrap_err();
     assert!(matches!(error, BedError::MissingProgram(_)), "{error}");
     eprintln!("{error}");
     let error = bed.exec(0, &[], Duration::from_secs(1)).unwrap_err();
     assert!(matches!(error, BedError::InvalidArgument(_)), "{error}");
     let other = Bed::new(1).unwrap();
     let mut other = other;
-    let sleeper = other
-        .spawn(0, Path::new("sleep"), &["30"], &[], &log)
-        .unwrap();
+    let sleeper = other.spawn(0, Path::new("sleep"), &["30"], &[], &log).unwrap();
     let error = bed.signal(sleeper, Signal::Term).unwrap_err();
     assert!(matches!(error, BedError::NoSuchProcess(_)), "{error}");
     let _ = fs::remove_file(log);
@@ -560,9 +461,7 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
         assert!(listed(&before, name), "{name} missing from: {before}");
     }
 
-    let polite = bed
-        .spawn(0, Path::new("sleep"), &["300"], &[], &dir.join("sleep.log"))
-        .unwrap();
+    let polite = bed.spawn(0, Path::new("sleep"), &["300"], &[], &dir.join("sleep.log")).unwrap();
     // Ignores SIGTERM, and so does its child: only SIGKILL ends them.
     let stubborn = bed
         .spawn(
@@ -574,22 +473,10 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
         )
         .unwrap();
     // Left behind by a command that returned: only a namespace scan finds it.
-    let stray = bed
-        .exec(
-            0,
-            &["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"],
-            Duration::from_secs(5),
-        )
-        .unwrap();
-    let stray: u32 = String::from_utf8_lossy(&stray.stdout)
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(wait_for_line(
-        &dir.join("stubborn.log"),
-        "child",
-        Duration::from_secs(5)
-    ));
+    let stray =
+        bed.exec(0, &["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"], Duration::from_secs(5)).unwrap();
+    let stray: u32 = String::from_utf8_lossy(&stray.stdout).trim().parse().unwrap();
+    assert!(wait_for_line(&dir.join("stubborn.log"), "child", Duration::from_secs(5)));
     let child: u32 = fs::read_to_string(dir.join("stubborn.log"))
         .unwrap()
         .trim()
@@ -597,12 +484,7 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
         .unwrap()
         .parse()
         .unwrap();
-    let pids = [
-        bed.pid(polite).unwrap(),
-        bed.pid(stubborn).unwrap(),
-        child,
-        stray,
-    ];
+    let pids = [bed.pid(polite).unwrap(), bed.pid(stubborn).unwrap(), child, stray];
     for pid in pids {
         assert!(alive(pid), "{pid} should run before the drop");
     }
@@ -628,19 +510,11 @@ fn a_panicking_test_still_cleans_up() {
     let (sender, receiver) = std::sync::mpsc::channel();
     let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let mut bed = Bed::new(2).unwrap();
-        let log =
-            std::env::temp_dir().join(format!("shoal-testbed-panic-{}.log", std::process::id()));
-        let sleeper = bed
-            .spawn(1, Path::new("sleep"), &["300"], &[], &log)
-            .unwrap();
-        let names = vec![
-            bed.namespace(0).to_owned(),
-            bed.namespace(1).to_owned(),
-            bed.bridge_namespace().to_owned(),
-        ];
-        sender
-            .send((names, bed.pid(sleeper).unwrap(), log))
-            .unwrap();
+        let log = std::env::temp_dir().join(format!("shoal-testbed-panic-{}.log", std::process::id()));
+        let sleeper = bed.spawn(1, Path::new("sleep"), &["300"], &[], &log).unwrap();
+        let names =
+            vec![bed.namespace(0).to_owned(), bed.namespace(1).to_owned(), bed.bridge_namespace().to_owned()];
+        sender.send((names, bed.pid(sleeper).unwrap(), log)).unwrap();
         panic!("deliberate panic to check the bed's cleanup");
     }));
     assert!(result.is_err());
@@ -661,11 +535,7 @@ fn beds_in_parallel_do_not_collide_and_four_hosts_are_quick() {
             thread::spawn(|| {
                 let bed = Bed::new(2).unwrap();
                 let output = bed
-                    .exec(
-                        1,
-                        &["ip", "-4", "-o", "addr", "show", "dev", "eth0"],
-                        Duration::from_secs(5),
-                    )
+                    .exec(1, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"], Duration::from_secs(5))
                     .unwrap();
                 assert!(String::from_utf8_lossy(&output.stdout).contains("10.99.0.2/24"));
                 bed.namespace(0).to_owned()

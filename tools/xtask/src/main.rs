@@ -59,74 +59,31 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 fn succeeds(dir: &Path, program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(program).args(args).current_dir(dir).output().is_ok_and(|o| o.status.success())
 }
 
 fn ci(root: &Path) -> Result<(), String> {
     run(root, "cargo", &["fmt", "--all", "--check"])?;
-    run(
-        root,
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
+    run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     run(root, "cargo", &["test", "--workspace"])?;
     // The dissemination floor (every ratio within 1.0..=1.5) is a requirement, not a report.
-    run(
-        root,
-        "cargo",
-        &[
-            "run",
-            "--profile",
-            "bench",
-            "-p",
-            "shoal-sim",
-            "--bin",
-            "dissemination",
-            "--",
-            "--seeds",
-            "3",
-        ],
-    )?;
-    let seconds = std::env::var("SHOAL_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    dissemination(root, 3)?;
+    let seconds = std::env::var("SHOAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     fuzz(root, seconds, false)
 }
 
 fn bench(root: &Path) -> Result<(), String> {
-    run(
-        root,
-        "cargo",
-        &[
-            "run",
-            "--profile",
-            "bench",
-            "-p",
-            "shoal-sim",
-            "--bin",
-            "dissemination",
-            "--",
-            "--seeds",
-            "6",
-        ],
-    )?;
-    run(
-        root,
-        "cargo",
-        &["bench", "-p", "shoal-core", "--bench", "core"],
-    )
+    dissemination(root, 6)?;
+    run(root, "cargo", &["bench", "-p", "shoal-core", "--bench", "core"])?;
+    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "goodput"])
+}
+
+/// The simulated dissemination benchmark, worst of `seeds` seeds; fails outside 1.0..=1.5.
+fn dissemination(root: &Path, seeds: u32) -> Result<(), String> {
+    let seeds = seeds.to_string();
+    let args =
+        ["run", "--profile", "bench", "-p", "shoal-sim", "--bin", "dissemination", "--", "--seeds", &seeds];
+    run(root, "cargo", &args)
 }
 
 /// Runs every fuzz target for `seconds`. Without a nightly toolchain or cargo-fuzz this says
@@ -154,8 +111,7 @@ fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
         // New inputs go to a scratch corpus under target/, so the committed seed corpus stays
         // small; libFuzzer reads both.
         let scratch = format!("target/corpus/{target}");
-        std::fs::create_dir_all(dir.join(&scratch))
-            .map_err(|e| format!("creating {scratch}: {e}"))?;
+        std::fs::create_dir_all(dir.join(&scratch)).map_err(|e| format!("creating {scratch}: {e}"))?;
         let seeds = format!("corpus/{target}");
         run(
             &dir,

@@ -45,10 +45,7 @@ pub(crate) struct BlockPool {
 
 impl BlockPool {
     pub(crate) fn new(capacity: usize) -> Self {
-        BlockPool {
-            blocks: BTreeMap::new(),
-            capacity: capacity.max(1),
-        }
+        BlockPool { blocks: BTreeMap::new(), capacity: capacity.max(1) }
     }
 
     /// Adds a fragment. Returns the whole block when it completes, and whether an older partial
@@ -64,9 +61,7 @@ impl BlockPool {
         from: NodeId,
         now: Instant,
     ) -> Result<(Option<PartialBlock>, bool), FragmentError> {
-        let end = offset
-            .checked_add(fragment.len())
-            .ok_or(FragmentError::OutOfBounds)?;
+        let end = offset.checked_add(fragment.len()).ok_or(FragmentError::OutOfBounds)?;
         if end > block_len || fragment.is_empty() || block_len > usize::from(u16::MAX) {
             return Err(FragmentError::OutOfBounds);
         }
@@ -75,12 +70,7 @@ impl BlockPool {
             self.blocks.remove(&key);
         }
         if !self.blocks.contains_key(&key) && self.blocks.len() >= self.capacity {
-            if let Some(oldest) = self
-                .blocks
-                .iter()
-                .min_by_key(|(_, b)| b.last_at)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = self.blocks.iter().min_by_key(|(_, b)| b.last_at).map(|(k, _)| *k) {
                 self.blocks.remove(&oldest);
                 evicted = true;
             }
@@ -95,10 +85,7 @@ impl BlockPool {
             nacks: 0,
         });
         // Offsets fit in u16: block_len <= u16::MAX was checked above.
-        entry
-            .got
-            .insert(offset as u16, end as u16)
-            .map_err(|RangesFull| FragmentError::TooFragmented)?;
+        entry.got.insert(offset as u16, end as u16).map_err(|RangesFull| FragmentError::TooFragmented)?;
         entry.bytes[offset..end].copy_from_slice(fragment);
         entry.mixed |= entry.from != from;
         entry.from = from;
@@ -136,10 +123,7 @@ pub(crate) struct ManifestPool {
 
 impl ManifestPool {
     pub(crate) fn new(capacity: usize) -> Self {
-        ManifestPool {
-            manifests: BTreeMap::new(),
-            capacity: capacity.max(1),
-        }
+        ManifestPool { manifests: BTreeMap::new(), capacity: capacity.max(1) }
     }
 
     /// Adds a fragment of a manifest of `total` bytes; returns the whole encoding when complete.
@@ -152,44 +136,27 @@ impl ManifestPool {
         from: NodeId,
         now: Instant,
     ) -> Result<(Option<Vec<u8>>, bool), FragmentError> {
-        let end = offset
-            .checked_add(fragment.len())
-            .ok_or(FragmentError::OutOfBounds)?;
+        let end = offset.checked_add(fragment.len()).ok_or(FragmentError::OutOfBounds)?;
         if end > total || fragment.is_empty() || total > usize::from(u16::MAX) {
             return Err(FragmentError::OutOfBounds);
         }
-        if self
-            .manifests
-            .get(&key)
-            .is_some_and(|m| m.bytes.len() != total)
-        {
+        if self.manifests.get(&key).is_some_and(|m| m.bytes.len() != total) {
             self.manifests.remove(&key);
         }
         let mut evicted = false;
         if !self.manifests.contains_key(&key) && self.manifests.len() >= self.capacity {
-            if let Some(oldest) = self
-                .manifests
-                .iter()
-                .min_by_key(|(_, m)| m.last_at)
-                .map(|(k, _)| *k)
-            {
+            if let Some(oldest) = self.manifests.iter().min_by_key(|(_, m)| m.last_at).map(|(k, _)| *k) {
                 self.manifests.remove(&oldest);
                 evicted = true;
             }
         }
-        let entry = self
-            .manifests
-            .entry(key)
-            .or_insert_with(|| PartialManifest {
-                bytes: vec![0; total],
-                got: RangeSet::new(),
-                from,
-                last_at: now,
-            });
-        entry
-            .got
-            .insert(offset as u16, end as u16)
-            .map_err(|RangesFull| FragmentError::TooFragmented)?;
+        let entry = self.manifests.entry(key).or_insert_with(|| PartialManifest {
+            bytes: vec![0; total],
+            got: RangeSet::new(),
+            from,
+            last_at: now,
+        });
+        entry.got.insert(offset as u16, end as u16).map_err(|RangesFull| FragmentError::TooFragmented)?;
         entry.bytes[offset..end].copy_from_slice(fragment);
         entry.from = from;
         entry.last_at = now;

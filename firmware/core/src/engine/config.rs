@@ -103,10 +103,7 @@ impl Config {
             return bad("store_budget", "must be at least 1 MiB");
         }
         if self.ring_len == 0 || self.window_segments == 0 {
-            return bad(
-                "ring_len",
-                "ring_len and window_segments must be at least 1",
-            );
+            return bad("ring_len", "ring_len and window_segments must be at least 1");
         }
         if self.lineup.len() > MAX_LINEUP {
             return bad("lineup", "at most 64 channels");
@@ -118,19 +115,13 @@ impl Config {
             return bad("peer_timeout", "must be at least two ping intervals");
         }
         if self.repair_interval.is_zero() || self.stall_timeout.is_zero() {
-            return bad(
-                "repair_interval",
-                "repair_interval and stall_timeout must be positive",
-            );
+            return bad("repair_interval", "repair_interval and stall_timeout must be positive");
         }
         if self.default_target_duration.is_zero() {
             return bad("default_target_duration", "must be positive");
         }
         if self.max_peers == 0 || self.max_partial_blocks == 0 || self.peer_datagram_rate == 0 {
-            return bad(
-                "max_peers",
-                "max_peers, max_partial_blocks and peer_datagram_rate must be positive",
-            );
+            return bad("max_peers", "max_peers, max_partial_blocks and peer_datagram_rate must be positive");
         }
         Ok(())
     }

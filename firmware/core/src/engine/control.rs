@@ -2,9 +2,7 @@
 //! demand and takeovers.
 
 use super::sender::Control;
-use super::{
-    election, Engine, Event, DEPOSITION_SEGMENTS, LINGER_SEGMENTS, TAKEOVER_FIRST_SEGMENTS, TICK,
-};
+use super::{election, Engine, Event, DEPOSITION_SEGMENTS, LINGER_SEGMENTS, TAKEOVER_FIRST_SEGMENTS, TICK};
 use crate::{ChannelId, Instant, NodeId};
 
 /// Each box refreshes its have-maps to every peer this often (besides announcing completions).
@@ -43,11 +41,7 @@ impl Engine {
                 peer.session = None;
                 peer.next_hello = now;
             }
-            if peer.alive
-                && peer
-                    .last_heard
-                    .is_none_or(|t| now.saturating_since(t) > timeout)
-            {
+            if peer.alive && peer.last_heard.is_none_or(|t| now.saturating_since(t) > timeout) {
                 peer.alive = false;
                 down.push(peer.id);
             }
@@ -85,13 +79,11 @@ impl Engine {
                 .channels
                 .keys()
                 .filter_map(|&c| {
-                    self.store
-                        .have(c)
-                        .map(|(newest, bitmap)| crate::wire::Have {
-                            channel: c,
-                            newest,
-                            bitmap,
-                        })
+                    self.store.have(c).map(|(newest, bitmap)| crate::wire::Have {
+                        channel: c,
+                        newest,
+                        bitmap,
+                    })
                 })
                 .collect();
             for id in have_due {
@@ -116,18 +108,11 @@ impl Engine {
     }
 
     fn rank_channel(&mut self, now: Instant, channel: ChannelId) {
-        let mut ranking: Vec<NodeId> = self
-            .peers
-            .values()
-            .filter(|p| p.is_active(now) && p.carries(channel))
-            .map(|p| p.id)
-            .collect();
+        let mut ranking: Vec<NodeId> =
+            self.peers.values().filter(|p| p.is_active(now) && p.carries(channel)).map(|p| p.id).collect();
         ranking.push(self.me);
         election::rank(channel, &mut ranking);
-        let state = self
-            .channels
-            .get_mut(&channel)
-            .expect("channel of the lineup");
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
         if state.deposed.is_some_and(|(_, until)| now >= until) {
             state.deposed = None;
         }
@@ -143,11 +128,7 @@ impl Engine {
             }
             state.ingester = ingester;
             state.standby = standby;
-            self.push_event(Event::ElectionChanged {
-                channel,
-                ingester,
-                standby,
-            });
+            self.push_event(Event::ElectionChanged { channel, ingester, standby });
         }
     }
 
@@ -156,43 +137,30 @@ impl Engine {
             let state = &self.channels[&channel];
             state.always_on
                 || state.wanted
-                || self
-                    .peers
-                    .values()
-                    .any(|p| p.is_active(now) && p.wants.contains(&channel))
+                || self.peers.values().any(|p| p.is_active(now) && p.wants.contains(&channel))
         };
         let me = self.me;
         let resume_after = self.store.have(channel).map(|(newest, _)| newest);
-        let state = self
-            .channels
-            .get_mut(&channel)
-            .expect("channel of the lineup");
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
         if demanded {
             state.demand_lost_at = None;
         } else if state.demand_lost_at.is_none() {
             state.demand_lost_at = Some(now);
         }
-        let lingering = state
-            .demand_lost_at
-            .is_some_and(|t| now.saturating_since(t) < state.target * LINGER_SEGMENTS);
+        let lingering =
+            state.demand_lost_at.is_some_and(|t| now.saturating_since(t) < state.target * LINGER_SEGMENTS);
         let should_ingest = state.ingester == Some(me) && (demanded || lingering);
         if should_ingest && !state.ingesting {
             state.ingesting = true;
             log::info!("{me}: ingesting channel {channel}");
-            self.push_event(Event::IngestStart {
-                channel,
-                resume_after,
-            });
+            self.push_event(Event::IngestStart { channel, resume_after });
         } else if !should_ingest && state.ingesting {
             state.ingesting = false;
             log::info!("{me}: no longer ingesting channel {channel}");
             self.push_event(Event::IngestStop { channel });
         }
         // The standby watches the ingester: a late segment means take over.
-        let state = self
-            .channels
-            .get_mut(&channel)
-            .expect("channel of the lineup");
+        let state = self.channels.get_mut(&channel).expect("channel of the lineup");
         if demanded && state.standby == Some(me) {
             if let Some(ingester) = state.ingester.filter(|&i| i != me) {
                 let (since, limit) = match state.last_manifest {

@@ -18,11 +18,8 @@ use crate::{ChannelId, NodeId};
 
 /// The rendezvous score of `node` for `channel`: the highest score ingests.
 pub fn score(node: NodeId, channel: ChannelId) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(b"shoal-rank")
-        .chain_update(node.0)
-        .chain_update(channel.0)
-        .finalize();
+    let digest =
+        Sha256::new().chain_update(b"shoal-rank").chain_update(node.0).chain_update(channel.0).finalize();
     let mut bytes = [0; 8];
     bytes.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(bytes)
@@ -44,19 +41,12 @@ pub struct TreePosition {
 
 /// The roots of the trees: where the signer sends each stripe's blocks.
 pub fn roots(members: &[NodeId], stripes: usize) -> Vec<NodeId> {
-    (0..stripes)
-        .filter_map(|s| order(members, stripes, s).next())
-        .collect()
+    (0..stripes).filter_map(|s| order(members, stripes, s).next()).collect()
 }
 
 /// The position of `me` in the trees over `members` (the ranking without the signer), or `None`
 /// if `me` is not a member.
-pub fn position(
-    members: &[NodeId],
-    stripes: usize,
-    signer: NodeId,
-    me: NodeId,
-) -> Option<TreePosition> {
+pub fn position(members: &[NodeId], stripes: usize, signer: NodeId, me: NodeId) -> Option<TreePosition> {
     let m = members.len();
     members.iter().position(|&n| n == me)?;
     let mut children = Vec::with_capacity(stripes);
@@ -65,16 +55,8 @@ pub fn position(
         let ordered: Vec<NodeId> = order(members, stripes, s).collect();
         let p = ordered.iter().position(|&n| n == me)?;
         let first = p * stripes + 1;
-        children.push(
-            (first..(first + stripes).min(m))
-                .map(|c| ordered[c])
-                .collect(),
-        );
-        parents.push(if p == 0 {
-            signer
-        } else {
-            ordered[(p - 1) / stripes]
-        });
+        children.push((first..(first + stripes).min(m)).map(|c| ordered[c]).collect());
+        parents.push(if p == 0 { signer } else { ordered[(p - 1) / stripes] });
     }
     Some(TreePosition { children, parents })
 }
@@ -82,11 +64,7 @@ pub fn position(
 /// Stripe `s`'s order of `members`: the ranking rotated so each stripe has its own interior.
 fn order(members: &[NodeId], stripes: usize, s: usize) -> impl Iterator<Item = NodeId> + '_ {
     let m = members.len();
-    let shift = if m == 0 {
-        0
-    } else {
-        (s * m / stripes.max(1)) % m
-    };
+    let shift = if m == 0 { 0 } else { (s * m / stripes.max(1)) % m };
     members.iter().cycle().skip(shift).take(m).copied()
 }
 
@@ -144,10 +122,7 @@ mod tests {
                 if stripes > 1 && (m - 1).div_ceil(stripes) <= m / stripes {
                     for a in 0..stripes {
                         for b in a + 1..stripes {
-                            assert!(
-                                interior[a].is_disjoint(&interior[b]),
-                                "m={m} stripes={stripes}"
-                            );
+                            assert!(interior[a].is_disjoint(&interior[b]), "m={m} stripes={stripes}");
                         }
                     }
                 }

@@ -9,8 +9,7 @@ use super::peer::Session;
 use super::sender::Control;
 use super::{
     block_task, manifest_task, AddrRecord, BanReason, Dissemination, Engine, Event, ManifestWant,
-    BAD_MAC_TO_BAN, FLOOD_DROPS_TO_BAN, FLOOD_WINDOW, MAX_MANIFEST_WANTS, MAX_TRACKED_ADDRS,
-    REPAIR_PRIORITY,
+    BAD_MAC_TO_BAN, FLOOD_DROPS_TO_BAN, FLOOD_WINDOW, MAX_MANIFEST_WANTS, MAX_TRACKED_ADDRS, REPAIR_PRIORITY,
 };
 
 /// A peer that answered `Busy` is not asked again for this long.
@@ -20,8 +19,7 @@ use crate::manifest::UnverifiedManifest;
 use crate::replay::ReplayWindow;
 use crate::store::{BlockOutcome, StoreError};
 use crate::wire::{
-    self, Data, DecodeError, Header, Hello, Item, ManifestPart, Message, Reject, RejectReason,
-    Request,
+    self, Data, DecodeError, Header, Hello, Item, ManifestPart, Message, Reject, RejectReason, Request,
 };
 use crate::{ChannelId, Instant, NodeId};
 
@@ -34,11 +32,7 @@ impl Engine {
         }
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += bytes.len() as u64;
-        if self
-            .addrs
-            .get(&from)
-            .is_some_and(|r| r.banned_until.is_some_and(|t| now < t))
-        {
+        if self.addrs.get(&from).is_some_and(|r| r.banned_until.is_some_and(|t| now < t)) {
             self.counters.banned += 1;
             return;
         }
@@ -57,11 +51,7 @@ impl Engine {
                 return;
             }
         };
-        let Header {
-            sender,
-            session,
-            packet,
-        } = datagram.header;
+        let Header { sender, session, packet } = datagram.header;
         if sender == self.me {
             return;
         }
@@ -92,17 +82,12 @@ impl Engine {
         let confirmed = peer.session.as_ref().is_some_and(|s| s.id == session);
         if !confirmed {
             match datagram.message {
-                Message::Hello(hello) => {
-                    self.on_unconfirmed_hello(now, from, datagram.header, hello)
-                }
+                Message::Hello(hello) => self.on_unconfirmed_hello(now, from, datagram.header, hello),
                 _ => self.counters.unconfirmed += 1,
             }
             return;
         }
-        let fresh = peer
-            .session
-            .as_mut()
-            .is_some_and(|s| s.window.accept(packet));
+        let fresh = peer.session.as_mut().is_some_and(|s| s.window.accept(packet));
         if !fresh {
             self.counters.replay += 1;
             return;
@@ -157,20 +142,12 @@ impl Engine {
             return;
         }
         if !self.addrs.contains_key(&from) && self.addrs.len() >= MAX_TRACKED_ADDRS {
-            let oldest = self
-                .addrs
-                .iter()
-                .min_by_key(|(_, r)| r.since)
-                .map(|(a, _)| *a);
+            let oldest = self.addrs.iter().min_by_key(|(_, r)| r.since).map(|(a, _)| *a);
             if let Some(oldest) = oldest {
                 self.addrs.remove(&oldest);
             }
         }
-        let record = self.addrs.entry(from).or_insert(AddrRecord {
-            bad: 0,
-            since: now,
-            banned_until: None,
-        });
+        let record = self.addrs.entry(from).or_insert(AddrRecord { bad: 0, since: now, banned_until: None });
         if now.saturating_since(record.since) > FLOOD_WINDOW {
             record.bad = 0;
             record.since = now;
@@ -198,13 +175,7 @@ impl Engine {
     }
 
     /// A hello in a session we have not confirmed: the handshake.
-    fn on_unconfirmed_hello(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        header: Header,
-        hello: Hello,
-    ) {
+    fn on_unconfirmed_hello(&mut self, now: Instant, from: SocketAddr, header: Header, hello: Hello) {
         let id = header.sender;
         if NodeId::from_public_key(&hello.public_key) != id {
             self.counters.bad_identity += 1;
@@ -228,10 +199,7 @@ impl Engine {
         }
         let restarted = peer.session.is_some();
         let window = ReplayWindow::after(header.packet);
-        peer.session = Some(Session {
-            id: header.session,
-            window,
-        });
+        peer.session = Some(Session { id: header.session, window });
         peer.our_challenge = new_challenge;
         peer.key = Some(key);
         peer.lineup = hello.lineup.to_vec();
@@ -303,13 +271,7 @@ impl Engine {
                 break;
             }
             if have.bitmap & (1 << age) != 0 {
-                self.want_manifest(
-                    now,
-                    have.channel,
-                    seq,
-                    from,
-                    now + self.config.stall_timeout,
-                );
+                self.want_manifest(now, have.channel, seq, from, now + self.config.stall_timeout);
             }
         }
     }
@@ -323,11 +285,7 @@ impl Engine {
 
     /// Lowest sequence number still worth fetching for `channel`.
     pub(super) fn interest_floor(&self, channel: ChannelId) -> u64 {
-        let newest = self
-            .channels
-            .get(&channel)
-            .and_then(|c| c.newest_known)
-            .unwrap_or(0);
+        let newest = self.channels.get(&channel).and_then(|c| c.newest_known).unwrap_or(0);
         newest.saturating_sub(self.config.window_segments - 1)
     }
 
@@ -355,14 +313,7 @@ impl Engine {
                 _ => return,
             }
         }
-        self.manifest_wants.insert(
-            (channel, seq),
-            ManifestWant {
-                hint,
-                next_try: at,
-                attempts: 0,
-            },
-        );
+        self.manifest_wants.insert((channel, seq), ManifestWant { hint, next_try: at, attempts: 0 });
         self.schedule_repair(now);
     }
 
@@ -380,14 +331,7 @@ impl Engine {
             }
         }
         let key = (channel, part.seq, part.signer);
-        let added = self.manifests.add(
-            key,
-            part.total as usize,
-            part.offset as usize,
-            part.bytes,
-            from,
-            now,
-        );
+        let added = self.manifests.add(key, part.total as usize, part.offset as usize, part.bytes, from, now);
         let encoded = match added {
             Ok((done, evicted)) => {
                 if evicted {
@@ -448,17 +392,11 @@ impl Engine {
                 return;
             }
         };
-        let state = self
-            .channels
-            .get(&channel)
-            .expect("lineup checked by caller");
+        let state = self.channels.get(&channel).expect("lineup checked by caller");
         let trusted = state.ranking.iter().take(2).any(|&n| n == signer);
         if !trusted {
             self.counters.manifests_not_from_ingester += 1;
-            log::info!(
-                "{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}",
-                self.me
-            );
+            log::info!("{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}", self.me);
             self.strike(now, signer, BanReason::NotIngester);
             return;
         }
@@ -471,21 +409,13 @@ impl Engine {
         self.counters.manifests_accepted += 1;
         self.manifest_wants.remove(&(channel, seq));
         self.blocks.remove_segment(channel, seq);
-        let state = self
-            .channels
-            .get_mut(&channel)
-            .expect("lineup checked by caller");
+        let state = self.channels.get_mut(&channel).expect("lineup checked by caller");
         state.newest_known = Some(state.newest_known.map_or(seq, |n| n.max(seq)));
         state.target = state.target.max(duration);
         if state.ranking.first() == Some(&signer) || state.ingester == Some(signer) {
             state.last_manifest = Some(now);
         }
-        let members: Vec<NodeId> = state
-            .ranking
-            .iter()
-            .copied()
-            .filter(|&n| n != signer)
-            .collect();
+        let members: Vec<NodeId> = state.ranking.iter().copied().filter(|&n| n != signer).collect();
         let tree = super::election::position(&members, self.config.stripes, signer, self.me);
         // Forward the manifest down every tree this box is interior in, ahead of the blocks.
         if let Some(tree) = &tree {
@@ -493,22 +423,12 @@ impl Engine {
             children.sort();
             children.dedup();
             for child in children {
-                if self
-                    .peers
-                    .get(&child)
-                    .is_some_and(|p| p.is_active(now) && !p.holds(channel, seq))
-                {
+                if self.peers.get(&child).is_some_and(|p| p.is_active(now) && !p.holds(channel, seq)) {
                     self.queue_task(now, manifest_task(child, &manifest, false));
                 }
             }
         }
-        self.dissemination.insert(
-            (channel, seq),
-            Dissemination {
-                tree,
-                last_activity: now,
-            },
-        );
+        self.dissemination.insert((channel, seq), Dissemination { tree, last_activity: now });
         self.schedule_repair(now);
     }
 
@@ -547,15 +467,8 @@ impl Engine {
             peer.last_data = Some(now);
         }
         let key = (channel, data.seq, data.block);
-        let added = self.blocks.add(
-            key,
-            data.tag,
-            block_len,
-            usize::from(data.offset),
-            data.bytes,
-            from,
-            now,
-        );
+        let added =
+            self.blocks.add(key, data.tag, block_len, usize::from(data.offset), data.bytes, from, now);
         let partial = match added {
             Ok((done, evicted)) => {
                 if evicted {
@@ -579,18 +492,11 @@ impl Engine {
                 return;
             }
         };
-        match self
-            .store
-            .put_block(channel, data.seq, data.tag, index, &partial.bytes)
-        {
+        match self.store.put_block(channel, data.seq, data.tag, index, &partial.bytes) {
             Ok(BlockOutcome::Duplicate) => self.counters.duplicate_fragments += 1,
-            Ok(outcome) => self.on_block_verified(
-                now,
-                channel,
-                data.seq,
-                data.block,
-                outcome == BlockOutcome::Completed,
-            ),
+            Ok(outcome) => {
+                self.on_block_verified(now, channel, data.seq, data.block, outcome == BlockOutcome::Completed)
+            }
             Err(StoreError::BadBlock) => {
                 self.counters.bad_blocks += 1;
                 if partial.mixed {
@@ -608,14 +514,7 @@ impl Engine {
         }
     }
 
-    fn learn_segment_at(
-        &mut self,
-        now: Instant,
-        channel: ChannelId,
-        seq: u64,
-        hint: NodeId,
-        at: Instant,
-    ) {
+    fn learn_segment_at(&mut self, now: Instant, channel: ChannelId, seq: u64, hint: NodeId, at: Instant) {
         if let Some(state) = self.channels.get_mut(&channel) {
             state.newest_known = Some(state.newest_known.map_or(seq, |n| n.max(seq)));
         }
@@ -624,14 +523,7 @@ impl Engine {
 
     /// A block is verified and stored: forward it down its tree (cut-through), and announce the
     /// segment once complete.
-    fn on_block_verified(
-        &mut self,
-        now: Instant,
-        channel: ChannelId,
-        seq: u64,
-        block: u16,
-        completed: bool,
-    ) {
+    fn on_block_verified(&mut self, now: Instant, channel: ChannelId, seq: u64, block: u16, completed: bool) {
         self.counters.blocks_received += 1;
         if let Some(o) = self.requests.remove(&(channel, seq, block)) {
             if let Some(peer) = self.peers.get_mut(&o.peer) {
@@ -653,11 +545,7 @@ impl Engine {
             let manifest = segment.manifest().clone();
             let deadline = segment.admitted_at();
             for child in children {
-                if self
-                    .peers
-                    .get(&child)
-                    .is_some_and(|p| p.is_active(now) && !p.holds(channel, seq))
-                {
+                if self.peers.get(&child).is_some_and(|p| p.is_active(now) && !p.holds(channel, seq)) {
                     self.queue_task(
                         deadline,
                         block_task(child, &manifest, block, crate::RangeSet::new(), false),
@@ -687,12 +575,7 @@ impl Engine {
             Item::Block { index, .. } => Some(*index),
         };
         let seq = request.seq;
-        let reject = |reason| Reject {
-            channel,
-            seq,
-            block,
-            reason,
-        };
+        let reject = |reason| Reject { channel, seq, block, reason };
         let Some(segment) = self.store.segment(channel, request.seq) else {
             self.counters.requests_refused += 1;
             self.queue_control(from, Control::Reject(reject(RejectReason::Missing)));
@@ -701,10 +584,7 @@ impl Engine {
         let manifest = segment.manifest().clone();
         let deadline = segment.admitted_at() - REPAIR_PRIORITY;
         let (task, cost) = match request.item {
-            Item::Manifest => (
-                manifest_task(from, &manifest, true),
-                manifest.encoded().len(),
-            ),
+            Item::Manifest => (manifest_task(from, &manifest, true), manifest.encoded().len()),
             Item::Block { tag, index, ranges } => {
                 let len = manifest.manifest().block_len(usize::from(index));
                 if tag != manifest.tag() || !segment.has_block(usize::from(index)) {
@@ -717,11 +597,7 @@ impl Engine {
                     self.strike(now, from, BanReason::Malformed);
                     return;
                 }
-                let cost = if ranges.is_empty() {
-                    len
-                } else {
-                    ranges.len_bytes()
-                };
+                let cost = if ranges.is_empty() { len } else { ranges.len_bytes() };
                 (block_task(from, &manifest, index, ranges, true), cost)
             }
         };

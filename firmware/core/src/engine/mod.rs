@@ -235,12 +235,7 @@ impl Engine {
             // datagrams per wake-up.
             Duration::from_micros(4 * config.max_datagram as u64 * 1_000_000 / config.upload_rate)
                 .max(Duration::from_millis(1)),
-            SenderLimits {
-                control: 8192,
-                tasks: 65_536,
-                pushes_per_peer: 4096,
-                requests_per_peer: 64,
-            },
+            SenderLimits { control: 8192, tasks: 65_536, pushes_per_peer: 4096, requests_per_peer: 64 },
         );
         let channels = config
             .lineup
@@ -370,12 +365,7 @@ impl Engine {
             return;
         }
         state.wanted = wanted;
-        let ids: Vec<NodeId> = self
-            .peers
-            .values()
-            .filter(|p| p.is_active(now))
-            .map(|p| p.id)
-            .collect();
+        let ids: Vec<NodeId> = self.peers.values().filter(|p| p.is_active(now)).map(|p| p.id).collect();
         for id in ids {
             self.queue_control(id, Control::Ping);
         }
@@ -403,12 +393,7 @@ impl Engine {
         let state = self.channels.get_mut(&info.channel).expect("checked above");
         state.newest_known = Some(state.newest_known.map_or(info.seq, |n| n.max(info.seq)));
         state.target = state.target.max(info.duration);
-        let members: Vec<NodeId> = state
-            .ranking
-            .iter()
-            .copied()
-            .filter(|&n| n != self.me)
-            .collect();
+        let members: Vec<NodeId> = state.ranking.iter().copied().filter(|&n| n != self.me).collect();
         let roots = election::roots(&members, self.config.stripes);
         let mut distinct = roots.clone();
         distinct.sort();
@@ -420,16 +405,10 @@ impl Engine {
         if !roots.is_empty() {
             for index in 0..manifest.block_count() {
                 let root = roots[index % roots.len()];
-                self.queue_task(
-                    deadline,
-                    block_task(root, &manifest, index as u16, RangeSet::new(), false),
-                );
+                self.queue_task(deadline, block_task(root, &manifest, index as u16, RangeSet::new(), false));
             }
         }
-        self.push_event(Event::SegmentComplete {
-            channel: info.channel,
-            seq: info.seq,
-        });
+        self.push_event(Event::SegmentComplete { channel: info.channel, seq: info.seq });
         self.announce_have(now, info.channel);
         Ok(())
     }
@@ -440,31 +419,17 @@ impl Engine {
         if self.closed {
             return;
         }
-        let ids: Vec<NodeId> = self
-            .peers
-            .values()
-            .filter(|p| p.session.is_some())
-            .map(|p| p.id)
-            .collect();
+        let ids: Vec<NodeId> = self.peers.values().filter(|p| p.session.is_some()).map(|p| p.id).collect();
         self.sender = Sender::new(
             self.config.upload_rate,
             Duration::ZERO,
-            SenderLimits {
-                control: ids.len() + 1,
-                tasks: 1,
-                pushes_per_peer: 1,
-                requests_per_peer: 1,
-            },
+            SenderLimits { control: ids.len() + 1, tasks: 1, pushes_per_peer: 1, requests_per_peer: 1 },
         );
         for id in ids {
             self.queue_control(id, Control::Goodbye);
         }
-        let channels: Vec<ChannelId> = self
-            .channels
-            .iter()
-            .filter(|(_, c)| c.ingesting)
-            .map(|(&c, _)| c)
-            .collect();
+        let channels: Vec<ChannelId> =
+            self.channels.iter().filter(|(_, c)| c.ingesting).map(|(&c, _)| c).collect();
         for channel in channels {
             if let Some(state) = self.channels.get_mut(&channel) {
                 state.ingesting = false;
@@ -482,15 +447,8 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = if self.closed {
-            None
-        } else {
-            Some(self.next_tick)
-        };
-        for t in [self.next_repair, self.sender.next_send()]
-            .into_iter()
-            .flatten()
-        {
+        let mut next = if self.closed { None } else { Some(self.next_tick) };
+        for t in [self.next_repair, self.sender.next_send()].into_iter().flatten() {
             next = Some(next.map_or(t, |n| n.min(t)));
         }
         next
@@ -577,17 +535,8 @@ impl Engine {
         let Some((newest, bitmap)) = self.store.have(channel) else {
             return;
         };
-        let have = crate::wire::Have {
-            channel,
-            newest,
-            bitmap,
-        };
-        let ids: Vec<NodeId> = self
-            .peers
-            .values()
-            .filter(|p| p.is_active(now))
-            .map(|p| p.id)
-            .collect();
+        let have = crate::wire::Have { channel, newest, bitmap };
+        let ids: Vec<NodeId> = self.peers.values().filter(|p| p.is_active(now)).map(|p| p.id).collect();
         for id in ids {
             if !self.sender.background(now, id, Control::Have(have)) {
                 self.counters.queue_full += 1;
@@ -642,11 +591,7 @@ fn block_task(
 ) -> Task {
     let m = manifest.manifest();
     let len = m.block_len(usize::from(index)) as u16;
-    let remaining = if ranges.is_empty() {
-        RangeSet::full(len)
-    } else {
-        ranges
-    };
+    let remaining = if ranges.is_empty() { RangeSet::full(len) } else { ranges };
     Task {
         peer,
         channel: m.channel,

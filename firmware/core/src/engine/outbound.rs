@@ -62,17 +62,10 @@ impl Engine {
                     .channels
                     .iter()
                     .filter(|(_, c)| c.ingesting)
-                    .map(|(&channel, _)| Ingesting {
-                        channel,
-                        newest: self.store.have(channel).map(|h| h.0),
-                    })
+                    .map(|(&channel, _)| Ingesting { channel, newest: self.store.have(channel).map(|h| h.0) })
                     .take(wire::MAX_STATUS_CHANNELS)
                     .collect();
-                Message::Ping(Ping {
-                    time: now.as_micros(),
-                    wants,
-                    ingesting,
-                })
+                Message::Ping(Ping { time: now.as_micros(), wants, ingesting })
             }
             Control::Pong { echo } => Message::Pong { echo },
             Control::Goodbye => Message::Goodbye,
@@ -81,18 +74,11 @@ impl Engine {
             Control::Reject(reject) => Message::Reject(reject),
         };
         let peer = self.peers.get_mut(&id)?;
-        let header = Header {
-            sender: self.me,
-            session: self.session,
-            packet: peer.tx_packet,
-        };
+        let header = Header { sender: self.me, session: self.session, packet: peer.tx_packet };
         match wire::encode(&self.config.auth, &header, &message, buf) {
             Ok(len) => {
                 peer.tx_packet += 1;
-                Some(Transmit {
-                    destination: peer.addr,
-                    len,
-                })
+                Some(Transmit { destination: peer.addr, len })
             }
             Err(_) => {
                 log::error!("control message does not fit in {} bytes", buf.len());
@@ -141,19 +127,12 @@ impl Engine {
     ) -> Option<(Transmit, u16, u16)> {
         let (start, end) = range?;
         let peer = self.peers.get_mut(&peer_id)?;
-        let segment = self
-            .store
-            .segment(channel, seq)
-            .filter(|s| s.manifest().tag() == tag)?;
+        let segment = self.store.segment(channel, seq).filter(|s| s.manifest().tag() == tag)?;
         let source: &[u8] = match payload {
             Payload::Manifest => segment.manifest().encoded(),
             Payload::Block(index) => segment.block(usize::from(index))?,
         };
-        let header = Header {
-            sender: self.me,
-            session: self.session,
-            packet: peer.tx_packet,
-        };
+        let header = Header { sender: self.me, session: self.session, packet: peer.tx_packet };
         let (start, end) = (usize::from(start), usize::from(end).min(source.len()));
         if start >= end {
             return None;
@@ -168,14 +147,9 @@ impl Engine {
                 offset: start as u32,
                 bytes,
             }),
-            Payload::Block(index) => Message::Data(Data {
-                channel,
-                seq,
-                tag,
-                block: index,
-                offset: start as u16,
-                bytes,
-            }),
+            Payload::Block(index) => {
+                Message::Data(Data { channel, seq, tag, block: index, offset: start as u16, bytes })
+            }
         };
         // Room for the payload: the datagram minus framing, the message without payload, and
         // the payload's length prefix (at most 3 bytes).
@@ -185,22 +159,9 @@ impl Engine {
             return None;
         }
         let end = end.min(start + room);
-        let len = wire::encode(
-            &self.config.auth,
-            &header,
-            &message_with(&source[start..end]),
-            buf,
-        )
-        .ok()?;
+        let len = wire::encode(&self.config.auth, &header, &message_with(&source[start..end]), buf).ok()?;
         peer.tx_packet += 1;
         // Both fit in u16: manifests and blocks are at most u16::MAX bytes.
-        Some((
-            Transmit {
-                destination: peer.addr,
-                len,
-            },
-            start as u16,
-            end as u16,
-        ))
+        Some((Transmit { destination: peer.addr, len }, start as u16, end as u16))
     }
 }

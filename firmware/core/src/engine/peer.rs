@@ -27,12 +27,7 @@ pub(crate) struct Bucket {
 
 impl Bucket {
     pub(crate) fn new(rate_per_sec: u64, burst: u64, now: Instant) -> Self {
-        Bucket {
-            rate_per_sec,
-            burst,
-            tokens: burst,
-            last: now,
-        }
+        Bucket { rate_per_sec, burst, tokens: burst, last: now }
     }
 
     /// Takes `amount` tokens if there are enough.

@@ -38,13 +38,8 @@ impl Engine {
     }
 
     fn nack_delay(&self, peer: NodeId) -> Duration {
-        let srtt = self
-            .peers
-            .get(&peer)
-            .and_then(|p| p.srtt)
-            .unwrap_or(Duration::from_millis(2));
-        (srtt * 2 + Duration::from_millis(2))
-            .clamp(Duration::from_millis(3), Duration::from_millis(100))
+        let srtt = self.peers.get(&peer).and_then(|p| p.srtt).unwrap_or(Duration::from_millis(2));
+        (srtt * 2 + Duration::from_millis(2)).clamp(Duration::from_millis(3), Duration::from_millis(100))
     }
 
     fn nack_partials(&mut self, now: Instant) {
@@ -64,11 +59,7 @@ impl Engine {
                 partial.last_at = now;
             }
             self.counters.requests_sent += 1;
-            let request = Request {
-                channel,
-                seq,
-                item: Item::Block { tag, index, ranges },
-            };
+            let request = Request { channel, seq, item: Item::Block { tag, index, ranges } };
             self.queue_control(peer, Control::Request(request));
         }
     }
@@ -124,16 +115,12 @@ impl Engine {
                         .and_then(|p| p.last_data)
                         .is_some_and(|t| now.saturating_since(t) < stall)
                 });
-            let overdue = now.saturating_since(segment.admitted_at())
-                >= segment.manifest().manifest().duration();
+            let overdue =
+                now.saturating_since(segment.admitted_at()) >= segment.manifest().manifest().duration();
             if feeders_busy && !overdue {
                 continue;
             }
-            let holders = self
-                .peers
-                .values()
-                .filter(|p| p.is_active(now) && p.holds(channel, seq))
-                .count();
+            let holders = self.peers.values().filter(|p| p.is_active(now) && p.holds(channel, seq)).count();
             stalled.push((segment.admitted_at(), holders, channel, seq));
         }
         for key in gone {
@@ -188,30 +175,17 @@ impl Engine {
                 }
                 continue;
             };
-            let ranges = partial
-                .map(|p| p.got.complement(p.bytes.len() as u16))
-                .unwrap_or_default();
+            let ranges = partial.map(|p| p.got.complement(p.bytes.len() as u16)).unwrap_or_default();
             if tried.is_full() {
                 tried.remove(0);
             }
             let _ = tried.push(holder);
-            self.requests.insert(
-                key,
-                Outstanding {
-                    peer: holder,
-                    sent_at: now,
-                    tried,
-                },
-            );
+            self.requests.insert(key, Outstanding { peer: holder, sent_at: now, tried });
             if let Some(p) = self.peers.get_mut(&holder) {
                 p.outstanding += 1;
             }
             self.counters.requests_sent += 1;
-            let item = Item::Block {
-                tag: manifest.tag(),
-                index,
-                ranges,
-            };
+            let item = Item::Block { tag: manifest.tag(), index, ranges };
             self.queue_control(holder, Control::Request(Request { channel, seq, item }));
         }
     }
@@ -229,9 +203,7 @@ impl Engine {
         let usable = |id: &NodeId| {
             !tried.contains(id)
                 && self.peers.get(id).is_some_and(|p| {
-                    p.is_active(now)
-                        && p.outstanding < MAX_OUTSTANDING_PER_PEER
-                        && now >= p.busy_until
+                    p.is_active(now) && p.outstanding < MAX_OUTSTANDING_PER_PEER && now >= p.busy_until
                 })
         };
         let announced = self
@@ -251,22 +223,13 @@ impl Engine {
         if let Some(parent) = parent.filter(usable) {
             return Some(parent);
         }
-        let signer = self
-            .store
-            .segment(channel, seq)?
-            .manifest()
-            .manifest()
-            .signer;
+        let signer = self.store.segment(channel, seq)?.manifest().manifest().signer;
         Some(signer).filter(usable)
     }
 
     fn request_manifests(&mut self, now: Instant) {
-        let due: Vec<(ChannelId, u64)> = self
-            .manifest_wants
-            .iter()
-            .filter(|(_, w)| now >= w.next_try)
-            .map(|(&k, _)| k)
-            .collect();
+        let due: Vec<(ChannelId, u64)> =
+            self.manifest_wants.iter().filter(|(_, w)| now >= w.next_try).map(|(&k, _)| k).collect();
         for (channel, seq) in due {
             if self.store.segment(channel, seq).is_some() || seq < self.interest_floor(channel) {
                 self.manifest_wants.remove(&(channel, seq));
@@ -291,14 +254,9 @@ impl Engine {
                     .filter(|p| p.is_active(now) && p.holds(channel, seq))
                     .map(|p| p.id)
                     .collect();
-                let ingester = self
-                    .channels
-                    .get(&channel)
-                    .and_then(|c| c.ranking.first().copied());
+                let ingester = self.channels.get(&channel).and_then(|c| c.ranking.first().copied());
                 if holders.is_empty() {
-                    ingester
-                        .filter(|&i| i != self.me)
-                        .or(Some(hint).filter(|&h| h != self.me))
+                    ingester.filter(|&i| i != self.me).or(Some(hint).filter(|&h| h != self.me))
                 } else {
                     Some(holders[usize::from(attempts) % holders.len()])
                 }
@@ -313,14 +271,7 @@ impl Engine {
             }
             if let Some(target) = target {
                 self.counters.requests_sent += 1;
-                self.queue_control(
-                    target,
-                    Control::Request(Request {
-                        channel,
-                        seq,
-                        item: Item::Manifest,
-                    }),
-                );
+                self.queue_control(target, Control::Request(Request { channel, seq, item: Item::Manifest }));
             }
         }
     }

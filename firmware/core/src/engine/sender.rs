@@ -146,10 +146,7 @@ impl Sender {
             self.tasks.is_empty() || now.saturating_since(*at) >= BACKGROUND_PATIENCE
         });
         if due {
-            return self
-                .background
-                .pop_front()
-                .map(|(_, peer, message)| (peer, message));
+            return self.background.pop_front().map(|(_, peer, message)| (peer, message));
         }
         None
     }
@@ -236,9 +233,7 @@ impl Sender {
         let cost_ns = wire.saturating_mul(1_000_000_000) / self.bytes_per_sec;
         let now_ns = now.as_micros().saturating_mul(1_000);
         // Credit for idle time is capped at `burst`, so a quiet engine cannot later flood the link.
-        let base = self
-            .next_send_ns
-            .max(now_ns.saturating_sub(self.burst.as_nanos() as u64));
+        let base = self.next_send_ns.max(now_ns.saturating_sub(self.burst.as_nanos() as u64));
         self.next_send_ns = base + cost_ns;
     }
 }

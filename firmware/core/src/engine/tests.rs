@@ -28,10 +28,7 @@ fn channel() -> ChannelId {
 fn config(seed: u8, auth: Authenticator) -> Config {
     let mut config = Config::new(Identity::from_seed([seed; 32]), auth);
     config.seed = u64::from(seed);
-    config.lineup.push(LineupEntry {
-        channel: channel(),
-        always_on: true,
-    });
+    config.lineup.push(LineupEntry { channel: channel(), always_on: true });
     config
 }
 
@@ -42,13 +39,9 @@ fn keyed() -> Authenticator {
 impl Wire {
     fn new(configs: Vec<Config>) -> Self {
         let n = configs.len();
-        let engines: Vec<Engine> = configs
-            .into_iter()
-            .map(|c| Engine::new(c, Instant::ZERO).expect("valid"))
-            .collect();
-        let addrs = (0..n)
-            .map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000)))
-            .collect();
+        let engines: Vec<Engine> =
+            configs.into_iter().map(|c| Engine::new(c, Instant::ZERO).expect("valid")).collect();
+        let addrs = (0..n).map(|i| SocketAddr::from(([10, 0, 0, i as u8 + 1], 5000))).collect();
         let mut wire = Wire {
             engines,
             addrs,
@@ -78,8 +71,7 @@ impl Wire {
             if let Some(to) = self.addrs.iter().position(|a| *a == t.destination) {
                 self.order += 1;
                 let at = self.now + Duration::from_micros(100);
-                self.queue
-                    .push(Reverse((at, self.order, i, to, buf[..t.len].to_vec())));
+                self.queue.push(Reverse((at, self.order, i, to, buf[..t.len].to_vec())));
             }
         }
         while let Some(e) = self.engines[i].poll_event() {
@@ -104,10 +96,7 @@ impl Wire {
                 self.drain(to);
             } else {
                 for i in 0..self.engines.len() {
-                    if self.engines[i]
-                        .poll_timeout()
-                        .is_some_and(|t| t <= self.now)
-                    {
+                    if self.engines[i].poll_timeout().is_some_and(|t| t <= self.now) {
                         self.engines[i].handle_timeout(self.now);
                         self.drain(i);
                     }
@@ -133,10 +122,7 @@ fn sessions_confirm_within_milliseconds() {
 
 #[test]
 fn keyed_and_insecure_boxes_do_not_talk() {
-    let mut wire = Wire::new(vec![
-        config(1, keyed()),
-        config(2, Authenticator::insecure()),
-    ]);
+    let mut wire = Wire::new(vec![config(1, keyed()), config(2, Authenticator::insecure())]);
     wire.run(Duration::from_secs(2));
     assert!(!wire.alive(0, 1) && !wire.alive(1, 0));
     assert!(wire.engines[0].counters().bad_mac > 0 && wire.engines[1].counters().bad_mac > 0);
@@ -162,42 +148,24 @@ fn regression_readded_peer_is_not_taken_for_a_replay() {
 
 #[test]
 fn a_published_segment_reaches_the_other_boxes_verified() {
-    let mut wire = Wire::new(vec![
-        config(1, keyed()),
-        config(2, keyed()),
-        config(3, keyed()),
-    ]);
+    let mut wire = Wire::new(vec![config(1, keyed()), config(2, keyed()), config(3, keyed())]);
     wire.run(Duration::from_millis(200));
-    let ingester = (0..3)
-        .find(|&i| wire.engines[i].is_ingesting(channel()))
-        .expect("one ingests");
+    let ingester = (0..3).find(|&i| wire.engines[i].is_ingesting(channel())).expect("one ingests");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let info = SegmentInfo {
-        channel: channel(),
-        seq: 7,
-        duration: Duration::from_secs(2),
-        discontinuity: false,
-    };
+    let info =
+        SegmentInfo { channel: channel(), seq: 7, duration: Duration::from_secs(2), discontinuity: false };
     let now = wire.now;
     assert_eq!(
         wire.engines[(ingester + 1) % 3].publish_segment(now, info, &bytes),
         Err(PublishError::NotIngester)
     );
-    wire.engines[ingester]
-        .publish_segment(now, info, &bytes)
-        .expect("ingester publishes");
+    wire.engines[ingester].publish_segment(now, info, &bytes).expect("ingester publishes");
     wire.drain(ingester);
     wire.run(Duration::from_millis(200));
     for i in 0..3 {
-        let segment = wire.engines[i]
-            .store()
-            .segment(channel(), 7)
-            .expect("stored");
+        let segment = wire.engines[i].store().segment(channel(), 7).expect("stored");
         assert_eq!(segment.bytes(), Some(&bytes[..]), "box {i}");
-        assert!(wire.events[i].contains(&Event::SegmentComplete {
-            channel: channel(),
-            seq: 7
-        }));
+        assert!(wire.events[i].contains(&Event::SegmentComplete { channel: channel(), seq: 7 }));
     }
 }
 
@@ -217,16 +185,10 @@ fn goodbye_is_noticed_before_any_timeout() {
 fn invalid_settings_name_the_field() {
     let mut c = config(1, keyed());
     c.max_datagram = 200;
-    assert_eq!(
-        Engine::new(c, Instant::ZERO).err().map(|e| e.field),
-        Some("max_datagram")
-    );
+    assert_eq!(Engine::new(c, Instant::ZERO).err().map(|e| e.field), Some("max_datagram"));
     let mut c = config(1, keyed());
     c.peer_timeout = c.ping_interval;
-    assert_eq!(
-        Engine::new(c, Instant::ZERO).err().map(|e| e.field),
-        Some("peer_timeout")
-    );
+    assert_eq!(Engine::new(c, Instant::ZERO).err().map(|e| e.field), Some("peer_timeout"));
 }
 
 #[test]
@@ -239,19 +201,11 @@ fn the_pacer_holds_the_upload_rate() {
     let mut wire = Wire::new(vec![slow(1), slow(2)]);
     wire.run(Duration::from_millis(300));
     let now = wire.now;
-    let i = (0..2)
-        .find(|&i| wire.engines[i].is_ingesting(channel()))
-        .expect("ingests");
+    let i = (0..2).find(|&i| wire.engines[i].is_ingesting(channel())).expect("ingests");
     let bytes = vec![7u8; 1_000_000];
-    let info = SegmentInfo {
-        channel: channel(),
-        seq: 1,
-        duration: Duration::from_secs(2),
-        discontinuity: false,
-    };
-    wire.engines[i]
-        .publish_segment(now, info, &bytes)
-        .expect("publish");
+    let info =
+        SegmentInfo { channel: channel(), seq: 1, duration: Duration::from_secs(2), discontinuity: false };
+    wire.engines[i].publish_segment(now, info, &bytes).expect("publish");
     let before = wire.engines[i].counters();
     wire.drain(i);
     wire.run(Duration::from_millis(500));
@@ -259,10 +213,7 @@ fn the_pacer_holds_the_upload_rate() {
     let sent = after.bytes_out - before.bytes_out;
     // Half a second at 1 MB/s on the wire, 28 bytes of headers per datagram included.
     let on_wire = sent + 28 * (after.datagrams_out - before.datagrams_out);
-    assert!(
-        on_wire <= 500_000 + 4 * 1260,
-        "sent {sent} bytes ({on_wire} on the wire) in 0.5 s at 1 MB/s"
-    );
+    assert!(on_wire <= 500_000 + 4 * 1260, "sent {sent} bytes ({on_wire} on the wire) in 0.5 s at 1 MB/s");
     assert!(sent >= 440_000, "sent only {sent} bytes");
 }
 
@@ -277,22 +228,14 @@ fn regression_a_gigabit_peer_is_not_taken_for_a_flood() {
     };
     let mut wire = Wire::new(vec![fast(1), fast(2)]);
     wire.run(Duration::from_millis(300));
-    let i = (0..2)
-        .find(|&i| wire.engines[i].is_ingesting(channel()))
-        .expect("ingests");
+    let i = (0..2).find(|&i| wire.engines[i].is_ingesting(channel())).expect("ingests");
     let bytes = vec![9u8; 8 * 1024 * 1024];
     // 48 MiB back to back: about 0.4 s of datagrams at line rate.
     for seq in 0..6 {
         let now = wire.now;
-        let info = SegmentInfo {
-            channel: channel(),
-            seq,
-            duration: Duration::from_secs(2),
-            discontinuity: false,
-        };
-        wire.engines[i]
-            .publish_segment(now, info, &bytes)
-            .expect("publish");
+        let info =
+            SegmentInfo { channel: channel(), seq, duration: Duration::from_secs(2), discontinuity: false };
+        wire.engines[i].publish_segment(now, info, &bytes).expect("publish");
     }
     wire.drain(i);
     wire.run(Duration::from_secs(1));
@@ -301,10 +244,7 @@ fn regression_a_gigabit_peer_is_not_taken_for_a_flood() {
     assert_eq!(wire.engines[receiver].counters().rate_limited, 0);
     for seq in 0..6 {
         assert!(
-            wire.engines[receiver]
-                .store()
-                .segment(channel(), seq)
-                .is_some_and(|s| s.is_complete()),
+            wire.engines[receiver].store().segment(channel(), seq).is_some_and(|s| s.is_complete()),
             "segment {seq}"
         );
     }

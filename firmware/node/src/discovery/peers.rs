@@ -82,18 +82,11 @@ pub(super) struct PeerTable {
 }
 
 impl PeerTable {
-    pub(super) fn new(
-        config: &DiscoveryConfig,
-        own_fullname: &str,
-        counters: Arc<Counters>,
-    ) -> Self {
+    pub(super) fn new(config: &DiscoveryConfig, own_fullname: &str, counters: Arc<Counters>) -> Self {
         PeerTable {
             own_fullname: own_fullname.to_ascii_lowercase(),
             own_id: config.node_id,
-            expected: Expected {
-                version: PROTOCOL_VERSION,
-                fingerprint: config.key_fingerprint,
-            },
+            expected: Expected { version: PROTOCOL_VERSION, fingerprint: config.key_fingerprint },
             peers: HashMap::new(),
             outbox: Outbox::default(),
             counters,
@@ -120,10 +113,7 @@ impl PeerTable {
         match event {
             ServiceEvent::ServiceResolved(service) => {
                 let addrs = socket_addrs(&service.addresses, service.port);
-                let txt = service
-                    .txt_properties
-                    .iter()
-                    .map(|property| (property.key(), property.val()));
+                let txt = service.txt_properties.iter().map(|property| (property.key(), property.val()));
                 self.handle_resolved(&service.fullname, service.port, addrs, txt);
             }
             ServiceEvent::ServiceRemoved(_, fullname) => self.handle_removed(&fullname),
@@ -201,9 +191,8 @@ impl PeerTable {
                     // A new port makes every old address useless.
                     fresh
                 };
-                let changed = addrs != peer.addrs
-                    || parsed.http_port != peer.http_port
-                    || parsed.board != peer.board;
+                let changed =
+                    addrs != peer.addrs || parsed.http_port != peer.http_port || parsed.board != peer.board;
                 peer.fullname = fullname;
                 peer.port = port;
                 peer.addrs = addrs;
@@ -220,13 +209,8 @@ impl PeerTable {
                     warn!("discovery: {MAX_PEERS} peers known already; {fullname} ignored");
                     return;
                 }
-                let peer = Peer {
-                    fullname,
-                    port,
-                    addrs: fresh,
-                    http_port: parsed.http_port,
-                    board: parsed.board,
-                };
+                let peer =
+                    Peer { fullname, port, addrs: fresh, http_port: parsed.http_port, board: parsed.board };
                 info!(
                     "discovery: found {:#} ({}, board {}) at {:?}",
                     parsed.node_id, peer.fullname, peer.board, peer.addrs
@@ -268,10 +252,7 @@ impl PeerTable {
 
     fn node_named(&self, fullname: &str) -> Option<NodeId> {
         // A linear scan: the table is small and names change rarely.
-        self.peers
-            .iter()
-            .find(|(_, peer)| peer.fullname == fullname)
-            .map(|(node_id, _)| *node_id)
+        self.peers.iter().find(|(_, peer)| peer.fullname == fullname).map(|(node_id, _)| *node_id)
     }
 
     fn remove(&mut self, node_id: NodeId) {
@@ -323,12 +304,7 @@ fn socket_addrs<'a>(ips: impl IntoIterator<Item = &'a ScopedIp>, port: u16) -> V
                 } else {
                     0
                 };
-                Some(SocketAddr::V6(SocketAddrV6::new(
-                    *v6.addr(),
-                    port,
-                    0,
-                    scope_id,
-                )))
+                Some(SocketAddr::V6(SocketAddrV6::new(*v6.addr(), port, 0, scope_id)))
             }
             other => {
                 trace!("discovery: unknown address kind {other:?}");
@@ -367,9 +343,7 @@ impl Outbox {
     }
 
     fn front(&self) -> Option<&DiscoveryEvent> {
-        self.order
-            .front()
-            .and_then(|node_id| self.pending.get(node_id))
+        self.order.front().and_then(|node_id| self.pending.get(node_id))
     }
 
     fn pop_front(&mut self) {
@@ -423,11 +397,7 @@ mod tests {
     }
 
     fn table() -> PeerTable {
-        PeerTable::new(
-            &config(1),
-            "shoal-01010101._shoal._udp.local.",
-            Arc::default(),
-        )
+        PeerTable::new(&config(1), "shoal-01010101._shoal._udp.local.", Arc::default())
     }
 
     fn v4(last: u8, port: u16) -> SocketAddr {
@@ -483,12 +453,7 @@ mod tests {
         assert_eq!(drain(&mut t), [found(2, &[v4(3, 7500)])]);
 
         t.handle_removed("SHOAL-02020202._shoal._udp.local.");
-        assert_eq!(
-            drain(&mut t),
-            [DiscoveryEvent::PeerLost {
-                node_id: NodeId([2; 16])
-            }]
-        );
+        assert_eq!(drain(&mut t), [DiscoveryEvent::PeerLost { node_id: NodeId([2; 16]) }]);
         let counters = t.counters.snapshot();
         assert_eq!((counters.found, counters.lost), (1, 1));
         // Removing an unknown name does nothing.
@@ -515,9 +480,7 @@ mod tests {
             "impostor._shoal._udp.local.",
             7400,
             vec![v4(9, 7400)],
-            txt_records(&config(1))
-                .iter()
-                .map(|(k, v)| (*k, Some(v.as_bytes()))),
+            txt_records(&config(1)).iter().map(|(k, v)| (*k, Some(v.as_bytes()))),
         );
         // A foreign deployment, a bad record, port 0.
         let mut foreign = config(3);
@@ -537,11 +500,7 @@ mod tests {
         let counters = t.counters.snapshot();
         assert_eq!(
             counters,
-            DiscoveryCounters {
-                ignored_foreign_key: 1,
-                ignored_bad_txt: 2,
-                ..DiscoveryCounters::default()
-            }
+            DiscoveryCounters { ignored_foreign_key: 1, ignored_bad_txt: 2, ..DiscoveryCounters::default() }
         );
     }
 
@@ -552,12 +511,7 @@ mod tests {
         resolve(&mut t, 2, 7400, &[v4(2, 7400)], "");
         let events = drain(&mut t);
         // Found then lost before the caller took anything: only the newest is left.
-        assert_eq!(
-            events,
-            [DiscoveryEvent::PeerLost {
-                node_id: NodeId([2; 16])
-            }]
-        );
+        assert_eq!(events, [DiscoveryEvent::PeerLost { node_id: NodeId([2; 16]) }]);
         assert_eq!(t.counters.snapshot().ignored_bad_txt, 1);
     }
 
@@ -575,12 +529,7 @@ mod tests {
         );
         assert_eq!(
             drain(&mut t),
-            [
-                DiscoveryEvent::PeerLost {
-                    node_id: NodeId([2; 16])
-                },
-                found(3, &[v4(3, 7400)])
-            ]
+            [DiscoveryEvent::PeerLost { node_id: NodeId([2; 16]) }, found(3, &[v4(3, 7400)])]
         );
     }
 

@@ -60,14 +60,10 @@ pub(super) fn parse_txt<'a>(
         }
     }
     let [id, v, http, board, fp] = fields;
-    let field = |value: Option<Option<&'a [u8]>>, key| {
-        value.flatten().ok_or(TxtRejection::Malformed { key })
-    };
+    let field = |value: Option<Option<&'a [u8]>>, key| value.flatten().ok_or(TxtRejection::Malformed { key });
     let malformed = |key| TxtRejection::Malformed { key };
 
-    let version = parse_decimal(field(v, "v")?)
-        .and_then(|v| u8::try_from(v).ok())
-        .ok_or(malformed("v"))?;
+    let version = parse_decimal(field(v, "v")?).and_then(|v| u8::try_from(v).ok()).ok_or(malformed("v"))?;
     if version != expected.version {
         return Err(TxtRejection::Version(version));
     }
@@ -110,10 +106,7 @@ fn parse_decimal(text: &[u8]) -> Option<u32> {
         && text.len() <= 5
         && text.iter().all(u8::is_ascii_digit)
         && (text[0] != b'0' || text.len() == 1);
-    well_formed.then(|| {
-        text.iter()
-            .fold(0, |n, digit| n * 10 + u32::from(digit - b'0'))
-    })
+    well_formed.then(|| text.iter().fold(0, |n, digit| n * 10 + u32::from(digit - b'0')))
 }
 
 /// 1 to `BOARD_MAX_LEN` bytes of UTF-8 without control characters.
@@ -133,17 +126,12 @@ mod tests {
     use super::*;
     use crate::discovery::tests::{config, FP};
 
-    const EXPECTED: Expected = Expected {
-        version: PROTOCOL_VERSION,
-        fingerprint: FP,
-    };
+    const EXPECTED: Expected = Expected { version: PROTOCOL_VERSION, fingerprint: FP };
 
     /// Our own TXT record as owned pairs, with `key` replaced by `value` (`None`: removed).
     fn txt_with(key: &str, value: Option<Option<&str>>) -> Vec<(String, Option<Vec<u8>>)> {
-        let mut txt: Vec<(String, Option<Vec<u8>>)> = txt_records(&config(1))
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), Some(v.into_bytes())))
-            .collect();
+        let mut txt: Vec<(String, Option<Vec<u8>>)> =
+            txt_records(&config(1)).into_iter().map(|(k, v)| (k.to_owned(), Some(v.into_bytes()))).collect();
         txt.retain(|(k, _)| k != key);
         if let Some(value) = value {
             txt.push((key.to_owned(), value.map(|v| v.as_bytes().to_vec())));
@@ -152,10 +140,7 @@ mod tests {
     }
 
     fn parse(txt: &[(String, Option<Vec<u8>>)]) -> Result<PeerTxt, TxtRejection> {
-        parse_txt(
-            txt.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
-            EXPECTED,
-        )
+        parse_txt(txt.iter().map(|(k, v)| (k.as_str(), v.as_deref())), EXPECTED)
     }
 
     #[test]
@@ -163,11 +148,7 @@ mod tests {
         let txt = txt_with("none", None);
         assert_eq!(
             parse(&txt),
-            Ok(PeerTxt {
-                node_id: NodeId([1; 16]),
-                http_port: 8080,
-                board: "rpi4".into()
-            })
+            Ok(PeerTxt { node_id: NodeId([1; 16]), http_port: 8080, board: "rpi4".into() })
         );
         let records = txt_records(&config(0xab));
         assert_eq!(records[0], ("id", "ab".repeat(16)));
@@ -180,11 +161,7 @@ mod tests {
             let rejection = TxtRejection::Malformed { key };
             assert_eq!(parse(&txt_with(key, None)), Err(rejection), "{key} missing");
             assert_eq!(parse(&txt_with(key, Some(None))), Err(rejection), "{key}");
-            assert_eq!(
-                parse(&txt_with(key, Some(Some("")))),
-                Err(rejection),
-                "{key}"
-            );
+            assert_eq!(parse(&txt_with(key, Some(Some("")))), Err(rejection), "{key}");
         }
     }
 
@@ -239,10 +216,7 @@ mod tests {
         assert_eq!(ok("http", "65535").map(|t| t.http_port), Ok(65535));
         let long = "b".repeat(BOARD_MAX_LEN);
         assert_eq!(ok("board", &long).map(|t| t.board), Ok(long.clone()));
-        assert_eq!(
-            ok("board", "Pi Zero 2 W — ü").map(|t| t.board),
-            Ok("Pi Zero 2 W — ü".into())
-        );
+        assert_eq!(ok("board", "Pi Zero 2 W — ü").map(|t| t.board), Ok("Pi Zero 2 W — ü".into()));
     }
 
     #[test]
@@ -250,10 +224,7 @@ mod tests {
         let mut txt = txt_with("v", Some(Some("2")));
         txt.retain(|(k, _)| k == "v");
         assert_eq!(parse(&txt), Err(TxtRejection::Version(2)));
-        assert_eq!(
-            parse(&txt_with("v", Some(Some("0")))),
-            Err(TxtRejection::Version(0))
-        );
+        assert_eq!(parse(&txt_with("v", Some(Some("0")))), Err(TxtRejection::Version(0)));
     }
 
     #[test]
@@ -265,10 +236,8 @@ mod tests {
 
     #[test]
     fn keys_ignore_case_first_occurrence_wins_unknown_keys_pass() {
-        let mut txt: Vec<_> = txt_with("none", None)
-            .into_iter()
-            .map(|(k, v)| (k.to_uppercase(), v))
-            .collect();
+        let mut txt: Vec<_> =
+            txt_with("none", None).into_iter().map(|(k, v)| (k.to_uppercase(), v)).collect();
         txt.push(("board".into(), Some(b"second".to_vec())));
         txt.push(("future".into(), None));
         assert_eq!(parse(&txt).map(|t| t.board), Ok("rpi4".into()));

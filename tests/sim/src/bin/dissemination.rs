@@ -23,9 +23,7 @@ fn main() -> ExitCode {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    println!(
-        "command: cargo run --profile bench -p shoal-sim --bin dissemination -- --seeds {seeds}"
-    );
+    println!("command: cargo run --profile bench -p shoal-sim --bin dissemination -- --seeds {seeds}");
     println!(
         "setup: simulated LAN, upload u = {} Mbit/s per box (IP/UDP headers counted), link latency 0.2–1 ms, \
          jitter 0–0.1 ms, no loss, 1232-byte datagrams, block b = {} KiB, 2 stripes; worst of {seeds} seeds per cell",
@@ -82,46 +80,23 @@ fn lower_bound(n: usize, size: usize) -> Duration {
 
 /// Time from publication on the ingester until the last box completes the segment.
 fn measure(n: usize, size: usize, seed: u64) -> Option<Duration> {
-    let mut sim = Sim::new(SimConfig {
-        boxes: n,
-        seed,
-        live: false,
-        ..SimConfig::default()
-    });
+    let mut sim = Sim::new(SimConfig { boxes: n, seed, live: false, ..SimConfig::default() });
     // Let sessions confirm, RTTs settle and the election converge.
     sim.run_for(Duration::from_secs(2));
     let channel = sim_channel();
-    let ingester = (0..n).find(|&i| {
-        sim.boxes[i]
-            .engine
-            .as_ref()
-            .is_some_and(|e| e.is_ingesting(channel))
-    })?;
-    let bytes: Vec<u8> = (0..size)
-        .map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[7])
-        .collect();
-    let info = SegmentInfo {
-        channel,
-        seq: 1,
-        duration: Duration::from_secs(2),
-        discontinuity: false,
-    };
+    let ingester = (0..n).find(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))?;
+    let bytes: Vec<u8> =
+        (0..size).map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[7]).collect();
+    let info = SegmentInfo { channel, seq: 1, duration: Duration::from_secs(2), discontinuity: false };
     let start = sim.now();
     if !sim.publish(ingester, info, &bytes) {
         return None;
     }
     let limit = start + Duration::from_secs(10);
-    let done = sim.run_until_true(limit, |sim| {
-        sim.boxes.iter().all(|b| b.completed.contains_key(&1))
-    });
+    let done = sim.run_until_true(limit, |sim| sim.boxes.iter().all(|b| b.completed.contains_key(&1)));
     if !done {
         return None;
     }
-    let last = sim
-        .boxes
-        .iter()
-        .filter_map(|b| b.completed.get(&1))
-        .max()
-        .copied()?;
+    let last = sim.boxes.iter().filter_map(|b| b.completed.get(&1)).max().copied()?;
     Some(last.saturating_since(start))
 }

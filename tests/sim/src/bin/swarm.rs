@@ -52,12 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = SimConfig {
-        boxes,
-        seed,
-        loss,
-        ..SimConfig::default()
-    };
+    let config = SimConfig { boxes, seed, loss, ..SimConfig::default() };
     println!(
         "{boxes} boxes, live channel {} Mbit/s in {} s segments, upload {} Mbit/s per box, loss {:.1} %, seed {seed}",
         config.bitrate / 1_000_000,
@@ -69,12 +64,11 @@ fn main() -> ExitCode {
     if crash >= 0.0 {
         sim.run_until(Instant::from_micros((crash * 1e6) as u64));
         let channel = sim_channel();
-        if let Some(i) = sim.running().into_iter().find(|&i| {
-            sim.boxes[i]
-                .engine
-                .as_ref()
-                .is_some_and(|e| e.is_ingesting(channel))
-        }) {
+        if let Some(i) = sim
+            .running()
+            .into_iter()
+            .find(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))
+        {
             println!("t={:?}: crashing the ingester, box {i}", sim.now());
             sim.crash(i);
         }
@@ -86,20 +80,10 @@ fn main() -> ExitCode {
     let last = sim.origin.newest().unwrap_or(0);
     for (&seq, _) in sim.origin.published().iter().filter(|(&s, _)| s + 1 < last) {
         let available = sim.origin.available_at(seq).unwrap_or(Instant::ZERO);
-        let done: Vec<_> = running
-            .iter()
-            .filter_map(|&i| sim.boxes[i].completed.get(&seq))
-            .collect();
+        let done: Vec<_> = running.iter().filter_map(|&i| sim.boxes[i].completed.get(&seq)).collect();
         let missing = running.len() - done.len();
-        let worst = done
-            .iter()
-            .map(|t| t.saturating_since(available))
-            .max()
-            .unwrap_or(Duration::ZERO);
-        println!(
-            "| {seq} | {available} | {} | {worst:?} | {missing} |",
-            sim.origin.fetches(seq)
-        );
+        let worst = done.iter().map(|t| t.saturating_since(available)).max().unwrap_or(Duration::ZERO);
+        println!("| {seq} | {available} | {} | {worst:?} | {missing} |", sim.origin.fetches(seq));
     }
     let report = sim.report(Duration::ZERO..Duration::from_secs(seconds.saturating_sub(4)));
     println!(
