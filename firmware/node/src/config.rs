@@ -93,6 +93,12 @@ pub struct Channel {
     pub source: String,
     /// Fetched even without viewers.
     pub always_on: bool,
+    /// Channel number in the lineup (`tvg-chno`).
+    pub number: Option<u32>,
+    /// Group in the lineup (`group-title`).
+    pub group: Option<String>,
+    /// Logo URL (`tvg-logo`).
+    pub logo: Option<String>,
 }
 
 impl Channel {
@@ -160,6 +166,9 @@ struct RawChannel {
     source: Spanned<String>,
     #[serde(default)]
     always_on: bool,
+    number: Option<u32>,
+    group: Option<String>,
+    logo: Option<String>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -286,11 +295,33 @@ impl Config {
                 return Err(invalid("channel.id", Some(c.id.span()), "is used by another channel"));
             }
             let source = c.source.get_ref().clone();
-            if !source.contains("://") {
-                return Err(invalid("channel.source", Some(c.source.span()), "must be a URL (scheme://...)"));
+            if !source.contains("://") && !source.starts_with("builtin:") {
+                return Err(invalid(
+                    "channel.source",
+                    Some(c.source.span()),
+                    "must be a URL (scheme://...) or builtin:testcard",
+                ));
             }
             let name = c.name.unwrap_or_else(|| id.clone());
-            channels.push(Channel { id, name, source, always_on: c.always_on });
+            let text_ok = |t: &Option<String>| {
+                t.as_ref().is_none_or(|t| t.len() <= 256 && !t.contains(['"', '\n', '\r']))
+            };
+            if !text_ok(&c.group) || !text_ok(&c.logo) || name.len() > 256 || name.contains(['\n', '\r']) {
+                return Err(invalid(
+                    "channel",
+                    Some(span),
+                    "name, group and logo must be single lines of at most 256 characters, without quotes",
+                ));
+            }
+            channels.push(Channel {
+                id,
+                name,
+                source,
+                always_on: c.always_on,
+                number: c.number,
+                group: c.group,
+                logo: c.logo,
+            });
             if channels.len() > shoal_core::wire::MAX_LINEUP {
                 return Err(invalid("channel", Some(span), "at most 64 channels"));
             }
@@ -352,7 +383,7 @@ mod tests {
     fn the_example_config_is_valid_and_documents_every_field() {
         let example = include_str!("../shoal.example.toml");
         let config = Config::parse(example).expect("example config parses");
-        assert_eq!(config.channels.len(), 1);
+        assert_eq!(config.channels.len(), 2);
         // Every field the parser knows appears in the example (commented or not).
         for field in [
             "board",

@@ -45,9 +45,30 @@ pub enum StartError {
 struct Backend {
     commands: Sender<Command>,
     discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
+    lineup: Vec<crate::http::Listing>,
 }
 
 impl crate::http::Backend for Backend {
+    fn lineup(&self) -> &[crate::http::Listing] {
+        &self.lineup
+    }
+
+    async fn window(&self, channel: shoal_core::ChannelId) -> Option<Vec<swarm::WindowSegment>> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::Window { channel, reply }).await.ok()?;
+        answer.recv().await.ok()
+    }
+
+    async fn segment(&self, channel: shoal_core::ChannelId, seq: u64) -> Option<Vec<u8>> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::Segment { channel, seq, reply }).await.ok()?;
+        answer.recv().await.ok().flatten()
+    }
+
+    async fn viewer(&self, channel: shoal_core::ChannelId) {
+        let _ = self.commands.send(Command::Viewer(channel)).await;
+    }
+
     async fn status(&self) -> Option<Value> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Status(reply)).await.ok()?;
@@ -157,7 +178,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
                 }
             })
         };
-        let backend = Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone() });
+        let lineup = current_lineup(&config);
+        let backend = Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone(), lineup });
         let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
 
         let mut current = config;
@@ -199,6 +221,21 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     }
     log::info!("stopped");
     Ok(())
+}
+
+fn current_lineup(config: &Config) -> Vec<crate::http::Listing> {
+    config
+        .channels
+        .iter()
+        .map(|c| crate::http::Listing {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            number: c.number,
+            group: c.group.clone(),
+            logo: c.logo.clone(),
+            channel: c.channel_id(),
+        })
+        .collect()
 }
 
 fn reload(current: &mut Config, path: Option<&std::path::Path>) {

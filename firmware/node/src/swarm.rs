@@ -76,9 +76,44 @@ pub enum Command {
     },
     /// A status report as JSON.
     Status(Sender<Value>),
+    /// The complete segments of a channel's live window, for an HLS playlist.
+    Window {
+        /// The channel.
+        channel: ChannelId,
+        /// Where to answer.
+        reply: Sender<Vec<WindowSegment>>,
+    },
+    /// A complete segment's bytes.
+    Segment {
+        /// The channel.
+        channel: ChannelId,
+        /// The segment.
+        seq: u64,
+        /// Where to answer (`None`: not held).
+        reply: Sender<Option<Vec<u8>>>,
+    },
+    /// A TV fetched something of this channel: it has a viewer for a while.
+    Viewer(ChannelId),
     /// Say goodbye and stop.
     Shutdown,
 }
+
+/// One segment of an HLS window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSegment {
+    /// Sequence number.
+    pub seq: u64,
+    /// Playback duration.
+    pub duration: Duration,
+    /// Discontinuity before it.
+    pub discontinuity: bool,
+}
+
+/// A channel has a viewer while a TV fetched its playlist or a segment within this long (three
+/// 2 s target durations, DESIGN.md §5).
+const VIEWER_TIMEOUT: Duration = Duration::from_secs(6);
+/// Segments in the HLS window served to TVs.
+const HLS_WINDOW: usize = 6;
 
 /// What the driver tells the sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +171,7 @@ pub async fn drive(
     let mut send_buf = vec![0u8; 65_536];
     let mut socket_counters = SocketCounters::default();
     let started = clock.now();
+    let mut viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
     enum Wake {
         Readable,
         Command(Option<Command>),
@@ -180,10 +216,24 @@ pub async fn drive(
                 flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
                 return;
             }
+            Wake::Command(Some(Command::Viewer(channel))) => {
+                if viewers.insert(channel, now).is_none() {
+                    engine.want_channel(now, channel, true);
+                }
+            }
             Wake::Command(Some(command)) => {
                 handle_command(&mut engine, now, command, &names, started, &socket_counters)
             }
             Wake::Timer => {}
+        }
+        let expired: Vec<ChannelId> = viewers
+            .iter()
+            .filter(|(_, &t)| now.saturating_since(t) > VIEWER_TIMEOUT)
+            .map(|(&c, _)| c)
+            .collect();
+        for channel in expired {
+            viewers.remove(&channel);
+            engine.want_channel(now, channel, false);
         }
         engine.handle_timeout(now);
         flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
@@ -224,7 +274,22 @@ fn handle_command(
         Command::Status(reply) => {
             let _ = reply.try_send(status(engine, now, names, started, socket_counters));
         }
-        Command::Shutdown => {}
+        Command::Window { channel, reply } => {
+            let window = engine
+                .store()
+                .window(channel, HLS_WINDOW)
+                .map(|s| {
+                    let m = s.manifest().manifest();
+                    WindowSegment { seq: m.seq, duration: m.duration(), discontinuity: m.discontinuity }
+                })
+                .collect();
+            let _ = reply.try_send(window);
+        }
+        Command::Segment { channel, seq, reply } => {
+            let bytes = engine.store().segment(channel, seq).and_then(|s| s.bytes()).map(<[u8]>::to_vec);
+            let _ = reply.try_send(bytes);
+        }
+        Command::Viewer(_) | Command::Shutdown => {}
     }
 }
 

@@ -31,6 +31,15 @@ fn shoal() -> &'static Path {
 impl Boxes {
     /// `keys[i]` names the key file box `i` uses (boxes with the same name share a key).
     fn start(name: &str, keys: &[&str]) -> Boxes {
+        Boxes::start_with(
+            name,
+            keys,
+            "[[channel]]\nid = \"test\"\nsource = \"test://pattern?bitrate=2000000&duration=1\"\nalways_on = true\n",
+        )
+    }
+
+    /// Like `start`, with `channels` (TOML `[[channel]]` tables) as every box's lineup.
+    fn start_with(name: &str, keys: &[&str], channels: &str) -> Boxes {
         let bed = Bed::new(keys.len()).expect("test bed");
         let dir = scratch(name);
         for key in keys {
@@ -52,8 +61,7 @@ impl Boxes {
                 format!(
                     "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{dir}/{key}.key\"\n\
                      [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                     [log]\nlevel = \"debug\"\n\
-                     [[channel]]\nid = \"test\"\nsource = \"test://pattern?bitrate=2000000&duration=1\"\nalways_on = true\n",
+                     [log]\nlevel = \"debug\"\n{channels}",
                     dir = boxes.dir.display()
                 ),
             )
@@ -363,4 +371,81 @@ fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
     boxes.processes[0] = None;
     let peers_left = boxes.status(1).map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
     assert_eq!(peers_left, Some(0), "box 1 still lists box 0 right after its goodbye");
+}
+
+/// A TV (ffmpeg as the player) plays the built-in test card from a box that is not the one
+/// fetching it: the request creates demand, the elected box starts the channel, the segments
+/// cross the swarm, and the player decodes them without error.
+#[test]
+fn a_tv_plays_the_test_card_from_any_box() {
+    if skip() {
+        return;
+    }
+    if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
+        panic!("ffmpeg is missing: apt-get install ffmpeg (tools/test installs it as root)");
+    }
+    let boxes = Boxes::start_with(
+        "play",
+        &["a", "a", "a"],
+        "[[channel]]\nid = \"testcard\"\nname = \"Test card\"\nnumber = 7\nsource = \"builtin:testcard\"\n",
+    );
+    assert!(boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2), "{}", boxes.logs());
+    // Nobody watches yet: a channel that is not always-on is not fetched.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(boxes.running().iter().all(|&i| boxes.status(i).is_some_and(|s| window(&s).is_empty())));
+    let lineup = boxes
+        .bed
+        .http_get(0, &format!("http://{}:{HTTP_PORT}/playlist.m3u", boxes.bed.ip(0)))
+        .expect("lineup");
+    assert!(
+        lineup.starts_with("#EXTM3U")
+            && lineup.contains("tvg-chno=\"7\"")
+            && lineup.contains("/hls/testcard/index.m3u8"),
+        "{lineup}"
+    );
+    // Play from every box in turn; the first request has to wait for the channel to start.
+    for tv in 0..3 {
+        let url = format!("http://{}:{HTTP_PORT}/hls/testcard/index.m3u8", boxes.bed.ip(tv));
+        let out = boxes
+            .bed
+            .exec(
+                tv,
+                &[
+                    "ffmpeg",
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-i",
+                    &url,
+                    "-t",
+                    "6",
+                    "-f",
+                    "null",
+                    "-",
+                    "-progress",
+                    "pipe:1",
+                ],
+                Duration::from_secs(60),
+            )
+            .expect("ffmpeg runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let frames: u64 = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("frame="))
+            .filter_map(|f| f.trim().parse().ok())
+            .max()
+            .unwrap_or(0);
+        assert!(out.status.success(), "ffmpeg on box {tv} failed: {stderr}\n{}", boxes.logs());
+        assert!(stderr.trim().is_empty(), "decode errors on box {tv}: {stderr}");
+        // 6 s at 25 frames/s.
+        assert!(frames >= 140, "box {tv}: only {frames} frames decoded");
+    }
+    let ingesting = boxes
+        .running()
+        .iter()
+        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
+        .count();
+    assert_eq!(ingesting, 1, "one box fetches the channel for all TVs");
+    assert!(assert_same_segments(&boxes) >= 3);
 }

@@ -144,7 +144,9 @@ impl Engine {
         let state = self.channels.get_mut(&channel).expect("channel of the lineup");
         if demanded {
             state.demand_lost_at = None;
-        } else if state.demand_lost_at.is_none() {
+        } else if state.ingesting && state.demand_lost_at.is_none() {
+            // Lingering starts when demand ends while ingesting, not at start-up: a box that
+            // never had a viewer must not fetch for three target durations.
             state.demand_lost_at = Some(now);
         }
         let lingering =

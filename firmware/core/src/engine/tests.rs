@@ -249,3 +249,26 @@ fn regression_a_gigabit_peer_is_not_taken_for_a_flood() {
         );
     }
 }
+
+/// Regression: at start-up a channel nobody wanted counted as "demand just ended", so every
+/// box fetched it from its origin for three target durations.
+#[test]
+fn regression_an_unwanted_channel_is_not_fetched_at_start() {
+    let mut c = config(1, keyed());
+    c.lineup[0].always_on = false;
+    let mut wire = Wire::new(vec![c]);
+    wire.run(Duration::from_secs(1));
+    assert!(!wire.engines[0].is_ingesting(channel()));
+    assert!(!wire.events[0].iter().any(|e| matches!(e, Event::IngestStart { .. })));
+    // A viewer starts it; when the viewer leaves, it lingers, then stops.
+    let now = wire.now;
+    wire.engines[0].want_channel(now, channel(), true);
+    wire.run(Duration::from_millis(100));
+    assert!(wire.engines[0].is_ingesting(channel()));
+    let now = wire.now;
+    wire.engines[0].want_channel(now, channel(), false);
+    wire.run(Duration::from_secs(2));
+    assert!(wire.engines[0].is_ingesting(channel()), "lingers for three target durations");
+    wire.run(Duration::from_secs(5));
+    assert!(!wire.engines[0].is_ingesting(channel()));
+}
