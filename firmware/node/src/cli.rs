@@ -29,6 +29,15 @@ pub enum Cli {
         /// Which file.
         config: PathBuf,
     },
+    /// Run three boxes on loopback with the built-in test card.
+    Demo {
+        /// How many boxes.
+        boxes: usize,
+        /// First HTTP port.
+        port: u16,
+        /// Stop after this many seconds.
+        seconds: Option<u64>,
+    },
     /// Print version, target and board.
     Version,
     /// Print help.
@@ -45,6 +54,7 @@ commands:
   run            run this box (finds its peers by mDNS, shares channels, serves TVs)
   keygen         write a new network key for a deployment
   check-config   validate a config file and print what it means
+  demo           three boxes on this machine's loopback sharing a test card: play it in mpv or VLC
   version        print version, target and board
   help [command] print help for a command
 
@@ -71,12 +81,23 @@ usage: shoal check-config [--config PATH]
 
 Exits 0 and prints the settings if the file is valid; otherwise prints the field and line at fault.";
 
+const DEMO_HELP: &str = "\
+usage: shoal demo [--boxes N] [--port P] [--seconds S]
+
+  --boxes N     boxes to run, 2..=8 (default 3)
+  --port P      HTTP port of the first box (default 8470; the others follow, then UDP)
+  --seconds S   stop after S seconds (default: at Ctrl-C)
+
+Boxes are in one process on 127.0.0.1 with an ephemeral key and know each other directly
+(no mDNS, so nothing is announced on your network).";
+
 /// Help text for `command`.
 pub fn help(command: Option<&str>) -> &'static str {
     match command {
         Some("run") => RUN_HELP,
         Some("keygen") => KEYGEN_HELP,
         Some("check-config") => CHECK_HELP,
+        Some("demo") => DEMO_HELP,
         _ => HELP,
     }
 }
@@ -98,6 +119,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
     let mut out = None;
     let mut force = false;
     let mut topic = None;
+    let mut boxes = 3usize;
+    let mut port = 8470u16;
+    let mut seconds = None;
     while let Some(arg) = parser.next()? {
         match (command.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Cli::Help(Some(command))),
@@ -109,6 +133,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
             ("keygen", Long("out") | Short('o')) => out = Some(PathBuf::from(parser.value()?)),
             ("keygen", Long("force")) => force = true,
             ("help", Value(v)) if topic.is_none() => topic = Some(v.string()?),
+            ("demo", Long("boxes")) => {
+                boxes = parser.value()?.parse()?;
+                if !(2..=8).contains(&boxes) {
+                    return Err(lexopt::Error::Custom("--boxes must be between 2 and 8".into()));
+                }
+            }
+            ("demo", Long("port")) => port = parser.value()?.parse()?,
+            ("demo", Long("seconds")) => seconds = Some(parser.value()?.parse()?),
             (_, other) => return Err(other.unexpected()),
         }
     }
@@ -117,6 +149,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
         "keygen" => Cli::Keygen { out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()), force },
         "check-config" => Cli::CheckConfig { config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()) },
         "version" => Cli::Version,
+        "demo" => {
+            if port < 1024 || u32::from(port) + 2 * boxes as u32 > 65_535 {
+                return Err(lexopt::Error::Custom(
+                    "--port must be at least 1024 and leave room for 2 ports per box".into(),
+                ));
+            }
+            Cli::Demo { boxes, port, seconds }
+        }
         "help" => Cli::Help(topic),
         other => {
             return Err(lexopt::Error::Custom(format!("unknown command `{other}` (see `shoal help`)").into()))

@@ -42,10 +42,11 @@ pub enum StartError {
     Discovery(String),
 }
 
-struct Backend {
-    commands: Sender<Command>,
-    discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
-    lineup: Vec<crate::http::Listing>,
+/// What the HTTP server asks of a running box.
+pub(crate) struct Backend {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
+    pub(crate) lineup: Vec<crate::http::Listing>,
 }
 
 impl crate::http::Backend for Backend {
@@ -223,7 +224,30 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     Ok(())
 }
 
-fn current_lineup(config: &Config) -> Vec<crate::http::Listing> {
+/// The engine settings a box runs with.
+pub(crate) fn engine_config(
+    config: &Config,
+    identity: shoal_core::Identity,
+    auth: Authenticator,
+) -> Result<shoal_core::Config, keys::KeyError> {
+    let mut engine_config = shoal_core::Config::new(identity, auth);
+    let seed = keys::random_bytes()?;
+    engine_config.seed =
+        u64::from_le_bytes([seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7]]);
+    engine_config.max_datagram = config.max_datagram;
+    engine_config.upload_rate = u64::from(config.upload_mbit) * 1_000_000 / 8;
+    engine_config.store_budget = config.store_budget_mb as usize * 1024 * 1024;
+    engine_config.ring_len = config.ring_len;
+    engine_config.window_segments = config.window_segments;
+    engine_config.lineup = config
+        .channels
+        .iter()
+        .map(|c| LineupEntry { channel: c.channel_id(), always_on: c.always_on })
+        .collect();
+    Ok(engine_config)
+}
+
+pub(crate) fn current_lineup(config: &Config) -> Vec<crate::http::Listing> {
     config
         .channels
         .iter()

@@ -8,9 +8,11 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod discovery;
 pub mod http;
 pub mod keys;
 pub mod logging;
 pub mod source;
 pub mod swarm;
+pub mod testcard;

@@ -32,6 +32,16 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Cli::Demo { boxes, port, seconds } => {
+            shoal::logging::init(log::LevelFilter::Warn);
+            match shoal::demo::run(boxes, port, seconds) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shoal demo: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cli::Keygen { out, force } => match shoal::keys::generate_network_key(&out, force) {
             Ok(key) => {
                 let fp = key.fingerprint();

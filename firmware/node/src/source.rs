@@ -1,8 +1,7 @@
 //! Sources: what the ingester runs for a channel between `IngestStart` and `IngestStop`.
 //!
-//! Two sources so far. `builtin:testcard` loops a short H.264/AAC clip, cut into 2 s MPEG-TS
-//! segments and compiled into the binary, as a live channel (with a discontinuity each time it
-//! wraps), so a fresh box plays something with no origin configured. And
+//! Two sources so far. `builtin:testcard` loops a short H.264/AAC clip as a seamless live channel
+//! ([`crate::testcard`]), so a fresh box plays something with no origin configured. And
 //! `test://pattern?bitrate=B&duration=D`: a synthetic live channel
 //! standing in for an origin. Like an HLS origin it numbers segments by wall-clock time
 //! (segment `n` covers `[n·D, (n+1)·D)` since the Unix epoch), so a box that takes over continues
@@ -96,24 +95,6 @@ fn since_epoch() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-/// The built-in test card: 2 s MPEG-TS segments of a 320×180 H.264/AAC clip, each starting with
-/// SDT, PAT, PMT and a keyframe (made by `firmware/node/assets/testcard/make.sh`).
-const TESTCARD: [&[u8]; 5] = [
-    include_bytes!("../assets/testcard/seg0.ts"),
-    include_bytes!("../assets/testcard/seg1.ts"),
-    include_bytes!("../assets/testcard/seg2.ts"),
-    include_bytes!("../assets/testcard/seg3.ts"),
-    include_bytes!("../assets/testcard/seg4.ts"),
-];
-/// Duration of each test card segment.
-const TESTCARD_SEGMENT: Duration = Duration::from_secs(2);
-
-/// Which segment of the test card live segment `seq` shows, and whether the clip wraps there.
-pub fn testcard_segment(seq: u64) -> (&'static [u8], bool) {
-    let i = (seq % TESTCARD.len() as u64) as usize;
-    (TESTCARD[i], i == 0)
-}
-
 /// Runs sources as the driver asks: one task per channel being ingested.
 pub async fn run(channels: Vec<Channel>, commands: Receiver<IngestCommand>, swarm: Sender<Command>) {
     let by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
@@ -174,6 +155,8 @@ async fn test_pattern(
     }
 }
 
+const TESTCARD_SEGMENT: Duration = crate::testcard::SEGMENT_DURATION;
+
 async fn testcard(channel: ChannelId, resume_after: Option<u64>, swarm: Sender<Command>) {
     let seq_at = |t: Duration| (t.as_millis() / TESTCARD_SEGMENT.as_millis()) as u64;
     let newest = seq_at(since_epoch()).saturating_sub(1);
@@ -184,9 +167,9 @@ async fn testcard(channel: ChannelId, resume_after: Option<u64>, swarm: Sender<C
     loop {
         let current = seq_at(since_epoch()).saturating_sub(1);
         while seq <= current {
-            let (bytes, wraps) = testcard_segment(seq);
-            let info = SegmentInfo { channel, seq, duration: TESTCARD_SEGMENT, discontinuity: wraps };
-            if swarm.send(Command::Publish { info, bytes: bytes.to_vec() }).await.is_err() {
+            let bytes = crate::testcard::segment(seq);
+            let info = SegmentInfo { channel, seq, duration: TESTCARD_SEGMENT, discontinuity: false };
+            if swarm.send(Command::Publish { info, bytes }).await.is_err() {
                 return;
             }
             seq += 1;
@@ -209,22 +192,6 @@ mod tests {
         assert!(matches!(TestPattern::parse("http://origin/x.m3u8"), Err(SourceError::Unsupported(_))));
         assert!(matches!(TestPattern::parse("test://pattern?duration=0"), Err(SourceError::BadParameter(_))));
         assert!(matches!(TestPattern::parse("test://pattern?speed=3"), Err(SourceError::BadParameter(_))));
-    }
-
-    #[test]
-    fn the_test_card_is_mpeg_ts_that_starts_with_a_pat() {
-        for seq in 0..5 {
-            let (bytes, wraps) = testcard_segment(seq);
-            assert_eq!(wraps, seq == 0);
-            assert!(!bytes.is_empty() && bytes.len() % 188 == 0, "segment {seq}: {} bytes", bytes.len());
-            assert!(bytes.chunks(188).all(|p| p[0] == 0x47), "segment {seq} is not MPEG-TS");
-            // PAT (PID 0) and PMT (ffmpeg puts it on PID 0x1000) come before any media packet.
-            let pids: Vec<u16> =
-                bytes.chunks(188).take(4).map(|p| (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2])).collect();
-            assert!(pids.contains(&0) && pids.contains(&0x1000), "segment {seq} starts with {pids:x?}");
-        }
-        let total: usize = (0..5).map(|s| testcard_segment(s).0.len()).sum();
-        assert!(total <= 300 * 1024, "the test card must stay small: {total} bytes");
     }
 
     #[test]

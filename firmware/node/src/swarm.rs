@@ -132,14 +132,20 @@ pub enum IngestCommand {
     },
 }
 
-/// Opens the swarm's UDP socket with generous buffers.
+/// Opens the swarm's UDP socket on every IPv4 address with generous buffers.
 pub fn bind(port: u16) -> io::Result<Async<UdpSocket>> {
+    bind_to(SocketAddr::from(([0, 0, 0, 0], port)))
+}
+
+/// Opens the swarm's UDP socket on `addr` with generous buffers.
+pub fn bind_to(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
+    let port = addr.port();
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     let _ = socket.set_send_buffer_size(SEND_BUFFER);
-    socket.bind(&SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+    socket.bind(&addr.into())?;
     log::debug!(
         "UDP socket on port {port}: receive buffer {:?}, send buffer {:?}",
         socket.recv_buffer_size().ok(),
