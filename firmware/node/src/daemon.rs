@@ -99,34 +99,20 @@ impl crate::http::Backend for Backend {
 
 /// Runs the box until SIGTERM or SIGINT.
 pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
-    let auth = if config.insecure {
+    // Insecure boxes announce a fingerprint no key can have, so keyed boxes skip them.
+    let (auth, fingerprint) = if config.insecure {
         log::warn!("insecure mode: datagrams are not authenticated; any device on the LAN can join");
-        Authenticator::insecure()
+        (Authenticator::insecure(), *b"open")
     } else {
-        Authenticator::new(&keys::load_network_key(&config.network_key_file)?)
-    };
-    let fingerprint = if config.insecure {
-        *b"open"
-    } else {
-        keys::load_network_key(&config.network_key_file)?.fingerprint()
+        let key = keys::load_network_key(&config.network_key_file)?;
+        (Authenticator::new(&key), key.fingerprint())
     };
     let (identity, created) = keys::load_or_create_identity(&config.state_dir)?;
     let node_id = identity.node_id();
     if created {
         log::info!("created identity {node_id:#} in {}", config.state_dir.display());
     }
-    let mut engine_config = shoal_core::Config::new(identity, auth);
-    engine_config.seed = u64::from_le_bytes(keys::random_bytes()?[..8].try_into().unwrap_or([0; 8]));
-    engine_config.max_datagram = config.max_datagram;
-    engine_config.upload_rate = u64::from(config.upload_mbit) * 1_000_000 / 8;
-    engine_config.store_budget = config.store_budget_mb as usize * 1024 * 1024;
-    engine_config.ring_len = config.ring_len;
-    engine_config.window_segments = config.window_segments;
-    engine_config.lineup = config
-        .channels
-        .iter()
-        .map(|c| LineupEntry { channel: c.channel_id(), always_on: c.always_on })
-        .collect();
+    let engine_config = engine_config(&config, identity, auth)?;
     let clock = Clock::new();
     let engine = shoal_core::Engine::new(engine_config, clock.now())?;
     let names: ChannelNames = config.channels.iter().map(|c| (c.channel_id(), c.name.clone())).collect();
