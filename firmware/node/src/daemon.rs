@@ -99,7 +99,7 @@ impl crate::http::Backend for Backend {
 
 /// Runs the box until SIGTERM or SIGINT.
 pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
-    // Insecure boxes announce a fingerprint no key can have, so keyed boxes skip them.
+    // Insecure boxes announce the fingerprint "open", which keyed boxes do not share.
     let (auth, fingerprint) = if config.insecure {
         log::warn!("insecure mode: datagrams are not authenticated; any device on the LAN can join");
         (Authenticator::insecure(), *b"open")
