@@ -1,5 +1,6 @@
 //! The box's HTTP server (hyper on smol): the lineup (`/playlist.m3u`), live HLS per channel
-//! (`/hls/<channel>/index.m3u8` and its segments) and `/api/status`. Routes live in [`route`].
+//! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`) and
+//! `/api/status`. Routes live in [`route`].
 //!
 //! Bounded like everything facing the network: at most `max_clients` connections at once (more
 //! wait in the kernel's accept queue), a header read timeout, HTTP/1.1 only, and handlers that
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -84,7 +85,7 @@ pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clien
         smol::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let backend = backend.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&*backend, request, peer).await) }
+                async move { Ok::<_, std::convert::Infallible>(route(backend, request, peer).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(SmolTimer::new())
@@ -100,25 +101,28 @@ pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clien
     }
 }
 
+/// Every response body: whole (playlists, JSON) or streamed (`/ts`).
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
 /// Dispatches one request.
-async fn route<B: Backend>(
-    backend: &B,
-    request: Request<Incoming>,
-    _peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let backend_ref = &*backend;
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
     }
     let path = request.uri().path();
     if path == "/playlist.m3u" {
-        return lineup(backend, &request);
+        return lineup(backend_ref, &request);
     }
     if let Some(rest) = path.strip_prefix("/hls/") {
-        return hls(backend, rest).await;
+        return hls(backend_ref, rest).await;
+    }
+    if let Some(id) = path.strip_prefix("/ts/") {
+        return ts(backend.clone(), id).await;
     }
     let response = match path {
         "/api/status" => {
-            let status = smol::future::or(backend.status(), async {
+            let status = smol::future::or(backend_ref.status(), async {
                 Timer::after(STATUS_TIMEOUT).await;
                 None
             })
@@ -135,7 +139,7 @@ async fn route<B: Backend>(
 }
 
 /// `/playlist.m3u`: the lineup as an extended M3U, with URLs on the host the TV asked.
-fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Body> {
     // The Host header names this box as the TV reached it; accept only a plain host[:port].
     let host = request
         .headers()
@@ -165,7 +169,7 @@ fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Full
 }
 
 /// `/hls/<channel>/index.m3u8` and `/hls/<channel>/<seq>.ts`.
-async fn hls<B: Backend>(backend: &B, rest: &str) -> Response<Full<Bytes>> {
+async fn hls<B: Backend>(backend: &B, rest: &str) -> Response<Body> {
     let Some((id, file)) = rest.split_once('/') else {
         return error(StatusCode::NOT_FOUND, "no such resource");
     };
@@ -175,26 +179,12 @@ async fn hls<B: Backend>(backend: &B, rest: &str) -> Response<Full<Bytes>> {
     let channel = listing.channel;
     backend.viewer(channel).await;
     if file == "index.m3u8" {
-        let deadline = std::time::Instant::now() + COLD_START_WAIT;
-        loop {
-            let Some(window) = backend.window(channel).await else {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down");
-            };
-            if !window.is_empty() {
-                return text(
-                    StatusCode::OK,
-                    "application/vnd.apple.mpegurl",
-                    media_playlist(&window).into_bytes(),
-                );
+        return match first_window(backend, channel).await {
+            Ok(window) => {
+                text(StatusCode::OK, "application/vnd.apple.mpegurl", media_playlist(&window).into_bytes())
             }
-            if std::time::Instant::now() >= deadline {
-                let mut response =
-                    error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
-                response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
-                return response;
-            }
-            Timer::after(Duration::from_millis(200)).await;
-        }
+            Err(response) => response,
+        };
     }
     let Some(seq) = file.strip_suffix(".ts").and_then(|s| s.parse::<u64>().ok()) else {
         return error(StatusCode::NOT_FOUND, "no such resource");
@@ -203,6 +193,73 @@ async fn hls<B: Backend>(backend: &B, rest: &str) -> Response<Full<Bytes>> {
         Some(bytes) => text(StatusCode::OK, "video/mp2t", bytes),
         None => error(StatusCode::NOT_FOUND, "segment not held (outside the live window)"),
     }
+}
+
+/// Waits (bounded) until `channel` has a complete segment; its live window, or a 503 to answer.
+async fn first_window<B: Backend>(
+    backend: &B,
+    channel: shoal_core::ChannelId,
+) -> Result<Vec<crate::swarm::WindowSegment>, Response<Body>> {
+    let deadline = std::time::Instant::now() + COLD_START_WAIT;
+    loop {
+        let Some(window) = backend.window(channel).await else {
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down"));
+        };
+        if !window.is_empty() {
+            return Ok(window);
+        }
+        if std::time::Instant::now() >= deadline {
+            let mut response =
+                error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
+            response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return Err(response);
+        }
+        Timer::after(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `/ts` client that has not taken the next segment within this long is dropped, rather than
+/// having segments kept for it.
+const TS_STALL: Duration = Duration::from_secs(10);
+
+/// `/ts/<channel>`: one continuous MPEG-TS stream, starting with the newest complete segment
+/// (every segment starts with PAT, PMT and a keyframe) and going on with each next segment as
+/// the swarm completes it. The body is produced only as fast as the client reads, one segment
+/// at a time; a client that falls out of the window (or a channel that stops) ends the stream.
+async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
+    let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
+        return error(StatusCode::NOT_FOUND, "no such channel");
+    };
+    let channel = listing.channel;
+    backend.viewer(channel).await;
+    let window = match first_window(&*backend, channel).await {
+        Ok(window) => window,
+        Err(response) => return response,
+    };
+    let start = window.last().map_or(0, |s| s.seq);
+    let frames = smol::stream::unfold((backend, start), move |(backend, seq)| async move {
+        let deadline = std::time::Instant::now() + TS_STALL;
+        loop {
+            backend.viewer(channel).await;
+            if let Some(bytes) = backend.segment(channel, seq).await {
+                let frame = hyper::body::Frame::data(Bytes::from(bytes));
+                return Some((Ok::<_, std::convert::Infallible>(frame), (backend, seq + 1)));
+            }
+            let window = backend.window(channel).await?;
+            if window.first().is_some_and(|s| s.seq > seq) {
+                log::info!("a /ts client of channel {channel} fell behind the live window; dropping it");
+                return None;
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            Timer::after(Duration::from_millis(100)).await;
+        }
+    });
+    let mut response = Response::new(http_body_util::StreamBody::new(frames).boxed_unsync());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// A live media playlist over `window` (oldest first, not empty).
@@ -222,23 +279,23 @@ pub fn media_playlist(window: &[crate::swarm::WindowSegment]) -> String {
     out
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn text(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
-fn error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, reason: &str) -> Response<Body> {
     json_response(status, &json!({ "error": reason }))
 }
 

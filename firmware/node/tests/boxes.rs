@@ -441,6 +441,32 @@ fn a_tv_plays_the_test_card_from_any_box() {
         // 6 s at 25 frames/s.
         assert!(frames >= 140, "box {tv}: only {frames} frames decoded");
     }
+    // The same channel as one continuous MPEG-TS stream (`/ts`), from the last box.
+    let url = format!("http://{}:{HTTP_PORT}/ts/testcard", boxes.bed.ip(2));
+    let ffmpeg = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        &url,
+        "-t",
+        "6",
+        "-f",
+        "null",
+        "-",
+        "-progress",
+        "pipe:1",
+    ];
+    let out = boxes.bed.exec(2, &ffmpeg, Duration::from_secs(60)).expect("ffmpeg runs");
+    let frames: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|f| f.trim().parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(out.status.success() && out.stderr.is_empty(), "/ts: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(frames >= 140, "/ts: only {frames} frames decoded");
     let ingesting = boxes
         .running()
         .iter()
