@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
 use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
 
 const UDP_PORT: u16 = 7470;
@@ -406,67 +408,18 @@ fn a_tv_plays_the_test_card_from_any_box() {
     // Play from every box in turn; the first request has to wait for the channel to start.
     for tv in 0..3 {
         let url = format!("http://{}:{HTTP_PORT}/hls/testcard/index.m3u8", boxes.bed.ip(tv));
-        let out = boxes
-            .bed
-            .exec(
-                tv,
-                &[
-                    "ffmpeg",
-                    "-nostdin",
-                    "-v",
-                    "error",
-                    "-i",
-                    &url,
-                    "-t",
-                    "6",
-                    "-f",
-                    "null",
-                    "-",
-                    "-progress",
-                    "pipe:1",
-                ],
-                Duration::from_secs(60),
-            )
-            .expect("ffmpeg runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let frames: u64 = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("frame="))
-            .filter_map(|f| f.trim().parse().ok())
-            .max()
-            .unwrap_or(0);
-        assert!(out.status.success(), "ffmpeg on box {tv} failed: {stderr}\n{}", boxes.logs());
-        assert!(stderr.trim().is_empty(), "decode errors on box {tv}: {stderr}");
-        // 6 s at 25 frames/s.
-        assert!(frames >= 140, "box {tv}: only {frames} frames decoded");
+        let args = common::player_args(&url, 6);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = boxes.bed.exec(tv, &args, Duration::from_secs(60)).expect("ffmpeg runs");
+        // 6 s at 25 frames/s, a few frames of slack.
+        common::assert_played(&out, 140, &format!("/hls on box {tv}\n{}", boxes.logs()));
     }
     // The same channel as one continuous MPEG-TS stream (`/ts`), from the last box.
     let url = format!("http://{}:{HTTP_PORT}/ts/testcard", boxes.bed.ip(2));
-    let ffmpeg = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        &url,
-        "-t",
-        "6",
-        "-f",
-        "null",
-        "-",
-        "-progress",
-        "pipe:1",
-    ];
-    let out = boxes.bed.exec(2, &ffmpeg, Duration::from_secs(60)).expect("ffmpeg runs");
-    let frames: u64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .filter_map(|f| f.trim().parse().ok())
-        .max()
-        .unwrap_or(0);
-    assert!(out.status.success() && out.stderr.is_empty(), "/ts: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(frames >= 140, "/ts: only {frames} frames decoded");
+    let args = common::player_args(&url, 6);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = boxes.bed.exec(2, &args, Duration::from_secs(60)).expect("ffmpeg runs");
+    common::assert_played(&out, 140, "/ts on box 2");
     let ingesting = boxes
         .running()
         .iter()

@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+mod common;
+
 #[test]
 fn the_demo_serves_a_channel_that_ffmpeg_plays() {
     if Command::new("ffmpeg").arg("-version").output().is_err() {
@@ -27,35 +29,12 @@ fn the_demo_serves_a_channel_that_ffmpeg_plays() {
     assert_eq!(urls.len(), 3, "the demo prints one URL per box: {urls:?}");
     // Play from the last box: the channel starts on demand and crosses the swarm to it.
     let out = Command::new("timeout")
-        .args([
-            "30",
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            &urls[2],
-            "-t",
-            "12",
-            "-f",
-            "null",
-            "-",
-            "-progress",
-            "pipe:1",
-        ])
+        .arg("30")
+        .args(common::player_args(&urls[2], 12))
         .output()
         .expect("ffmpeg runs");
     let _ = demo.kill();
     let _ = demo.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let frames: u64 = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .filter_map(|f| f.trim().parse().ok())
-        .max()
-        .unwrap_or(0);
-    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty(), "decode errors");
     // 12 s at 25 frames/s: longer than the 10 s clip, so the loop wraps at least once.
-    assert!(frames >= 285, "only {frames} frames");
+    common::assert_played(&out, 285, "the demo's third box");
 }
