@@ -78,7 +78,7 @@ fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn segment_info(seq: u64) -> SegmentInfo {
-    SegmentInfo { channel: channel(), seq, duration: Duration::from_secs(3), discontinuity: false }
+    SegmentInfo::new(channel(), seq, Duration::from_secs(3))
 }
 
 fn build_manifest(seq: u64, bytes: &[u8]) -> SignedManifest {

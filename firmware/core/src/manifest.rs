@@ -13,7 +13,7 @@
 //! use core::time::Duration;
 //! use shoal_core::{ChannelId, Identity, PublicKey, SegmentInfo, SignedManifest, UnverifiedManifest};
 //! let ingester = Identity::from_seed([1; 32]);
-//! let info = SegmentInfo { channel: ChannelId([1; 8]), seq: 42, duration: Duration::from_secs(2), discontinuity: false };
+//! let info = SegmentInfo::new(ChannelId([1; 8]), 42, Duration::from_secs(2));
 //! let bytes = vec![7u8; 40_000];
 //! let signed = SignedManifest::build(&ingester, info, &bytes).unwrap();
 //! let parsed = UnverifiedManifest::parse(signed.encoded()).unwrap();
@@ -60,6 +60,29 @@ pub struct SegmentInfo {
     pub duration: Duration,
     /// Whether playback is discontinuous before this segment (new encoder, takeover of a TS source).
     pub discontinuity: bool,
+    /// Bytes at the start of the segment that are its fMP4 initialization section (the origin's
+    /// `EXT-X-MAP`), carried with every segment so any box can serve any segment alone; 0 for
+    /// MPEG-TS.
+    pub init_len: u32,
+    /// The segment belongs to an on-demand asset (the origin's playlist had `EXT-X-ENDLIST`).
+    pub vod: bool,
+    /// The asset's last segment: TVs' playlists end with `EXT-X-ENDLIST` once it is held.
+    pub end_of_stream: bool,
+}
+
+impl SegmentInfo {
+    /// A live MPEG-TS segment: no discontinuity, no init section.
+    pub fn new(channel: ChannelId, seq: u64, duration: Duration) -> Self {
+        SegmentInfo {
+            channel,
+            seq,
+            duration,
+            discontinuity: false,
+            init_len: 0,
+            vod: false,
+            end_of_stream: false,
+        }
+    }
 }
 
 /// The signed fields of a manifest.
@@ -79,6 +102,12 @@ pub struct Manifest {
     pub block_size: u32,
     /// Whether playback is discontinuous before this segment.
     pub discontinuity: bool,
+    /// Length of the fMP4 initialization section at the start of the segment (0: none).
+    pub init_len: u32,
+    /// Part of an on-demand asset.
+    pub vod: bool,
+    /// The on-demand asset's last segment.
+    pub end_of_stream: bool,
     /// SHA-256 of each block.
     pub hashes: Vec<[u8; 32]>,
 }
@@ -133,6 +162,7 @@ impl Manifest {
         let ok = (1..=MAX_SEGMENT_LEN).contains(&len)
             && size == BLOCK_SIZE
             && self.hashes.len() == len.div_ceil(size)
+            && (self.init_len as usize) < len
             && self.duration_us > 0
             && self.duration_us <= MAX_SEGMENT_DURATION.as_micros() as u64;
         if ok {
@@ -227,6 +257,9 @@ impl SignedManifest {
             length: bytes.len() as u32,
             block_size: BLOCK_SIZE as u32,
             discontinuity: info.discontinuity,
+            init_len: info.init_len,
+            vod: info.vod,
+            end_of_stream: info.end_of_stream,
             hashes: bytes.chunks(BLOCK_SIZE).map(block_hash).collect(),
         };
         manifest.validate()?;
@@ -271,12 +304,7 @@ mod tests {
     use super::*;
 
     fn info() -> SegmentInfo {
-        SegmentInfo {
-            channel: ChannelId([3; 8]),
-            seq: 7,
-            duration: Duration::from_secs(2),
-            discontinuity: true,
-        }
+        SegmentInfo { discontinuity: true, ..SegmentInfo::new(ChannelId([3; 8]), 7, Duration::from_secs(2)) }
     }
 
     #[test]
@@ -318,5 +346,23 @@ mod tests {
         let mut encoded = postcard::to_stdvec(&m).unwrap();
         encoded.extend_from_slice(&[0; SIGNATURE_LEN]);
         assert_eq!(UnverifiedManifest::parse(&encoded).unwrap_err(), ManifestError::OutOfRange);
+    }
+
+    #[test]
+    fn an_init_section_must_leave_media_after_it() {
+        let ingester = Identity::from_seed([1; 32]);
+        let fmp4 = SegmentInfo { init_len: 700, vod: true, end_of_stream: true, ..info() };
+        let signed = SignedManifest::build(&ingester, fmp4, &[1; 20_000]).unwrap();
+        let key = PublicKey::from_bytes(&ingester.public_key()).unwrap();
+        let parsed = UnverifiedManifest::parse(signed.encoded()).unwrap().verify(&key).unwrap();
+        assert_eq!(
+            (parsed.manifest().init_len, parsed.manifest().vod, parsed.manifest().end_of_stream),
+            (700, true, true)
+        );
+        let whole = SegmentInfo { init_len: 20_000, ..info() };
+        assert_eq!(
+            SignedManifest::build(&ingester, whole, &[1; 20_000]).unwrap_err(),
+            ManifestError::OutOfRange
+        );
     }
 }

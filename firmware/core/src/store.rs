@@ -15,7 +15,7 @@
 //! let channel = ChannelId([1; 8]);
 //! let mut store = Store::new(100_000, 16);
 //! for seq in 0..5 {
-//!     let info = SegmentInfo { channel, seq, duration: Duration::from_secs(2), discontinuity: false };
+//!     let info = SegmentInfo::new(channel, seq, Duration::from_secs(2));
 //!     let bytes = vec![seq as u8; 40_000];
 //!     let manifest = SignedManifest::build(&me, info, &bytes).unwrap();
 //!     store.insert_complete(manifest, &bytes, Instant::ZERO).unwrap();
@@ -387,12 +387,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn manifest(id: &Identity, channel: u8, seq: u64, bytes: &[u8]) -> SignedManifest {
-        let info = SegmentInfo {
-            channel: ChannelId([channel; 8]),
-            seq,
-            duration: Duration::from_secs(2),
-            discontinuity: false,
-        };
+        let info = SegmentInfo::new(ChannelId([channel; 8]), seq, Duration::from_secs(2));
         SignedManifest::build(id, info, bytes).unwrap()
     }
 

@@ -32,7 +32,7 @@ use crate::ranges::RangeSet;
 use crate::{ChannelId, NodeId};
 
 /// The protocol version this build speaks. A datagram of another version is dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Default largest datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and 8 (UDP) bytes, so it
 /// crosses any path without fragmentation.
 pub const DEFAULT_MAX_DATAGRAM: usize = 1232;

@@ -141,7 +141,7 @@ async fn test_pattern(
     loop {
         let current = pattern.seq_at(since_epoch()).saturating_sub(1);
         while seq <= current {
-            let info = SegmentInfo { channel, seq, duration: pattern.duration, discontinuity: false };
+            let info = SegmentInfo::new(channel, seq, pattern.duration);
             let bytes = pattern.segment_bytes(channel, seq);
             if swarm.send(Command::Publish { info, bytes }).await.is_err() {
                 return;
@@ -168,7 +168,7 @@ async fn testcard(channel: ChannelId, resume_after: Option<u64>, swarm: Sender<C
         let current = seq_at(since_epoch()).saturating_sub(1);
         while seq <= current {
             let bytes = crate::testcard::segment(seq);
-            let info = SegmentInfo { channel, seq, duration: TESTCARD_SEGMENT, discontinuity: false };
+            let info = SegmentInfo::new(channel, seq, TESTCARD_SEGMENT);
             if swarm.send(Command::Publish { info, bytes }).await.is_err() {
                 return;
             }

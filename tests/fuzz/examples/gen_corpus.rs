@@ -83,12 +83,7 @@ fn ping(time: u64, newest: Option<u64>) -> Message<'static> {
 /// A small segment signed by remote peer `peer`: (manifest, bytes).
 fn peer_segment(peer: usize, seq: u64, len: usize) -> (SignedManifest, Vec<u8>) {
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + seq as usize) as u8).collect();
-    let info = SegmentInfo {
-        channel: channel(),
-        seq,
-        duration: Duration::from_secs(2),
-        discontinuity: false,
-    };
+    let info = SegmentInfo::new(channel(), seq, Duration::from_secs(2));
     (
         SignedManifest::build(peer_identity(peer), info, &bytes).expect("valid segment"),
         bytes,

@@ -308,12 +308,7 @@ impl Harness {
             Op::Publish { seq, len } => {
                 let len = usize::from(*len).max(1);
                 let bytes: Vec<u8> = (0..len).map(|i| (i as u8) ^ seq).collect();
-                let info = SegmentInfo {
-                    channel: channel(),
-                    seq: u64::from(*seq),
-                    duration: Duration::from_secs(2),
-                    discontinuity: false,
-                };
+                let info = SegmentInfo::new(channel(), u64::from(*seq), Duration::from_secs(2));
                 let _ = self.engine.publish_segment(now, info, &bytes);
             }
             Op::Peer { peer, remove } => {

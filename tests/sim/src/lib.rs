@@ -381,12 +381,7 @@ impl Sim {
                     return;
                 }
                 self.origin.record_fetch(seq);
-                let info = SegmentInfo {
-                    channel: sim_channel(),
-                    seq,
-                    duration: self.config.segment_duration,
-                    discontinuity: false,
-                };
+                let info = SegmentInfo::new(sim_channel(), seq, self.config.segment_duration);
                 let bytes = self.origin.segment_bytes(seq);
                 if self.publish(to, info, &bytes) {
                     self.origin.record_publish(seq, now);

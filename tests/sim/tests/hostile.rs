@@ -87,12 +87,7 @@ fn manifests_not_from_the_ingester_are_refused() {
         let before = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
         // Three well-signed manifests from a box that is not the channel's ingester.
         for (k, seq) in (100..103).enumerate() {
-            let info = SegmentInfo {
-                channel: sim_channel(),
-                seq,
-                duration: Duration::from_secs(2),
-                discontinuity: false,
-            };
+            let info = SegmentInfo::new(sim_channel(), seq, Duration::from_secs(2));
             let manifest = SignedManifest::build(&impostor_key, info, &[0x47; 50_000]).expect("valid");
             let part = Message::ManifestPart(ManifestPart {
                 channel: sim_channel(),
@@ -107,12 +102,7 @@ fn manifests_not_from_the_ingester_are_refused() {
         }
         // A manifest claiming to be the ingester's but signed by the impostor: a forgery.
         let ingester_id = node(&sim, ingester);
-        let info = SegmentInfo {
-            channel: sim_channel(),
-            seq: 200,
-            duration: Duration::from_secs(2),
-            discontinuity: false,
-        };
+        let info = SegmentInfo::new(sim_channel(), 200, Duration::from_secs(2));
         let forged = SignedManifest::build(&impostor_key, info, &[0x47; 50_000]).expect("valid");
         let mut claimed = forged.manifest().clone();
         claimed.signer = ingester_id;

@@ -171,12 +171,7 @@ fn shoal_goodput(duration: Duration, datagram: usize, rate_mbit: u64) -> std::io
                     && engine.peers().any(|p| p.alive)
                     && next_seq < completed.load(Ordering::Relaxed) + IN_FLIGHT
                 {
-                    let info = SegmentInfo {
-                        channel: channel(),
-                        seq: next_seq,
-                        duration: Duration::from_secs(60),
-                        discontinuity: false,
-                    };
+                    let info = SegmentInfo::new(channel(), next_seq, Duration::from_secs(60));
                     if engine.publish_segment(clock(), info, &segment).is_ok() {
                         next_seq += 1;
                     }

@@ -32,7 +32,7 @@
 //! // Alone, the box is its own ingester for an always-on channel.
 //! assert!(matches!(engine.poll_event(), Some(Event::ElectionChanged { .. })));
 //! assert_eq!(engine.poll_event(), Some(Event::IngestStart { channel, resume_after: None }));
-//! let info = SegmentInfo { channel, seq: 0, duration: Duration::from_secs(2), discontinuity: false };
+//! let info = SegmentInfo::new(channel, 0, Duration::from_secs(2));
 //! engine.publish_segment(Instant::ZERO, info, &[0x47; 188 * 100]).unwrap();
 //! assert!(engine.store().segment(channel, 0).unwrap().is_complete());
 //! ```

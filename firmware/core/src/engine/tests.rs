@@ -152,8 +152,7 @@ fn a_published_segment_reaches_the_other_boxes_verified() {
     wire.run(Duration::from_millis(200));
     let ingester = (0..3).find(|&i| wire.engines[i].is_ingesting(channel())).expect("one ingests");
     let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let info =
-        SegmentInfo { channel: channel(), seq: 7, duration: Duration::from_secs(2), discontinuity: false };
+    let info = SegmentInfo::new(channel(), 7, Duration::from_secs(2));
     let now = wire.now;
     assert_eq!(
         wire.engines[(ingester + 1) % 3].publish_segment(now, info, &bytes),
@@ -203,8 +202,7 @@ fn the_pacer_holds_the_upload_rate() {
     let now = wire.now;
     let i = (0..2).find(|&i| wire.engines[i].is_ingesting(channel())).expect("ingests");
     let bytes = vec![7u8; 1_000_000];
-    let info =
-        SegmentInfo { channel: channel(), seq: 1, duration: Duration::from_secs(2), discontinuity: false };
+    let info = SegmentInfo::new(channel(), 1, Duration::from_secs(2));
     wire.engines[i].publish_segment(now, info, &bytes).expect("publish");
     let before = wire.engines[i].counters();
     wire.drain(i);
@@ -233,8 +231,7 @@ fn regression_a_gigabit_peer_is_not_taken_for_a_flood() {
     // 48 MiB back to back: about 0.4 s of datagrams at line rate.
     for seq in 0..6 {
         let now = wire.now;
-        let info =
-            SegmentInfo { channel: channel(), seq, duration: Duration::from_secs(2), discontinuity: false };
+        let info = SegmentInfo::new(channel(), seq, Duration::from_secs(2));
         wire.engines[i].publish_segment(now, info, &bytes).expect("publish");
     }
     wire.drain(i);

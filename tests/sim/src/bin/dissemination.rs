@@ -87,7 +87,7 @@ fn measure(n: usize, size: usize, seed: u64) -> Option<Duration> {
     let ingester = (0..n).find(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))?;
     let bytes: Vec<u8> =
         (0..size).map(|i| (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes()[7]).collect();
-    let info = SegmentInfo { channel, seq: 1, duration: Duration::from_secs(2), discontinuity: false };
+    let info = SegmentInfo::new(channel, 1, Duration::from_secs(2));
     let start = sim.now();
     if !sim.publish(ingester, info, &bytes) {
         return None;
