@@ -78,6 +78,12 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// HTTP connections served at once.
     pub http_max_clients: usize,
+    /// Extra CA certificates (PEM) trusted for HTTPS origins, besides the built-in roots.
+    pub origin_ca_file: Option<PathBuf>,
+    /// Deadline for one origin request (playlist or segment).
+    pub origin_timeout: std::time::Duration,
+    /// An XMLTV programme guide passed through at `/xmltv`.
+    pub xmltv_url: Option<String>,
     /// The channel lineup.
     pub channels: Vec<Channel>,
 }
@@ -99,6 +105,8 @@ pub struct Channel {
     pub group: Option<String>,
     /// Logo URL (`tvg-logo`).
     pub logo: Option<String>,
+    /// For an HLS master playlist: the highest variant bandwidth to ingest, in bit/s.
+    pub max_bitrate: Option<u64>,
 }
 
 impl Channel {
@@ -123,6 +131,10 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    origin: RawOrigin,
+    #[serde(default)]
+    guide: RawGuide,
     #[serde(default, rename = "channel")]
     channels: Vec<Spanned<RawChannel>>,
 }
@@ -158,6 +170,19 @@ struct RawHttp {
     max_clients: Option<Spanned<usize>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOrigin {
+    ca_file: Option<Spanned<PathBuf>>,
+    timeout_s: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGuide {
+    xmltv: Option<Spanned<String>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChannel {
@@ -169,6 +194,7 @@ struct RawChannel {
     number: Option<u32>,
     group: Option<String>,
     logo: Option<String>,
+    max_bitrate: Option<Spanned<u64>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -276,6 +302,19 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        let origin_ca_file = raw.origin.ca_file.map(Spanned::into_inner);
+        let (timeout_s, span) = get(raw.origin.timeout_s, 10);
+        if !(1..=300).contains(&timeout_s) {
+            return Err(invalid("origin.timeout_s", span, "must be between 1 and 300"));
+        }
+        let xmltv_url = match raw.guide.xmltv {
+            None => None,
+            Some(url) => {
+                crate::origin::OriginUrl::parse(url.get_ref())
+                    .map_err(|e| invalid("guide.xmltv", Some(url.span()), &format!("is unusable: {e}")))?;
+                Some(url.into_inner())
+            }
+        };
         let mut channels: Vec<Channel> = Vec::new();
         for spanned in raw.channels {
             let span = spanned.span();
@@ -295,13 +334,19 @@ impl Config {
                 return Err(invalid("channel.id", Some(c.id.span()), "is used by another channel"));
             }
             let source = c.source.get_ref().clone();
-            if !source.contains("://") && !source.starts_with("builtin:") {
-                return Err(invalid(
-                    "channel.source",
-                    Some(c.source.span()),
-                    "must be a URL (scheme://...) or builtin:testcard",
-                ));
+            if let Err(e) = crate::source::SourceKind::parse(&source) {
+                return Err(invalid("channel.source", Some(c.source.span()), &format!("is unusable: {e}")));
             }
+            let max_bitrate = match c.max_bitrate {
+                Some(b) if *b.get_ref() < 10_000 => {
+                    return Err(invalid(
+                        "channel.max_bitrate",
+                        Some(b.span()),
+                        "must be at least 10000 (bit/s)",
+                    ))
+                }
+                b => b.map(Spanned::into_inner),
+            };
             let name = c.name.unwrap_or_else(|| id.clone());
             let text_ok = |t: &Option<String>| {
                 t.as_ref().is_none_or(|t| t.len() <= 256 && !t.contains(['"', '\n', '\r']))
@@ -321,6 +366,7 @@ impl Config {
                 number: c.number,
                 group: c.group,
                 logo: c.logo,
+                max_bitrate,
             });
             if channels.len() > shoal_core::wire::MAX_LINEUP {
                 return Err(invalid("channel", Some(span), "at most 64 channels"));
@@ -342,6 +388,9 @@ impl Config {
             window_segments,
             log_level,
             http_max_clients,
+            origin_ca_file,
+            origin_timeout: std::time::Duration::from_secs(timeout_s.into()),
+            xmltv_url,
             channels,
         })
     }
@@ -370,6 +419,11 @@ impl Config {
                 != (new.store_budget_mb, new.ring_len, new.window_segments),
         );
         check("http.max_clients", self.http_max_clients != new.http_max_clients);
+        check(
+            "origin",
+            (&self.origin_ca_file, self.origin_timeout) != (&new.origin_ca_file, new.origin_timeout),
+        );
+        check("guide.xmltv", self.xmltv_url != new.xmltv_url);
         check("channel", self.channels != new.channels);
         changed
     }
@@ -405,6 +459,10 @@ mod tests {
             "name",
             "source",
             "always_on",
+            "max_bitrate",
+            "ca_file",
+            "timeout_s",
+            "xmltv",
         ] {
             assert!(example.contains(&format!("{field} =")), "example lacks {field}");
         }

@@ -40,6 +40,9 @@ pub enum StartError {
     /// mDNS could not start.
     #[error("discovery: {0}")]
     Discovery(String),
+    /// The origin CA file is unusable.
+    #[error(transparent)]
+    Origin(#[from] crate::origin::TrustError),
 }
 
 /// What the HTTP server asks of a running box.
@@ -47,6 +50,7 @@ pub(crate) struct Backend {
     pub(crate) commands: Sender<Command>,
     pub(crate) discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
     pub(crate) lineup: Vec<crate::http::Listing>,
+    pub(crate) guide: Option<crate::guide::GuideCache>,
 }
 
 impl crate::http::Backend for Backend {
@@ -54,13 +58,13 @@ impl crate::http::Backend for Backend {
         &self.lineup
     }
 
-    async fn window(&self, channel: shoal_core::ChannelId) -> Option<Vec<swarm::WindowSegment>> {
+    async fn window(&self, channel: shoal_core::ChannelId) -> Option<swarm::Window> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Window { channel, reply }).await.ok()?;
         answer.recv().await.ok()
     }
 
-    async fn segment(&self, channel: shoal_core::ChannelId, seq: u64) -> Option<Vec<u8>> {
+    async fn segment(&self, channel: shoal_core::ChannelId, seq: u64) -> Option<crate::http::StoredSegment> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Segment { channel, seq, reply }).await.ok()?;
         answer.recv().await.ok().flatten()
@@ -68,6 +72,14 @@ impl crate::http::Backend for Backend {
 
     async fn viewer(&self, channel: shoal_core::ChannelId) {
         let _ = self.commands.send(Command::Viewer(channel)).await;
+    }
+
+    fn has_guide(&self) -> bool {
+        self.guide.is_some()
+    }
+
+    async fn xmltv(&self) -> Option<Result<crate::http::Guide, String>> {
+        Some(self.guide.as_ref()?.get().await)
     }
 
     async fn status(&self) -> Option<Value> {
@@ -113,6 +125,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         log::info!("created identity {node_id:#} in {}", config.state_dir.display());
     }
     let engine_config = engine_config(&config, identity, auth)?;
+    let fetcher = crate::origin::Fetcher::new(config.origin_ca_file.as_deref(), config.origin_timeout)?;
     let clock = Clock::new();
     let engine = shoal_core::Engine::new(engine_config, clock.now())?;
     let names: ChannelNames = config.channels.iter().map(|c| (c.channel_id(), c.name.clone())).collect();
@@ -154,7 +167,12 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
 
     smol::block_on(async {
         let driver = smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names));
-        let sources = smol::spawn(crate::source::run(config.channels.clone(), ingest_rx, commands.clone()));
+        let sources = smol::spawn(crate::source::run(
+            config.channels.clone(),
+            fetcher.clone(),
+            ingest_rx,
+            commands.clone(),
+        ));
         let forward = {
             let commands = commands.clone();
             smol::spawn(async move {
@@ -166,7 +184,13 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             })
         };
         let lineup = current_lineup(&config);
-        let backend = Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone(), lineup });
+        let guide = config
+            .xmltv_url
+            .as_deref()
+            .and_then(|url| crate::origin::OriginUrl::parse(url).ok())
+            .map(|url| crate::guide::GuideCache::new(url, fetcher.clone()));
+        let backend =
+            Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone(), lineup, guide });
         let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
 
         let mut current = config;

@@ -40,7 +40,9 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
         number: Some(1),
         group: Some("Demo".into()),
         logo: None,
+        max_bitrate: None,
     }];
+    let fetcher = crate::origin::Fetcher::new(None, config.origin_timeout)?;
     config.http_bind = Ipv4Addr::LOCALHOST.into();
     let clock = Clock::new();
     let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -78,11 +80,17 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
             let (commands, command_rx) = bounded(256);
             let (ingest, ingest_rx) = bounded(64);
             tasks.push(smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names)));
-            tasks.push(smol::spawn(crate::source::run(config.channels.clone(), ingest_rx, commands.clone())));
+            tasks.push(smol::spawn(crate::source::run(
+                config.channels.clone(),
+                fetcher.clone(),
+                ingest_rx,
+                commands.clone(),
+            )));
             let backend = Arc::new(Backend {
                 commands: commands.clone(),
                 discovery: Arc::new(std::sync::Mutex::new(None)),
                 lineup: current_lineup(&config),
+                guide: None,
             });
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

@@ -1,13 +1,13 @@
 //! Sources: what the ingester runs for a channel between `IngestStart` and `IngestStop`.
 //!
-//! Two sources so far. `builtin:testcard` loops a short H.264/AAC clip as a seamless live channel
+//! Three kinds. `http://` and `https://` URLs are HLS origins ([`crate::origin::hls`]): master
+//! or media playlists, live or VOD, MPEG-TS or fMP4. `builtin:testcard` loops a short H.264/AAC clip as a seamless live channel
 //! ([`crate::testcard`]), so a fresh box plays something with no origin configured. And
 //! `test://pattern?bitrate=B&duration=D`: a synthetic live channel
 //! standing in for an origin. Like an HLS origin it numbers segments by wall-clock time
 //! (segment `n` covers `[n·D, (n+1)·D)` since the Unix epoch), so a box that takes over continues
 //! the same numbering, and its bytes are a pure function of (channel, sequence number), so every
-//! box that fetches segment `n` gets the same bytes. Real sources (HLS, multicast TS) plug in
-//! here in later issues.
+//! box that fetches segment `n` gets the same bytes; benchmarks and swarm tests use it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +18,8 @@ use smol::channel::{Receiver, Sender};
 use smol::{Task, Timer};
 
 use crate::config::Channel;
+use crate::origin::hls::{self, HlsSource};
+use crate::origin::{Fetcher, OriginUrl};
 use crate::swarm::{Command, IngestCommand};
 
 /// Segments a new ingester fetches behind the newest, like an HLS live playlist's window.
@@ -35,12 +37,42 @@ pub struct TestPattern {
 /// Why a source URL cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SourceError {
-    /// A scheme this build cannot fetch yet.
-    #[error("unsupported source `{0}` (this build fetches test://pattern only)")]
+    /// A scheme this build cannot fetch.
+    #[error(
+        "unsupported source `{0}` (this build fetches http(s):// HLS, builtin:testcard and test://pattern)"
+    )]
     Unsupported(String),
+    /// An http(s) URL that cannot be used.
+    #[error(transparent)]
+    Url(#[from] crate::origin::UrlError),
     /// A malformed parameter.
     #[error("bad source parameter in `{0}`: bitrate must be 1000..=100000000 and duration 1..=60 s")]
     BadParameter(String),
+}
+
+/// What a channel's `source` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An HLS origin: a master or media playlist over HTTP or HTTPS.
+    Hls(OriginUrl),
+    /// The built-in test card.
+    TestCard,
+    /// The synthetic test pattern.
+    TestPattern(TestPattern),
+}
+
+impl SourceKind {
+    /// Parses a channel's `source`.
+    pub fn parse(source: &str) -> Result<SourceKind, SourceError> {
+        let lower = source.get(..8).unwrap_or(source).to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return Ok(SourceKind::Hls(OriginUrl::parse(source)?));
+        }
+        if source == "builtin:testcard" {
+            return Ok(SourceKind::TestCard);
+        }
+        TestPattern::parse(source).map(SourceKind::TestPattern)
+    }
 }
 
 impl TestPattern {
@@ -95,8 +127,14 @@ fn since_epoch() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-/// Runs sources as the driver asks: one task per channel being ingested.
-pub async fn run(channels: Vec<Channel>, commands: Receiver<IngestCommand>, swarm: Sender<Command>) {
+/// Runs sources as the driver asks: one task per channel being ingested. HLS origins are
+/// fetched through `fetcher`.
+pub async fn run(
+    channels: Vec<Channel>,
+    fetcher: Fetcher,
+    commands: Receiver<IngestCommand>,
+    swarm: Sender<Command>,
+) {
     let by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
     let mut running: BTreeMap<ChannelId, Task<()>> = BTreeMap::new();
     while let Ok(command) = commands.recv().await {
@@ -105,17 +143,28 @@ pub async fn run(channels: Vec<Channel>, commands: Receiver<IngestCommand>, swar
                 let Some(config) = by_id.get(&channel) else {
                     continue;
                 };
-                if config.source == "builtin:testcard" {
-                    running.insert(channel, smol::spawn(testcard(channel, resume_after, swarm.clone())));
-                    continue;
-                }
-                match TestPattern::parse(&config.source) {
-                    Ok(pattern) => {
-                        let task = smol::spawn(test_pattern(channel, pattern, resume_after, swarm.clone()));
-                        running.insert(channel, task);
+                let swarm = swarm.clone();
+                let task = match SourceKind::parse(&config.source) {
+                    Ok(SourceKind::Hls(url)) => {
+                        let source = HlsSource {
+                            channel,
+                            name: config.id.clone(),
+                            url,
+                            max_bitrate: config.max_bitrate,
+                        };
+                        smol::spawn(hls::run(source, fetcher.clone(), resume_after, swarm))
                     }
-                    Err(e) => log::error!("channel {}: {e}", config.id),
-                }
+                    Ok(SourceKind::TestCard) => smol::spawn(testcard(channel, resume_after, swarm)),
+                    Ok(SourceKind::TestPattern(pattern)) => {
+                        smol::spawn(test_pattern(channel, pattern, resume_after, swarm))
+                    }
+                    // The config was checked at load: this is a bug, not an input.
+                    Err(e) => {
+                        log::error!("channel {}: {e}", config.id);
+                        continue;
+                    }
+                };
+                running.insert(channel, task);
             }
             IngestCommand::Stop { channel } => {
                 // Dropping the task cancels it.
@@ -190,6 +239,10 @@ mod tests {
         assert_eq!(p.segment_len(), 1_000_000);
         assert_eq!(TestPattern::parse("test://pattern").expect("defaults").duration, Duration::from_secs(2));
         assert!(matches!(TestPattern::parse("http://origin/x.m3u8"), Err(SourceError::Unsupported(_))));
+        assert!(matches!(SourceKind::parse("https://o.example/live.m3u8"), Ok(SourceKind::Hls(_))));
+        assert!(matches!(SourceKind::parse("http://bad host/x"), Err(SourceError::Url(_))));
+        assert!(matches!(SourceKind::parse("rtmp://o/x"), Err(SourceError::Unsupported(_))));
+        assert_eq!(SourceKind::parse("builtin:testcard"), Ok(SourceKind::TestCard));
         assert!(matches!(TestPattern::parse("test://pattern?duration=0"), Err(SourceError::BadParameter(_))));
         assert!(matches!(TestPattern::parse("test://pattern?speed=3"), Err(SourceError::BadParameter(_))));
     }

@@ -9,9 +9,10 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use hyper::body::Bytes;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shoal_core::{ChannelId, Engine, Event, Instant, NodeId, SegmentInfo};
+use shoal_core::{ChannelId, Engine, Event, Instant, NodeId, SegmentInfo, Store};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
@@ -76,12 +77,12 @@ pub enum Command {
     },
     /// A status report as JSON.
     Status(Sender<Value>),
-    /// The complete segments of a channel's live window, for an HLS playlist.
+    /// The complete segments of a channel's window, for an HLS playlist.
     Window {
         /// The channel.
         channel: ChannelId,
         /// Where to answer.
-        reply: Sender<Vec<WindowSegment>>,
+        reply: Sender<Window>,
     },
     /// A complete segment's bytes.
     Segment {
@@ -90,12 +91,23 @@ pub enum Command {
         /// The segment.
         seq: u64,
         /// Where to answer (`None`: not held).
-        reply: Sender<Option<Vec<u8>>>,
+        reply: Sender<Option<crate::http::StoredSegment>>,
     },
     /// A TV fetched something of this channel: it has a viewer for a while.
     Viewer(ChannelId),
     /// Say goodbye and stop.
     Shutdown,
+}
+
+/// What a box can serve of a channel right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Complete segments, oldest first: the newest few of a live channel, every one held of an
+    /// on-demand asset.
+    pub segments: Vec<WindowSegment>,
+    /// How long ago this box completed the newest of them (`None`: it holds none): a live
+    /// channel whose newest segment is old has lost its origin.
+    pub newest_age: Option<Duration>,
 }
 
 /// One segment of an HLS window.
@@ -107,6 +119,14 @@ pub struct WindowSegment {
     pub duration: Duration,
     /// Discontinuity before it.
     pub discontinuity: bool,
+    /// Length of its fMP4 initialization section (0: MPEG-TS).
+    pub init_len: u32,
+    /// Names the init section's content, so a playlist repeats `EXT-X-MAP` only when it changes.
+    pub init_id: u64,
+    /// Part of an on-demand asset.
+    pub vod: bool,
+    /// The asset's last segment.
+    pub end_of_stream: bool,
 }
 
 /// A channel has a viewer while a TV fetched its playlist or a segment within this long (three
@@ -178,6 +198,8 @@ pub async fn drive(
     let mut socket_counters = SocketCounters::default();
     let started = clock.now();
     let mut viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
+    // The newest segment completed per channel, and when.
+    let mut newest: BTreeMap<ChannelId, (u64, Instant)> = BTreeMap::new();
     enum Wake {
         Readable,
         Command(Option<Command>),
@@ -228,7 +250,7 @@ pub async fn drive(
                 }
             }
             Wake::Command(Some(command)) => {
-                handle_command(&mut engine, now, command, &names, started, &socket_counters)
+                handle_command(&mut engine, now, command, &names, started, &socket_counters, &newest)
             }
             Wake::Timer => {}
         }
@@ -244,6 +266,12 @@ pub async fn drive(
         engine.handle_timeout(now);
         flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
         while let Some(event) = engine.poll_event() {
+            if let Event::SegmentComplete { channel, seq } = event {
+                let entry = newest.entry(channel).or_insert((seq, now));
+                if seq >= entry.0 {
+                    *entry = (seq, now);
+                }
+            }
             handle_event(event, &ingest, &names).await;
         }
     }
@@ -256,6 +284,7 @@ fn handle_command(
     names: &ChannelNames,
     started: Instant,
     socket_counters: &SocketCounters,
+    newest: &BTreeMap<ChannelId, (u64, Instant)>,
 ) {
     match command {
         Command::Discovered(DiscoveryEvent::PeerFound { node_id, addrs, .. }) => {
@@ -281,22 +310,48 @@ fn handle_command(
             let _ = reply.try_send(status(engine, now, names, started, socket_counters));
         }
         Command::Window { channel, reply } => {
-            let window = engine
-                .store()
-                .window(channel, HLS_WINDOW)
-                .map(|s| {
-                    let m = s.manifest().manifest();
-                    WindowSegment { seq: m.seq, duration: m.duration(), discontinuity: m.discontinuity }
-                })
-                .collect();
-            let _ = reply.try_send(window);
+            let _ = reply.try_send(window(engine.store(), channel, now, newest.get(&channel).copied()));
         }
         Command::Segment { channel, seq, reply } => {
-            let bytes = engine.store().segment(channel, seq).and_then(|s| s.bytes()).map(<[u8]>::to_vec);
-            let _ = reply.try_send(bytes);
+            let segment = engine.store().segment(channel, seq).and_then(|s| {
+                let init_len = s.manifest().manifest().init_len as usize;
+                s.bytes().map(|b| crate::http::StoredSegment { bytes: Bytes::copy_from_slice(b), init_len })
+            });
+            let _ = reply.try_send(segment);
         }
         Command::Viewer(_) | Command::Shutdown => {}
     }
+}
+
+/// The segments of `channel` to list in its HLS playlist.
+fn window(store: &Store, channel: ChannelId, now: Instant, newest: Option<(u64, Instant)>) -> Window {
+    let vod = store.segments(channel).last().is_some_and(|s| s.manifest().manifest().vod);
+    // An on-demand asset is listed whole, from the first segment held.
+    let max = if vod { usize::MAX } else { HLS_WINDOW };
+    let segments: Vec<WindowSegment> = store
+        .window(channel, max)
+        .map(|s| {
+            let m = s.manifest().manifest();
+            let init = s.bytes().map_or(&[][..], |b| &b[..m.init_len as usize]);
+            let digest = Sha256::digest(init);
+            let init_id = u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]));
+            WindowSegment {
+                seq: m.seq,
+                duration: m.duration(),
+                discontinuity: m.discontinuity,
+                init_len: m.init_len,
+                init_id,
+                vod: m.vod,
+                end_of_stream: m.end_of_stream,
+            }
+        })
+        .collect();
+    let newest_age = segments.last().map(|last| match newest {
+        Some((seq, at)) if seq >= last.seq => now.saturating_since(at),
+        // Completed before this box tracked it (or by another path): count it as fresh.
+        _ => Duration::ZERO,
+    });
+    Window { segments, newest_age }
 }
 
 fn name(names: &ChannelNames, channel: ChannelId) -> String {

@@ -638,6 +638,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
     let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let fp = format!("fp={}", lan.fingerprint);
     let bad_id = format!("id={}", "zz".repeat(16));
+    let version = format!("v={}", shoal_core::wire::PROTOCOL_VERSION);
     // Each record, with the rejection the boxes' discovery must log for it. The version and key
     // fingerprint are right where the test is about another field: the parser checks `v` first,
     // then `fp`, then the rest.
@@ -645,11 +646,11 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         // (a) missing fields: no TXT at all (Avahi sends a TXT of one empty string) ...
         ("shoal-bogus-empty", vec![], "Malformed { key: \"v\" }"),
         // ... and a record with version and fingerprint only.
-        ("shoal-bogus-missing", vec!["v=1", &fp], "Malformed { key: \"id\" }"),
+        ("shoal-bogus-missing", vec![version.as_str(), &fp], "Malformed { key: \"id\" }"),
         // (b) a node id that is not hex.
         (
             "shoal-bogus-badid",
-            vec![&bad_id, "v=1", "http=7471", "board=avahi", &fp],
+            vec![&bad_id, version.as_str(), "http=7471", "board=avahi", &fp],
             "Malformed { key: \"id\" }",
         ),
         // (c) another protocol version.
@@ -814,7 +815,8 @@ fn avahi_on_the_same_box_coexists() {
     let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let name = "shoal-bogus-noid";
     let fp = format!("fp={}", lan.fingerprint);
-    let publishers = lan.publish(&[(name, vec!["v=1", &fp, "http=7471", "board=avahi"])]);
+    let version = format!("v={}", shoal_core::wire::PROTOCOL_VERSION);
+    let publishers = lan.publish(&[(name, vec![version.as_str(), &fp, "http=7471", "board=avahi"])]);
     let published = Instant::now();
     eprintln!("{test}: {name} published on host {} after {:.1?}", lan.avahi, lan.started.elapsed());
     let expected = format!("ignoring {name}._shoal._udp.local.: Malformed {{ key: \"id\" }}");

@@ -1,0 +1,334 @@
+//! The HLS ingest loop for one channel: resolve the master playlist to a variant, poll the
+//! media playlist, fetch each new segment once (with its init section for fMP4), check it is
+//! whole, and publish it under the origin's media sequence number.
+//!
+//! It runs only on the channel's elected ingester, between `IngestStart` and `IngestStop`; a
+//! box that takes over starts after the newest segment the swarm already holds, and since it
+//! reads the same playlist it continues the same numbering with the same bytes.
+//!
+//! Failures are retried with exponential backoff; a segment that stays unfetchable, or arrives
+//! cut short, is skipped (the next published segment is marked discontinuous) rather than
+//! published broken.
+
+use std::time::Duration;
+
+use shoal_core::manifest::MAX_SEGMENT_LEN;
+use shoal_core::{ChannelId, SegmentInfo};
+use smol::channel::Sender;
+use smol::Timer;
+
+use super::client::{FetchError, Fetcher, Session};
+use super::container::{self, ContainerError};
+use super::playlist::{self, InitSection, MediaPlaylist, Playlist, PlaylistError, Segment, MAX_PLAYLIST_LEN};
+use super::url::{OriginUrl, UrlError};
+use crate::swarm::Command;
+
+/// Segments behind the live edge a new ingester starts with (what a player would buffer).
+const LIVE_START_SEGMENTS: usize = 3;
+/// Attempts per segment before it is skipped.
+const SEGMENT_ATTEMPTS: u32 = 3;
+/// First retry delay; doubles each time.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest wait between playlist attempts while the origin is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Largest fMP4 initialization section.
+const MAX_INIT_LEN: usize = 1024 * 1024;
+
+/// What to ingest.
+#[derive(Clone, Debug)]
+pub struct HlsSource {
+    /// The channel.
+    pub channel: ChannelId,
+    /// Its name, for logs.
+    pub name: String,
+    /// The master or media playlist.
+    pub url: OriginUrl,
+    /// Variant cap in bit/s.
+    pub max_bitrate: Option<u64>,
+}
+
+/// Why a playlist could not be had.
+#[derive(Debug, thiserror::Error)]
+enum IngestError {
+    #[error("fetching {0}: {1}")]
+    Fetch(String, FetchError),
+    #[error("playlist {0}: {1}")]
+    Playlist(String, PlaylistError),
+    #[error("playlist {0}: a variant URI: {1}")]
+    Url(String, UrlError),
+    #[error("init section {0}: {1}")]
+    Init(String, ContainerError),
+    #[error("segment {0}: {1}")]
+    Segment(String, ContainerError),
+    #[error("segment {0}: encrypted (EXT-X-KEY) segments are not supported")]
+    Encrypted(String),
+    #[error("segment {0}: with its init section over the {MAX_SEGMENT_LEN}-byte segment limit")]
+    TooLarge(String),
+    #[error("the swarm stopped")]
+    SwarmGone,
+}
+
+/// Runs until dropped (the ingester is stopped) or, for a VOD asset, until its last segment is
+/// published.
+pub async fn run(source: HlsSource, fetcher: Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) {
+    let mut ingest = Ingest {
+        session: fetcher.session(),
+        media_url: None,
+        next: resume_after.map(|s| s + 1),
+        resumed: resume_after.is_some(),
+        pending_discontinuity: false,
+        init: None,
+        failures: 0,
+        swarm,
+        source,
+    };
+    ingest.run().await;
+}
+
+struct Ingest {
+    source: HlsSource,
+    session: Session,
+    /// The media playlist, once the master playlist (if any) is resolved.
+    media_url: Option<OriginUrl>,
+    /// Next sequence number to publish; `None` until the first playlist is read.
+    next: Option<u64>,
+    /// `next` came from what the swarm held, not from this box's own reading.
+    resumed: bool,
+    /// Something was skipped: mark the next published segment.
+    pending_discontinuity: bool,
+    /// The last init section fetched.
+    init: Option<(InitSection, OriginUrl, Vec<u8>)>,
+    /// Consecutive playlist failures, for backoff.
+    failures: u32,
+    swarm: Sender<Command>,
+}
+
+impl Ingest {
+    async fn run(&mut self) {
+        let name = self.source.name.clone();
+        loop {
+            let media = match self.media_playlist().await {
+                Ok(media) => media,
+                Err(e) => {
+                    self.failures += 1;
+                    let wait = backoff(self.failures).min(MAX_BACKOFF);
+                    log::warn!("{name}: origin: {e}; retrying in {wait:?}");
+                    if self.failures % 3 == 0 {
+                        // The variant may have moved: resolve the master playlist again.
+                        self.media_url = None;
+                    }
+                    Timer::after(wait).await;
+                    continue;
+                }
+            };
+            if self.failures > 0 {
+                log::info!("{name}: origin reachable again");
+                self.failures = 0;
+            }
+            let published = match self.fetch_new(&media).await {
+                Ok(n) => n,
+                Err(IngestError::SwarmGone) => return,
+                Err(e) => {
+                    log::warn!("{name}: {e}");
+                    0
+                }
+            };
+            let done = media.end_list && media.segments.last().is_none_or(|s| self.next > Some(s.seq));
+            if done {
+                log::info!("{name}: the on-demand asset is complete ({} segments)", media.segments.len());
+                return;
+            }
+            // RFC 8216 §6.3.4: reload after a target duration, or half of one if nothing changed.
+            let wait = if published > 0 { media.target_duration } else { media.target_duration / 2 };
+            Timer::after(wait.max(Duration::from_millis(250))).await;
+        }
+    }
+
+    /// Fetches and parses the media playlist, resolving a master playlist first if needed.
+    async fn media_playlist(&mut self) -> Result<MediaPlaylist, IngestError> {
+        let url = self.media_url.clone().unwrap_or_else(|| self.source.url.clone());
+        let (fetched_url, playlist) = self.playlist(&url).await?;
+        match playlist {
+            Playlist::Media(media) => {
+                self.media_url = Some(fetched_url);
+                Ok(media)
+            }
+            Playlist::Master(variants) => {
+                let shown = fetched_url.to_string();
+                let variant = playlist::pick_variant(&variants, self.source.max_bitrate)
+                    .ok_or(IngestError::Playlist(shown.clone(), PlaylistError::NoVariant))?;
+                let variant_url = fetched_url.join(&variant.uri).map_err(|e| IngestError::Url(shown, e))?;
+                log::info!(
+                    "{}: variant {} ({} bit/s) of {} offered",
+                    self.source.name,
+                    variant_url,
+                    variant.bandwidth,
+                    variants.len()
+                );
+                let (fetched_url, playlist) = self.playlist(&variant_url).await?;
+                match playlist {
+                    Playlist::Media(media) => {
+                        self.media_url = Some(fetched_url);
+                        Ok(media)
+                    }
+                    Playlist::Master(_) => Err(IngestError::Playlist(
+                        variant_url.to_string(),
+                        PlaylistError::Syntax("a variant is itself a master playlist".to_owned()),
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn playlist(&mut self, url: &OriginUrl) -> Result<(OriginUrl, Playlist), IngestError> {
+        let fetched = self
+            .session
+            .get(url, None, MAX_PLAYLIST_LEN)
+            .await
+            .map_err(|e| IngestError::Fetch(url.to_string(), e))?;
+        let playlist =
+            playlist::parse(&fetched.bytes).map_err(|e| IngestError::Playlist(url.to_string(), e))?;
+        Ok((fetched.url, playlist))
+    }
+
+    /// Publishes every segment of `media` after the last one published; how many.
+    async fn fetch_new(&mut self, media: &MediaPlaylist) -> Result<usize, IngestError> {
+        let (Some(first), Some(last)) = (media.segments.first(), media.segments.last()) else {
+            return Ok(0);
+        };
+        let live_start = if media.end_list {
+            first.seq
+        } else {
+            last.seq.saturating_sub(LIVE_START_SEGMENTS as u64 - 1).max(first.seq)
+        };
+        let next = match self.next {
+            None => live_start,
+            // Fell out of the origin's window (origin or box was away): rejoin near the edge.
+            Some(n) if n < first.seq => {
+                log::warn!(
+                    "{}: segments {n}..{} left the origin's playlist before they were fetched",
+                    self.source.name,
+                    first.seq
+                );
+                self.pending_discontinuity = true;
+                if media.end_list {
+                    first.seq
+                } else {
+                    live_start
+                }
+            }
+            // Resuming after the swarm's newest: no further back than a fresh start would.
+            Some(n) if self.resumed => n.max(live_start),
+            Some(n) => n,
+        };
+        self.resumed = false;
+        self.next = Some(next);
+        let mut published = 0;
+        for segment in media.segments.iter().filter(|s| s.seq >= next) {
+            let end_of_stream = media.end_list && segment.seq == last.seq;
+            match self.fetch_segment(segment, media.end_list, end_of_stream).await {
+                Ok(()) => published += 1,
+                Err(IngestError::SwarmGone) => return Err(IngestError::SwarmGone),
+                Err(e) => {
+                    log::warn!("{}: skipping segment {}: {e}", self.source.name, segment.seq);
+                    self.pending_discontinuity = true;
+                }
+            }
+            self.next = Some(segment.seq + 1);
+        }
+        Ok(published)
+    }
+
+    /// Fetches one segment (retrying), checks it and publishes it.
+    async fn fetch_segment(
+        &mut self,
+        segment: &Segment,
+        vod: bool,
+        end_of_stream: bool,
+    ) -> Result<(), IngestError> {
+        let Some(base) = self.media_url.clone() else {
+            return Ok(());
+        };
+        let url = base.join(&segment.uri).map_err(|e| IngestError::Url(base.to_string(), e))?;
+        let shown = url.to_string();
+        if segment.encrypted {
+            return Err(IngestError::Encrypted(shown));
+        }
+        let init = match &segment.map {
+            Some(map) => Some(self.init_section(&base, map).await?),
+            None => None,
+        };
+        let init_len = init.as_ref().map_or(0, Vec::len);
+        let mut attempt = 0;
+        let media = loop {
+            attempt += 1;
+            let result = self.session.get(&url, segment.byte_range, MAX_SEGMENT_LEN - init_len).await;
+            let error = match result {
+                Ok(fetched) => match container::check_segment(&fetched.bytes) {
+                    Ok(_) => break fetched.bytes,
+                    Err(e) => IngestError::Segment(shown.clone(), e),
+                },
+                Err(e) => {
+                    let transient = e.is_transient();
+                    let error = IngestError::Fetch(shown.clone(), e);
+                    if !transient {
+                        return Err(error);
+                    }
+                    error
+                }
+            };
+            if attempt >= SEGMENT_ATTEMPTS {
+                return Err(error);
+            }
+            log::info!("{}: {error}; retrying", self.source.name);
+            Timer::after(backoff(attempt)).await;
+        };
+        let mut bytes = init.unwrap_or_default();
+        bytes.extend_from_slice(&media);
+        if bytes.len() > MAX_SEGMENT_LEN {
+            return Err(IngestError::TooLarge(shown));
+        }
+        let info = SegmentInfo {
+            discontinuity: segment.discontinuity || std::mem::take(&mut self.pending_discontinuity),
+            init_len: init_len as u32,
+            vod,
+            end_of_stream,
+            ..SegmentInfo::new(self.source.channel, segment.seq, segment.duration)
+        };
+        log::debug!("{}: publishing segment {} ({} bytes)", self.source.name, segment.seq, bytes.len());
+        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)
+    }
+
+    /// The init section `map` (fetched once while it stays the same).
+    async fn init_section(&mut self, base: &OriginUrl, map: &InitSection) -> Result<Vec<u8>, IngestError> {
+        let url = base.join(&map.uri).map_err(|e| IngestError::Url(base.to_string(), e))?;
+        if let Some((cached, cached_url, bytes)) = &self.init {
+            if cached == map && *cached_url == url {
+                return Ok(bytes.clone());
+            }
+        }
+        let shown = url.to_string();
+        let mut attempt = 0;
+        let bytes = loop {
+            attempt += 1;
+            match self.session.get(&url, map.byte_range, MAX_INIT_LEN).await {
+                Ok(fetched) => {
+                    container::check_init(&fetched.bytes).map_err(|e| IngestError::Init(shown.clone(), e))?;
+                    break fetched.bytes;
+                }
+                Err(e) if e.is_transient() && attempt < SEGMENT_ATTEMPTS => {
+                    log::info!("{}: init section {shown}: {e}; retrying", self.source.name);
+                    Timer::after(backoff(attempt)).await;
+                }
+                Err(e) => return Err(IngestError::Fetch(shown, e)),
+            }
+        };
+        self.init = Some((map.clone(), url, bytes.clone()));
+        Ok(bytes)
+    }
+}
+
+/// 0.5 s, 1 s, 2 s, ... for attempt 1, 2, 3, ...
+fn backoff(attempt: u32) -> Duration {
+    FIRST_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1).min(6))
+}

@@ -1,0 +1,14 @@
+//! Origins: where ingesters fetch channels from outside the swarm.
+//!
+//! [`client`] speaks HTTP/1.1 over TCP or TLS, [`url`] parses and resolves origin URLs,
+//! [`playlist`] reads HLS playlists, [`container`] checks that a fetched segment is whole, and
+//! [`hls`] is the ingest loop that ties them together for one channel.
+
+pub mod client;
+pub mod container;
+pub mod hls;
+pub mod playlist;
+pub mod url;
+
+pub use client::{FetchError, Fetcher, Session, TrustError};
+pub use url::{OriginUrl, UrlError};
