@@ -3,8 +3,9 @@
 //! `/api/status`. Routes live in [`route`].
 //!
 //! Bounded like everything facing the network: at most `max_clients` connections at once (more
-//! wait in the kernel's accept queue), a header read timeout, HTTP/1.1 only, and handlers that
-//! answer from bounded data.
+//! wait in the kernel's accept queue), 16 KiB and 10 s for request headers, a client that stops
+//! reading dropped after 30 s ([`stall`]), HTTP/1.1 only, and handlers that answer from bounded
+//! data.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use smol::Timer;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::swarm::{Window, WindowSegment};
+
+mod stall;
+use stall::StallGuard;
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,7 +119,7 @@ pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clien
                 .timer(SmolTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(16 * 1024)
-                .serve_connection(FuturesIo::new(stream), service);
+                .serve_connection(FuturesIo::new(StallGuard::new(stream, stall::WRITE_STALL)), service);
             if let Err(e) = connection.await {
                 log::debug!("HTTP connection from {peer}: {e}");
             }

@@ -119,8 +119,10 @@ pub fn parse(bytes: &[u8]) -> Result<Playlist, PlaylistError> {
 }
 
 fn media_playlist(media: m3u8_rs::MediaPlaylist) -> Result<MediaPlaylist, PlaylistError> {
-    let target_duration = Duration::from_secs(media.target_duration);
-    if target_duration.is_zero() || target_duration > MAX_DURATION {
+    // Some packagers write 0 before the first segment exists: only absurd values are refused,
+    // and the longest segment listed raises it (below).
+    let mut target_duration = Duration::from_secs(media.target_duration.max(1));
+    if target_duration > MAX_DURATION {
         return Err(PlaylistError::OutOfRange("EXT-X-TARGETDURATION"));
     }
     if media.segments.len() > MAX_SEGMENTS {
@@ -160,6 +162,7 @@ fn media_playlist(media: m3u8_rs::MediaPlaylist) -> Result<MediaPlaylist, Playli
                 Some((offset, r.length))
             }
         };
+        target_duration = target_duration.max(Duration::from_secs(duration.as_secs_f64().round() as u64));
         let seq = media.media_sequence.checked_add(i as u64).ok_or(PlaylistError::OutOfRange("sequence"))?;
         segments.push(Segment {
             seq,
@@ -237,7 +240,12 @@ mod tests {
     #[test]
     fn garbage_and_absurd_values_are_refused() {
         assert!(matches!(parse(b"<html>404</html>"), Err(PlaylistError::Syntax(_))));
-        assert!(parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:0\n#EXTINF:2,\na.ts\n").is_err());
+        assert!(parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:9999\n#EXTINF:2,\na.ts\n").is_err());
+        let Ok(Playlist::Media(zero)) = parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:0\n#EXTINF:2.4,\na.ts\n")
+        else {
+            panic!("a zero target duration is a packager quirk, not an error")
+        };
+        assert_eq!(zero.target_duration, Duration::from_secs(2));
         assert!(parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:99999,\na.ts\n").is_err());
         assert!(parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-BYTERANGE:10\n#EXTINF:2,\na.ts\n").is_err());
         assert_eq!(parse(b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n"), Err(PlaylistError::NoVariant));
