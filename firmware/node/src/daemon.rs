@@ -51,6 +51,8 @@ pub(crate) struct Backend {
     pub(crate) discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
     pub(crate) lineup: Vec<crate::http::Listing>,
     pub(crate) guide: Option<crate::guide::GuideCache>,
+    /// Segment bytes sent to TVs.
+    pub(crate) served_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl crate::http::Backend for Backend {
@@ -74,6 +76,10 @@ impl crate::http::Backend for Backend {
         let _ = self.commands.send(Command::Viewer(channel)).await;
     }
 
+    fn served(&self, bytes: usize) {
+        self.served_bytes.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn has_guide(&self) -> bool {
         self.guide.is_some()
     }
@@ -86,6 +92,10 @@ impl crate::http::Backend for Backend {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Status(reply)).await.ok()?;
         let mut status = answer.recv().await.ok()?;
+        let served = self.served_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(counters) = status.get_mut("counters").and_then(Value::as_object_mut) {
+            counters.insert("served_bytes".into(), served.into());
+        }
         let counters = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
         if let (Some(d), Some(object)) = (counters, status.as_object_mut()) {
             object.insert(
@@ -189,8 +199,13 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             .as_deref()
             .and_then(|url| crate::origin::OriginUrl::parse(url).ok())
             .map(|url| crate::guide::GuideCache::new(url, fetcher.clone()));
-        let backend =
-            Arc::new(Backend { commands: commands.clone(), discovery: discovery.clone(), lineup, guide });
+        let backend = Arc::new(Backend {
+            commands: commands.clone(),
+            discovery: discovery.clone(),
+            lineup,
+            guide,
+            served_bytes: Default::default(),
+        });
         let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
 
         let mut current = config;

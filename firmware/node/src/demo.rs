@@ -91,6 +91,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 discovery: Arc::new(std::sync::Mutex::new(None)),
                 lineup: current_lineup(&config),
                 guide: None,
+                served_bytes: Default::default(),
             });
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

@@ -71,6 +71,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
     /// A TV is watching `channel`.
     fn viewer(&self, channel: shoal_core::ChannelId) -> impl std::future::Future<Output = ()> + Send;
+    /// Counts bytes of segments sent to TVs.
+    fn served(&self, bytes: usize);
     /// Whether a guide is configured.
     fn has_guide(&self) -> bool;
     /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
@@ -277,7 +279,11 @@ async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&HeaderValue>) -
         Part::Media if init_len > 0 => (segment.bytes.slice(init_len..), "video/iso.segment"),
         Part::Media => (segment.bytes, "video/mp2t"),
     };
-    ranged(bytes, content_type, range)
+    let response = ranged(bytes, content_type, range);
+    if let Some(len) = hyper::body::Body::size_hint(response.body()).exact() {
+        backend.served(len as usize);
+    }
+    response
 }
 
 /// A segment's bytes, whole or the single byte range the client asked for (RFC 9110 §14).
@@ -413,6 +419,7 @@ async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
         loop {
             backend.viewer(channel).await;
             if let Some(segment) = backend.segment(channel, seq).await {
+                backend.served(segment.bytes.len());
                 let frame = hyper::body::Frame::data(segment.bytes);
                 return Some((Ok::<_, std::convert::Infallible>(frame), (backend, seq + 1)));
             }

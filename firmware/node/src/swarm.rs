@@ -177,11 +177,16 @@ pub fn bind_to(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
 /// Names of the channels, for status reports.
 pub type ChannelNames = BTreeMap<ChannelId, String>;
 
-/// Send errors by kind, since the engine counts only what it produced.
+/// What the driver counts besides the engine: socket errors, and where segment bytes came from
+/// (DESIGN.md §5's peer efficiency and uplink savings are computed from these).
 #[derive(Debug, Default)]
 struct SocketCounters {
     send_errors: u64,
     receive_errors: u64,
+    /// Segment bytes this box fetched from origins and published.
+    origin_bytes: u64,
+    /// Segment bytes this box completed from peers.
+    peer_bytes: u64,
 }
 
 /// Runs the engine until `Command::Shutdown` or until every command sender is gone.
@@ -250,6 +255,9 @@ pub async fn drive(
                 }
             }
             Wake::Command(Some(command)) => {
+                if let Command::Publish { bytes, .. } = &command {
+                    socket_counters.origin_bytes += bytes.len() as u64;
+                }
                 handle_command(&mut engine, now, command, &names, started, &socket_counters, &newest)
             }
             Wake::Timer => {}
@@ -267,6 +275,11 @@ pub async fn drive(
         flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
         while let Some(event) = engine.poll_event() {
             if let Event::SegmentComplete { channel, seq } = event {
+                if let Some(m) = engine.store().segment(channel, seq).map(|s| s.manifest().manifest()) {
+                    if m.signer != engine.node_id() {
+                        socket_counters.peer_bytes += u64::from(m.length);
+                    }
+                }
                 let entry = newest.entry(channel).or_insert((seq, now));
                 if seq >= entry.0 {
                     *entry = (seq, now);
@@ -463,6 +476,8 @@ fn status(
             "datagrams_out": c.datagrams_out,
             "bytes_in": c.bytes_in,
             "bytes_out": c.bytes_out,
+            "origin_bytes": socket.origin_bytes,
+            "peer_bytes": socket.peer_bytes,
             "send_errors": socket.send_errors,
             "receive_errors": socket.receive_errors,
             "segments_published": c.segments_published,
