@@ -1,0 +1,501 @@
+//! Real HLS origins in front of real boxes: an origin host in the bed runs ffmpeg (a clip encoded
+//! once, looped as live HLS) behind `origin.py` (plain HTTP or HTTPS, access log, injected
+//! faults), and four `shoal` boxes ingest it and serve it to real players in their namespaces.
+//! Needs root (CI runs as root); without it every test prints why it is skipped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use shoal_testbed::{make_test_ca, skip_reason, Bed, ClipSpec, Origin, OriginOptions, ProcessId, Truncate};
+
+mod common;
+
+const UDP_PORT: u16 = 7470;
+const HTTP_PORT: u16 = 7471;
+
+/// Boxes and an origin on one bed: hosts `0..boxes` are boxes, the last host is the origin.
+struct Swarm {
+    bed: Bed,
+    dir: PathBuf,
+    origin: Origin,
+    boxes: Vec<Option<ProcessId>>,
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shoal-origin-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn skip() -> bool {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return true;
+    }
+    common::require("ffmpeg", "ffmpeg");
+    common::require("python3", "python3");
+    false
+}
+
+/// How a test wants its origin and channel.
+#[derive(Default)]
+struct Setup {
+    options: OriginOptions,
+    /// Make a test CA for the origin and give it to the boxes (`origin.ca_file`).
+    https: bool,
+    /// The channel's `max_bitrate`.
+    max_bitrate: Option<u64>,
+    /// Serve the master playlist rather than the single media playlist.
+    master: bool,
+}
+
+impl Swarm {
+    fn start(name: &str, boxes: usize, mut setup: Setup) -> Swarm {
+        let mut bed = Bed::new(boxes + 1).expect("test bed");
+        let dir = scratch(name);
+        let origin_host = boxes;
+        let ca = setup.https.then(|| make_test_ca(&dir.join("ca"), bed.ip(origin_host)).expect("test CA"));
+        setup.options.tls = ca.clone();
+        setup.options.clip_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+        let origin =
+            Origin::start(&mut bed, origin_host, &dir.join("origin"), setup.options).expect("origin");
+        origin.wait_for_segments(2, Duration::from_secs(20)).expect("the origin makes segments");
+        let source = if setup.master { origin.url("master.m3u8") } else { origin.playlist_url() };
+        let key = dir.join("net.key");
+        let status = Command::new(shoal()).args(["keygen", "--out"]).arg(&key).status().expect("keygen runs");
+        assert!(status.success());
+        let mut swarm = Swarm { bed, dir, origin, boxes: Vec::new() };
+        for i in 0..boxes {
+            let mut config = format!(
+                "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{key}\"\n\
+                 [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
+                 [log]\nlevel = \"debug\"\n",
+                dir = swarm.dir.display(),
+                key = key.display()
+            );
+            if let Some(ca) = &ca {
+                config.push_str(&format!("[origin]\nca_file = \"{}\"\n", ca.ca_pem.display()));
+            }
+            config.push_str(&format!("[[channel]]\nid = \"live\"\nsource = \"{source}\"\n"));
+            if let Some(cap) = setup.max_bitrate {
+                config.push_str(&format!("max_bitrate = {cap}\n"));
+            }
+            let path = swarm.dir.join(format!("box{i}.toml"));
+            std::fs::write(&path, config).expect("config written");
+            let log = swarm.dir.join(format!("box{i}.log"));
+            let path = path.to_string_lossy().into_owned();
+            let p =
+                swarm.bed.spawn(i, shoal(), &["run", "--config", &path], &[], &log).expect("shoal starts");
+            swarm.boxes.push(Some(p));
+        }
+        let all_peers = swarm.wait_all(Duration::from_secs(30), |s| alive_peers(s) + 1 >= boxes);
+        assert!(all_peers, "the boxes did not find each other:\n{}", swarm.logs());
+        swarm
+    }
+
+    fn url(&self, i: usize, path: &str) -> String {
+        format!("http://{}:{HTTP_PORT}{path}", self.bed.ip(i))
+    }
+
+    fn prefix(&self, i: usize) -> [&str; 4] {
+        ["ip", "netns", "exec", self.bed.namespace(i)]
+    }
+
+    fn status(&self, i: usize) -> Option<Value> {
+        let body = self.bed.http_get(i, &self.url(i, "/api/status")).ok()?;
+        serde_json::from_str(&body).ok()
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.boxes.len()).filter(|&i| self.boxes[i].is_some()).collect()
+    }
+
+    fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.running().iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+
+    /// The box that ingests the channel now, once one does.
+    fn ingester(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            for i in self.running() {
+                if self.status(i).is_some_and(|s| s["channels"][0]["ingesting"] == true) {
+                    return i;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("no box ingests the channel:\n{}", self.logs());
+    }
+
+    /// `curl` from inside box `i`'s host: (status code, body).
+    fn get(&self, i: usize, path: &str) -> (u16, Vec<u8>) {
+        let url = self.url(i, path);
+        let out = self
+            .bed
+            .exec(
+                i,
+                &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", &url],
+                Duration::from_secs(15),
+            )
+            .expect("curl runs");
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+        let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap_or(0);
+        body.truncate(split);
+        (code, body)
+    }
+
+    /// Plays `path` from box `i` in real time with ffmpeg, judging it as a TV would.
+    fn play(&self, i: usize, path: &str, seconds: u32) -> Realtime {
+        play_realtime(&self.prefix(i), &self.url(i, path), seconds)
+    }
+
+    fn counter(&self, i: usize, name: &str) -> u64 {
+        self.status(i).and_then(|s| s["counters"][name].as_u64()).unwrap_or(0)
+    }
+
+    fn logs(&self) -> String {
+        (0..self.boxes.len())
+            .map(|i| {
+                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(12).collect();
+                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn shoal() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_shoal"))
+}
+
+fn alive_peers(status: &Value) -> usize {
+    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+}
+
+/// An ffmpeg run judged against a TV's real-time playhead.
+#[derive(Debug)]
+struct Realtime {
+    /// Frames decoded.
+    frames: u64,
+    /// Media seconds decoded.
+    media: f64,
+    /// The worst moment: how far the playhead of a TV that starts once it has one segment
+    /// buffered would have been ahead of the decoded media (positive: the TV ran out).
+    worst_underrun: f64,
+    stderr: String,
+    success: bool,
+}
+
+impl Realtime {
+    /// Fails unless the run decoded without error at least `min_frames`, and never fell behind
+    /// a TV's playhead by more than [`STALL_TOLERANCE`].
+    fn assert_ok(&self, min_frames: u64, context: &str) {
+        assert!(self.success, "{context}: the player failed: {}", self.stderr);
+        assert!(self.stderr.trim().is_empty(), "{context}: decode errors: {}", self.stderr);
+        assert!(
+            self.frames >= min_frames,
+            "{context}: {} frames ({:.1} s of media), expected {min_frames}: {self:?}",
+            self.frames,
+            self.media
+        );
+        assert!(
+            self.worst_underrun <= STALL_TOLERANCE,
+            "{context}: playback stalled for {:.1} s: {self:?}",
+            self.worst_underrun
+        );
+    }
+}
+
+/// Media a TV holds before it starts showing: one 2 s segment.
+const START_BUFFER: f64 = 2.0;
+/// How far behind its playhead a TV's decoder may fall before the picture freezes: what players
+/// keep beyond the start buffer (VLC's default network caching is 1 s; mpv keeps more).
+const STALL_TOLERANCE: f64 = 1.0;
+
+/// Plays `url` with ffmpeg (after `prefix`) for `seconds` of media, timing its progress reports:
+/// a TV starts showing once it holds [`START_BUFFER`] of media and then needs media at real
+/// time.
+fn play_realtime(prefix: &[&str], url: &str, seconds: u32) -> Realtime {
+    let limit = seconds as u64 + 30;
+    let mut player = common::player_args(url, seconds);
+    // Progress four times a second, for the playhead check (a global option: before the input).
+    player.splice(1..1, ["-stats_period".to_owned(), "0.25".to_owned()]);
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", &limit.to_string()])
+        .args(prefix)
+        .args(player)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg starts");
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
+    let mut frames = 0;
+    let mut media = 0.0f64;
+    let mut start: Option<Instant> = None;
+    let mut worst = f64::NEG_INFINITY;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines().map_while(Result::ok) {
+        if let Some(f) = line.strip_prefix("frame=") {
+            frames = f.trim().parse().unwrap_or(frames);
+        }
+        if let Some(us) = line.strip_prefix("out_time_us=") {
+            let Ok(us) = us.trim().parse::<i64>() else { continue };
+            media = us.max(0) as f64 / 1e6;
+            let now = Instant::now();
+            if start.is_none() && media >= START_BUFFER {
+                // The TV starts showing media position 0 here.
+                start = Some(now);
+            }
+            if let Some(t0) = start {
+                let playhead = now.duration_since(t0).as_secs_f64();
+                worst = worst.max(playhead - media);
+            }
+        }
+    }
+    let status = child.wait().expect("ffmpeg exits");
+    Realtime {
+        frames,
+        media,
+        worst_underrun: worst,
+        stderr: errors.join().unwrap_or_default(),
+        success: status.success(),
+    }
+}
+
+/// Four boxes, one live MPEG-TS origin: every box plays from `/hls` and `/ts` in real time, the
+/// origin sends each segment once, and the swarm's figures (DESIGN.md §5) are printed.
+#[test]
+fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
+    if skip() {
+        return;
+    }
+    let swarm = Swarm::start("four", 4, Setup::default());
+    let started = Instant::now();
+    // Eight TVs at once, two per box (320x180 decodes in a few % of a core each).
+    let runs: Vec<(String, Realtime)> = std::thread::scope(|s| {
+        let players: Vec<_> = (0..4)
+            .flat_map(|i| [(i, "/hls/live/index.m3u8"), (i, "/ts/live")])
+            .map(|(i, path)| {
+                let swarm = &swarm;
+                (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 20)))
+            })
+            .collect();
+        players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect()
+    });
+    for (name, run) in &runs {
+        eprintln!("{name}: {run:?}");
+        run.assert_ok(20 * 25 - 10, name);
+    }
+    let fetches = swarm.origin.segment_fetches();
+    let per_segment = swarm.origin.fetches_per_segment().expect("the origin served segments");
+    assert!(per_segment <= 1.02, "origin fetches per segment {per_segment:.3}: {fetches:?}");
+    let sum = |name| (0..4).map(|i| swarm.counter(i, name)).sum::<u64>();
+    let (origin_bytes, peer_bytes, served) = (sum("origin_bytes"), sum("peer_bytes"), sum("served_bytes"));
+    let efficiency = peer_bytes as f64 / (peer_bytes + origin_bytes) as f64;
+    let savings = 1.0 - origin_bytes as f64 / served as f64;
+    eprintln!(
+        "FIGURES over {:.0} s, 4 boxes, 8 players: origin fetches per segment {per_segment:.3} \
+         ({} segments); peer efficiency {efficiency:.3} (best 0.75); uplink savings {savings:.3} \
+         (origin {origin_bytes} B, peers {peer_bytes} B, served to TVs {served} B)",
+        started.elapsed().as_secs_f64(),
+        fetches.len()
+    );
+    // Four boxes: at best (4 - 1) / 4.
+    assert!(efficiency > 0.7, "peer efficiency {efficiency:.3}");
+    // Eight TVs on one channel: at best 1 - 1/8 = 0.875, less the cold start's extra segments.
+    assert!(savings > 0.75, "uplink savings {savings:.3}");
+}
+
+/// HTTPS with a certificate from a test CA the config names, through a master playlist with two
+/// variants: the box takes the best variant under its cap, and only that one is fetched.
+#[test]
+fn https_master_playlist_plays_the_variant_under_the_cap() {
+    if skip() {
+        return;
+    }
+    let options = OriginOptions {
+        variants: vec![("low".into(), ClipSpec::SMALL), ("high".into(), ClipSpec::MEDIUM)],
+        ..OriginOptions::default()
+    };
+    let setup = Setup { options, https: true, max_bitrate: Some(800_000), master: true };
+    let swarm = Swarm::start("https", 2, setup);
+    let played = swarm.play(1, "/hls/live/index.m3u8", 20);
+    played.assert_ok(20 * 25 - 10, "box 1 over HTTPS");
+    let log = swarm.origin.fetch_log();
+    let segments: Vec<&str> = log.iter().filter(|e| e.is_media_segment()).map(|e| e.path.as_str()).collect();
+    assert!(!segments.is_empty(), "no segment fetched: {log:?}");
+    assert!(segments.iter().all(|p| p.contains("/low/")), "a segment of another variant: {segments:?}");
+    let (code, _) = swarm.get(0, "/hls/live/index.m3u8");
+    assert_eq!(code, 200);
+}
+
+/// An fMP4 origin: segments carry their init section through the swarm and TVs get
+/// `EXT-X-MAP`; `/ts` refuses the channel with a reason.
+#[test]
+fn fmp4_origin_plays_through_hls() {
+    if skip() {
+        return;
+    }
+    let setup =
+        Setup { options: OriginOptions { fmp4: true, ..OriginOptions::default() }, ..Setup::default() };
+    let swarm = Swarm::start("fmp4", 2, setup);
+    let ingester = swarm.ingester_after_first_request();
+    let other = 1 - ingester;
+    let played = swarm.play(other, "/hls/live/index.m3u8", 20);
+    played.assert_ok(20 * 25 - 10, "the non-ingesting box, fMP4");
+    let (code, playlist) = swarm.get(other, "/hls/live/index.m3u8");
+    let playlist = String::from_utf8_lossy(&playlist);
+    assert_eq!(code, 200);
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init-") && playlist.contains(".m4s"), "{playlist}");
+    let (code, _) = swarm.get(other, "/ts/live");
+    assert_eq!(code, 404, "an fMP4 channel is not MPEG-TS");
+}
+
+impl Swarm {
+    /// Asks box 0 for the playlist (starting the channel) and returns the ingester.
+    fn ingester_after_first_request(&self) -> usize {
+        let (code, _) = self.get(0, "/hls/live/index.m3u8");
+        assert_eq!(code, 200, "the first request starts the channel:\n{}", self.logs());
+        self.ingester(Duration::from_secs(10))
+    }
+}
+
+/// The ingester dies mid-playback: players on the other boxes never notice.
+#[test]
+fn players_keep_playing_when_the_ingester_is_killed() {
+    if skip() {
+        return;
+    }
+    let mut swarm = Swarm::start("kill", 4, Setup::default());
+    let ingester = swarm.ingester_after_first_request();
+    let others: Vec<usize> = (0..4).filter(|&i| i != ingester).take(2).collect();
+    let pid = swarm.bed.pid(swarm.boxes[ingester].expect("running")).expect("pid");
+    let (a, b) = std::thread::scope(|s| {
+        let shared: &Swarm = &swarm;
+        let a = s.spawn(|| shared.play(others[0], "/hls/live/index.m3u8", 30));
+        let b = s.spawn(|| shared.play(others[1], "/ts/live", 30));
+        std::thread::sleep(Duration::from_secs(10));
+        let killed = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill runs");
+        assert!(killed.success(), "kill -9 the ingester");
+        (a.join().expect("player"), b.join().expect("player"))
+    });
+    swarm.boxes[ingester] = None;
+    eprintln!("after the kill: /hls {a:?}\n/ts {b:?}");
+    a.assert_ok(30 * 25 - 10, "/hls across the kill");
+    b.assert_ok(30 * 25 - 10, "/ts across the kill");
+    let new_ingester = swarm.ingester(Duration::from_secs(5));
+    assert_ne!(new_ingester, ingester);
+}
+
+/// The origin cuts segments short (full length announced, connection closed) and then serves
+/// cut files with matching lengths: no such segment ever reaches a TV, and playback goes on.
+#[test]
+fn truncated_segments_never_reach_a_tv() {
+    if skip() {
+        return;
+    }
+    let swarm = Swarm::start("truncated", 2, Setup::default());
+    swarm.ingester_after_first_request();
+    let check_window = |round: &str| {
+        let (code, playlist) = swarm.get(1, "/hls/live/index.m3u8");
+        assert_eq!(code, 200, "{round}");
+        let playlist = String::from_utf8_lossy(&playlist).into_owned();
+        let mut compared = 0;
+        for name in playlist.lines().filter(|l| l.ends_with(".ts")) {
+            let (code, served) = swarm.get(1, &format!("/hls/live/{name}"));
+            let seq: u64 = name.trim_end_matches(".ts").parse().expect("number");
+            let original = std::fs::read(swarm.origin.root().join(format!("live/seg{seq}.ts")));
+            // A segment the origin cut may be gone from disk by now; one it still has must match.
+            if code != 200 {
+                continue;
+            }
+            if let Ok(original) = original {
+                assert_eq!(
+                    Sha256::digest(&served),
+                    Sha256::digest(&original),
+                    "{round}: box 1 serves segment {seq} unlike the origin's file"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 2, "{round}: compared only {compared} segments:\n{playlist}");
+        playlist
+    };
+    swarm.origin.set_truncate(Truncate::Short { every: 3 }).expect("fault set");
+    std::thread::sleep(Duration::from_secs(9));
+    let played = swarm.play(1, "/hls/live/index.m3u8", 8);
+    assert!(played.stderr.trim().is_empty() && played.success, "decode errors: {played:?}");
+    check_window("short answers");
+    swarm.origin.set_truncate(Truncate::Cut { every: 3 }).expect("fault set");
+    std::thread::sleep(Duration::from_secs(9));
+    let playlist = check_window("cut files");
+    let truncated = swarm.origin.truncated_segments();
+    assert!(truncated.len() >= 2, "the origin truncated only {truncated:?}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "a skipped segment is a discontinuity:\n{playlist}");
+}
+
+/// The origin goes away: TVs get the buffered window, then a clear 503; when it returns, the
+/// channel plays again.
+#[test]
+fn an_origin_outage_gives_the_window_then_503_then_recovers() {
+    if skip() {
+        return;
+    }
+    let mut swarm = Swarm::start("outage", 2, Setup::default());
+    swarm.ingester_after_first_request();
+    std::thread::sleep(Duration::from_secs(4));
+    let Swarm { bed, origin, .. } = &mut swarm;
+    origin.stop_server(bed).expect("origin stopped");
+    let stopped = Instant::now();
+    // Right after the outage the window is still served.
+    let (code, _) = swarm.get(1, "/hls/live/index.m3u8");
+    assert_eq!(code, 200, "the buffered window is served at first");
+    let mut unavailable = None;
+    while stopped.elapsed() < Duration::from_secs(30) {
+        let (code, body) = swarm.get(1, "/hls/live/index.m3u8");
+        if code == 503 {
+            unavailable = Some((stopped.elapsed(), String::from_utf8_lossy(&body).into_owned()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (after, reason) = unavailable.expect("a 503 once the window is stale");
+    assert!(reason.contains("origin"), "the 503 says why: {reason}");
+    eprintln!("503 after {after:?}: {reason}");
+    let Swarm { bed, origin, .. } = &mut swarm;
+    origin.start_server(bed).expect("origin back");
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(30) && swarm.get(1, "/hls/live/index.m3u8").0 != 200 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let played = swarm.play(1, "/hls/live/index.m3u8", 10);
+    played.assert_ok(10 * 25 - 10, "after the origin returned");
+}
