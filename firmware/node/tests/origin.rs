@@ -52,10 +52,19 @@ struct Setup {
     max_bitrate: Option<u64>,
     /// Serve the master playlist rather than the single media playlist.
     master: bool,
+    /// Ingest this path of the origin instead (written by the test before the boxes start).
+    source_path: Option<&'static str>,
+    /// Config text added to every box's (top-level tables, after `[origin]`).
+    extra_config: String,
 }
 
 impl Swarm {
-    fn start(name: &str, boxes: usize, mut setup: Setup) -> Swarm {
+    fn start(name: &str, boxes: usize, setup: Setup) -> Swarm {
+        Swarm::start_with(name, boxes, setup, |_| {})
+    }
+
+    /// Like `start`, calling `prepare` with the origin's web root before the boxes start.
+    fn start_with(name: &str, boxes: usize, mut setup: Setup, prepare: impl FnOnce(&Path)) -> Swarm {
         let mut bed = Bed::new(boxes + 1).expect("test bed");
         let dir = scratch(name);
         let origin_host = boxes;
@@ -65,7 +74,13 @@ impl Swarm {
         let origin =
             Origin::start(&mut bed, origin_host, &dir.join("origin"), setup.options).expect("origin");
         origin.wait_for_segments(2, Duration::from_secs(20)).expect("the origin makes segments");
-        let source = if setup.master { origin.url("master.m3u8") } else { origin.playlist_url() };
+        prepare(origin.root());
+        let source = match (setup.source_path, setup.master) {
+            (Some(path), _) => origin.url(path),
+            (None, true) => origin.url("master.m3u8"),
+            (None, false) => origin.playlist_url(),
+        };
+        let extra = setup.extra_config.replace("{origin}", &origin.url(""));
         let key = dir.join("net.key");
         let status = Command::new(shoal()).args(["keygen", "--out"]).arg(&key).status().expect("keygen runs");
         assert!(status.success());
@@ -81,6 +96,7 @@ impl Swarm {
             if let Some(ca) = &ca {
                 config.push_str(&format!("[origin]\nca_file = \"{}\"\n", ca.ca_pem.display()));
             }
+            config.push_str(&extra);
             config.push_str(&format!("[[channel]]\nid = \"live\"\nsource = \"{source}\"\n"));
             if let Some(cap) = setup.max_bitrate {
                 config.push_str(&format!("max_bitrate = {cap}\n"));
@@ -345,7 +361,7 @@ fn https_master_playlist_plays_the_variant_under_the_cap() {
         variants: vec![("low".into(), ClipSpec::SMALL), ("high".into(), ClipSpec::MEDIUM)],
         ..OriginOptions::default()
     };
-    let setup = Setup { options, https: true, max_bitrate: Some(800_000), master: true };
+    let setup = Setup { options, https: true, max_bitrate: Some(800_000), master: true, ..Setup::default() };
     let swarm = Swarm::start("https", 2, setup);
     let played = swarm.play(1, "/hls/live/index.m3u8", 20);
     played.assert_ok(20 * 25 - 10, "box 1 over HTTPS");
@@ -498,4 +514,121 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     }
     let played = swarm.play(1, "/hls/live/index.m3u8", 10);
     played.assert_ok(10 * 25 - 10, "after the origin returned");
+}
+
+/// A VOD origin playlist is served whole with `ENDLIST`, with HEAD and Range on its segments; the
+/// lineup names the XMLTV guide, passed through at `/xmltv`; nothing outside the routes is
+/// reachable.
+#[test]
+fn vod_assets_ranges_and_the_guide_are_served() {
+    if skip() {
+        return;
+    }
+    const GUIDE: &str = "<?xml version=\"1.0\"?>\n<tv><channel id=\"live\"><display-name>Live</display-name></channel></tv>\n";
+    let setup = Setup {
+        source_path: Some("vod/index.m3u8"),
+        extra_config: "[guide]\nxmltv = \"{origin}guide.xml\"\n".to_owned(),
+        ..Setup::default()
+    };
+    let swarm = Swarm::start_with("vod", 2, setup, |www| {
+        std::fs::create_dir_all(www.join("vod")).expect("vod dir");
+        std::fs::write(www.join("guide.xml"), GUIDE).expect("guide");
+        let clip = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR"))
+            .expect("clip dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("clip-320x180")))
+            .expect("the origin's clip");
+        let playlist = www.join("vod/index.m3u8");
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&clip)
+            .args([
+                "-c",
+                "copy",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-hls_playlist_type",
+                "vod",
+                "-hls_segment_filename",
+            ])
+            .arg(www.join("vod/v%d.ts"))
+            .arg(&playlist)
+            .output()
+            .expect("ffmpeg runs");
+        assert!(out.status.success(), "VOD packaging: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    // The first request starts the channel; the whole asset arrives in a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let playlist = loop {
+        let (code, body) = swarm.get(1, "/hls/live/index.m3u8");
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if code == 200 && body.contains("#EXT-X-ENDLIST") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the VOD asset never completed ({code}):\n{body}\n{}",
+            swarm.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"),
+        "{playlist}"
+    );
+    let origin_segments = std::fs::read_dir(swarm.origin.root().join("vod")).expect("vod").count() - 1;
+    assert_eq!(playlist.matches(".ts\n").count(), origin_segments, "every segment listed:\n{playlist}");
+    let out = common::play_ffmpeg(&swarm.prefix(1), &swarm.url(1, "/hls/live/index.m3u8"), 60);
+    let frames = common::judge_ffmpeg(&out, 14 * 25).unwrap_or_else(|why| panic!("VOD playback: {why}"));
+    eprintln!("VOD: {frames} frames of {origin_segments} segments");
+
+    // HEAD and Range on a segment, against the origin's file.
+    let original = std::fs::read(swarm.origin.root().join("vod/v1.ts")).expect("origin segment");
+    let url = swarm.url(1, "/hls/live/1.ts");
+    let curl = |args: &[&str]| {
+        let mut command = vec!["curl", "-s", "--max-time", "5"];
+        command.extend_from_slice(args);
+        command.push(&url);
+        swarm.bed.exec(1, &command, Duration::from_secs(10)).expect("curl runs").stdout
+    };
+    let head = String::from_utf8_lossy(&curl(&["-I"])).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {}", original.len())), "{head}");
+    assert!(head.contains("accept-ranges: bytes") && head.contains("content-type: video/mp2t"), "{head}");
+    assert_eq!(curl(&["-r", "188-1127"]), original[188..1128].to_vec(), "a byte range");
+    assert_eq!(curl(&["-r", "-376"]), original[original.len() - 376..].to_vec(), "a suffix range");
+    let past = String::from_utf8_lossy(&curl(&["-r", "99999999-", "-o", "/dev/null", "-w", "%{http_code}"]))
+        .into_owned();
+    assert_eq!(past, "416");
+
+    // The guide, and the lineup that names it.
+    let (code, guide) = swarm.get(0, "/xmltv");
+    assert_eq!((code, String::from_utf8_lossy(&guide).into_owned()), (200, GUIDE.to_owned()));
+    let (_, lineup) = swarm.get(0, "/playlist.m3u");
+    let lineup = String::from_utf8_lossy(&lineup);
+    assert!(
+        lineup.starts_with(&format!("#EXTM3U url-tvg=\"http://{}:{HTTP_PORT}/xmltv\"", swarm.bed.ip(0))),
+        "{lineup}"
+    );
+
+    // Nothing else is reachable.
+    for path in [
+        "/hls/live/../../etc/passwd",
+        "/hls/../../../etc/passwd",
+        "/hls/live/%2e%2e%2fetc%2fpasswd",
+        "/etc/passwd",
+    ] {
+        let out = swarm
+            .bed
+            .exec(
+                0,
+                &["curl", "-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", &swarm.url(0, path)],
+                Duration::from_secs(10),
+            )
+            .expect("curl runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{path}");
+    }
 }

@@ -1,5 +1,6 @@
-//! Running the bed's helper tools (`ip`, `nft`, `tc`, `kill`, `curl`, `timeout`): finding them,
-//! and running each one bounded in time with its output collected.
+//! Running the bed's helper tools (`ip`, `nft`, `tc`, `kill`, `curl`, `timeout`; `ffmpeg`,
+//! `ffprobe`, `openssl` and `python3` for the HLS origin): finding them, and running each one
+//! bounded in time with its output collected.
 
 use std::env;
 use std::ffi::OsStr;
@@ -31,6 +32,10 @@ pub(crate) const TIMEOUT: Tool = Tool { name: "timeout", package: "coreutils" };
 pub(crate) const SH: Tool = Tool { name: "sh", package: "dash" };
 pub(crate) const CAT: Tool = Tool { name: "cat", package: "coreutils" };
 pub(crate) const FLOCK: Tool = Tool { name: "flock", package: "util-linux" };
+pub(crate) const FFMPEG: Tool = Tool { name: "ffmpeg", package: "ffmpeg" };
+pub(crate) const FFPROBE: Tool = Tool { name: "ffprobe", package: "ffmpeg" };
+pub(crate) const OPENSSL: Tool = Tool { name: "openssl", package: "openssl" };
+pub(crate) const PYTHON3: Tool = Tool { name: "python3", package: "python3" };
 
 /// Where system tools live on Debian even when a non-login root shell's `PATH` lacks them.
 const SYSTEM_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];

@@ -19,8 +19,15 @@
 //! and deletes the namespaces. Namespaces left behind by a test process that was killed outright
 //! are removed by the next process that builds a bed.
 //!
-//! Needs root and iproute2; [`Bed::set_loss`] needs nftables, [`Bed::set_rate`] `tc` and
-//! [`Bed::http_get`] curl. Tests call [`skip_reason`] first:
+//! An [`Origin`] is a live HLS origin on a host: ffmpeg loops a test clip
+//! ([`encode_clip`]) as live HLS (MPEG-TS or fMP4, optionally several variants under a master
+//! playlist) and `origin.py` serves it over HTTP, or HTTPS with a throw-away CA
+//! ([`make_test_ca`]), logging every request and truncating segments on demand; see the
+//! [`origin`] module.
+//!
+//! Needs root and iproute2; [`Bed::set_loss`] needs nftables, [`Bed::set_rate`] `tc`,
+//! [`Bed::http_get`] curl, and an [`Origin`] ffmpeg, python3 and (for HTTPS) openssl. Tests call
+//! [`skip_reason`] first:
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -41,10 +48,13 @@
 #![warn(missing_docs)]
 
 mod build;
+mod ca;
 mod command;
 mod error;
 mod exec;
 mod impair;
+pub mod media;
+pub mod origin;
 mod process;
 mod system;
 
@@ -53,7 +63,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ca::{make_test_ca, TestCa, ORIGIN_DNS_NAME};
 pub use error::BedError;
+pub use media::{encode_clip, ClipSpec};
+pub use origin::{AccessEntry, Origin, OriginOptions, Truncate, Truncation};
 pub use process::{ProcessId, Signal, DEFAULT_PROCESS_LIFETIME};
 
 use process::Spawned;
