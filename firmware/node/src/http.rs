@@ -388,17 +388,22 @@ async fn first_window<B: Backend>(
             response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
             return Err(response);
         }
-        Timer::after(Duration::from_millis(100)).await;
+        // Short: a cold channel's first segment is served within a poll of its arrival.
+        Timer::after(COLD_START_POLL).await;
     }
 }
+
+/// How often a request for a cold channel looks for its first segment.
+const COLD_START_POLL: Duration = Duration::from_millis(20);
 
 /// A `/ts` client that has not taken the next segment within this long is dropped, rather than
 /// having segments kept for it.
 const TS_STALL: Duration = Duration::from_secs(10);
 
-/// `/ts/<channel>`: one continuous MPEG-TS stream, starting with the newest complete segment
-/// (every segment starts with PAT, PMT and a keyframe) and going on with each next segment as
-/// the swarm completes it. The body is produced only as fast as the client reads, one segment
+/// `/ts/<channel>`: one continuous MPEG-TS stream, starting with the second-newest complete
+/// segment (every segment starts with PAT, PMT and a keyframe; two segments give a player
+/// the few seconds it analyses before its first frame at once) and going on with each next
+/// segment as the swarm completes it. The body is produced only as fast as the client reads, one segment
 /// at a time; a client that falls out of the window (or a channel that stops) ends the stream.
 async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
@@ -413,7 +418,8 @@ async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
     if window.segments.iter().any(|s| s.init_len > 0) {
         return error(StatusCode::NOT_FOUND, "the channel is fragmented MP4, not MPEG-TS: play it from /hls");
     }
-    let start = window.segments.last().map_or(0, |s| s.seq);
+    let second_newest = window.segments.len().saturating_sub(2);
+    let start = window.segments.get(second_newest).map_or(0, |s| s.seq);
     let frames = smol::stream::unfold((backend, start), move |(backend, seq)| async move {
         let deadline = std::time::Instant::now() + TS_STALL;
         loop {

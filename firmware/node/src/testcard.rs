@@ -3,9 +3,9 @@
 //! channel.
 //!
 //! Each time the clip comes round again its timestamps (PTS, DTS, PCR) move on by the clip's
-//! length, so players see one stream with steadily rising timestamps and no discontinuity.
-//! (Continuity counters restart in every segment, as in the files ffmpeg's segment muxer
-//! writes; HLS clients read each segment on its own.)
+//! length, and every segment's continuity counters carry on from the segment before (the files
+//! start each PID's counter afresh), so players that feed segment after segment into one
+//! demuxer, as ffmpeg, mpv and VLC do with HLS and `/ts`, see one unbroken stream.
 
 /// The clip's segments, each starting with SDT, PAT, PMT and a keyframe.
 const SEGMENTS: [&[u8]; 5] = [
@@ -28,6 +28,7 @@ pub fn segment(seq: u64) -> Vec<u8> {
     let index = (seq % SEGMENTS.len() as u64) as usize;
     let round = seq / SEGMENTS.len() as u64;
     let mut bytes = SEGMENTS[index].to_vec();
+    renumber_continuity(&mut bytes, index, round);
     if round > 0 {
         let span = clip_ticks();
         for packet in bytes.chunks_exact_mut(PACKET) {
@@ -35,6 +36,39 @@ pub fn segment(seq: u64) -> Vec<u8> {
         }
     }
     bytes
+}
+
+/// Per PID: how many payload-carrying packets (each steps the 4-bit continuity counter) a
+/// segment file holds, and its first counter.
+type PidCounts = std::collections::BTreeMap<u16, (u64, u8)>;
+
+fn continuity_counts() -> &'static [PidCounts; 5] {
+    static COUNTS: std::sync::OnceLock<[PidCounts; 5]> = std::sync::OnceLock::new();
+    COUNTS.get_or_init(|| {
+        SEGMENTS.map(|segment| {
+            let mut counts = PidCounts::new();
+            for packet in segment.chunks_exact(PACKET).filter(|p| p[3] & 0x10 != 0) {
+                counts.entry(pid(packet)).or_insert((0, packet[3] & 0x0f)).0 += 1;
+            }
+            counts
+        })
+    })
+}
+
+/// Rewrites the continuity counters of segment file `index` in round `round` so they continue
+/// from everything played before it.
+fn renumber_continuity(bytes: &mut [u8], index: usize, round: u64) {
+    let counts = continuity_counts();
+    for packet in bytes.chunks_exact_mut(PACKET).filter(|p| p[0] == 0x47 && p[3] & 0x10 != 0) {
+        let pid = pid(packet);
+        // Payload packets of this PID in every earlier round and in this round's earlier files.
+        let per_round: u64 = counts.iter().filter_map(|c| c.get(&pid)).map(|&(n, _)| n).sum();
+        let earlier: u64 = counts[..index].iter().filter_map(|c| c.get(&pid)).map(|&(n, _)| n).sum();
+        let first = counts[index].get(&pid).map_or(0, |&(_, first)| first);
+        let offset = round.wrapping_mul(per_round).wrapping_add(earlier) % 16;
+        let counter = ((packet[3] & 0x0f).wrapping_sub(first) as u64 + offset) % 16;
+        packet[3] = (packet[3] & 0xf0) | counter as u8;
+    }
 }
 
 /// How far one round moves timestamps: from the clip's first timestamp to one frame past its
@@ -72,7 +106,6 @@ fn read_timestamp(f: &[u8]) -> u64 {
         | u64::from(f[4]) >> 1
 }
 
-#[cfg(test)]
 fn pid(packet: &[u8]) -> u16 {
     (u16::from(packet[1] & 0x1f) << 8) | u16::from(packet[2])
 }
@@ -153,6 +186,20 @@ mod tests {
         let next = segment(5).chunks_exact(PACKET).filter_map(pes_pts).min().expect("PES");
         assert!(next > last, "{next} <= {last}");
         assert_eq!(segment(7).len(), segment(2).len());
+    }
+
+    #[test]
+    fn continuity_counters_run_on_across_segments_and_rounds() {
+        let mut last: std::collections::BTreeMap<u16, u8> = Default::default();
+        for seq in 0..12 {
+            for packet in segment(seq).chunks_exact(PACKET).filter(|p| p[3] & 0x10 != 0) {
+                let counter = packet[3] & 0x0f;
+                if let Some(previous) = last.insert(pid(packet), counter) {
+                    assert_eq!(counter, (previous + 1) % 16, "PID {:#x} in segment {seq}", pid(packet));
+                }
+            }
+        }
+        assert!(last.len() >= 4, "PAT, PMT, video and audio at least: {last:x?}");
     }
 
     #[test]

@@ -17,12 +17,19 @@ mod common;
 const UDP_PORT: u16 = 7470;
 const HTTP_PORT: u16 = 7471;
 
+/// One swarm at a time: four boxes, an origin and eight players fill two cores, and the
+/// real-time judge must measure the boxes, not a second test competing with them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Boxes and an origin on one bed: hosts `0..boxes` are boxes, the last host is the origin.
 struct Swarm {
     bed: Bed,
     dir: PathBuf,
     origin: Origin,
     boxes: Vec<Option<ProcessId>>,
+    /// Declared last, so dropped last: the bed and its processes are gone before the next
+    /// test's turn.
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -65,6 +72,8 @@ impl Swarm {
 
     /// Like `start`, calling `prepare` with the origin's web root before the boxes start.
     fn start_with(name: &str, boxes: usize, mut setup: Setup, prepare: impl FnOnce(&Path)) -> Swarm {
+        // A test that failed while holding the turn poisons it; the next one may still run.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut bed = Bed::new(boxes + 1).expect("test bed");
         let dir = scratch(name);
         let origin_host = boxes;
@@ -84,7 +93,7 @@ impl Swarm {
         let key = dir.join("net.key");
         let status = Command::new(shoal()).args(["keygen", "--out"]).arg(&key).status().expect("keygen runs");
         assert!(status.success());
-        let mut swarm = Swarm { bed, dir, origin, boxes: Vec::new() };
+        let mut swarm = Swarm { bed, dir, origin, boxes: Vec::new(), _turn: turn };
         for i in 0..boxes {
             let mut config = format!(
                 "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{key}\"\n\
@@ -306,8 +315,9 @@ fn play_realtime(prefix: &[&str], url: &str, seconds: u32) -> Realtime {
     }
 }
 
-/// Four boxes, one live MPEG-TS origin: every box plays from `/hls` and `/ts` in real time, the
-/// origin sends each segment once, and the swarm's figures (DESIGN.md §5) are printed.
+/// Four boxes, one live MPEG-TS origin: on every box ffmpeg and mpv play from `/hls` and `/ts`
+/// in real time, the origin sends each segment once, and the swarm's figures (DESIGN.md §5)
+/// are printed.
 #[test]
 fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     if skip() {
@@ -315,20 +325,33 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     }
     let swarm = Swarm::start("four", 4, Setup::default());
     let started = Instant::now();
-    // Eight TVs at once, two per box (320x180 decodes in a few % of a core each).
-    let runs: Vec<(String, Realtime)> = std::thread::scope(|s| {
-        let players: Vec<_> = (0..4)
-            .flat_map(|i| [(i, "/hls/live/index.m3u8"), (i, "/ts/live")])
+    // Sixteen TVs at once, four per box: ffmpeg and mpv on /hls and on /ts (320x180 decodes in
+    // a few % of a core each).
+    let paths = ["/hls/live/index.m3u8", "/ts/live"];
+    let (ffmpeg_runs, mpv_runs) = std::thread::scope(|s| {
+        let swarm = &swarm;
+        let tvs = || (0..4).flat_map(|i| paths.map(move |path| (i, path)));
+        let ffmpeg: Vec<_> = tvs()
+            .map(|(i, path)| (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 20))))
+            .collect();
+        let mpv: Vec<_> = tvs()
             .map(|(i, path)| {
-                let swarm = &swarm;
-                (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 20)))
+                let url = swarm.url(i, path);
+                (format!("box {i} {path}"), s.spawn(move || common::play_mpv(&swarm.prefix(i), &url, 20)))
             })
             .collect();
-        players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect()
+        let ffmpeg: Vec<_> = ffmpeg.into_iter().map(|(name, p)| (name, p.join().expect("ffmpeg"))).collect();
+        let mpv: Vec<_> = mpv.into_iter().map(|(name, p)| (name, p.join().expect("mpv"))).collect();
+        (ffmpeg, mpv)
     });
-    for (name, run) in &runs {
-        eprintln!("{name}: {run:?}");
-        run.assert_ok(20 * 25 - 10, name);
+    for (name, run) in ffmpeg_runs {
+        eprintln!("ffmpeg, {name}: {run:?}");
+        run.assert_ok(20 * 25 - 10, &format!("ffmpeg, {name}"));
+    }
+    for (name, run) in mpv_runs {
+        let played = common::assert_mpv_played(&run, 19.0, 19 * 25, &format!("mpv, {name}"));
+        eprintln!("mpv, {name}: {played:?}");
+        assert_eq!(played.waiting, 0, "mpv, {name}: the picture stood still while mpv waited for data");
     }
     let fetches = swarm.origin.segment_fetches();
     let per_segment = swarm.origin.fetches_per_segment().expect("the origin served segments");
@@ -338,7 +361,7 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     let efficiency = peer_bytes as f64 / (peer_bytes + origin_bytes) as f64;
     let savings = 1.0 - origin_bytes as f64 / served as f64;
     eprintln!(
-        "FIGURES over {:.0} s, 4 boxes, 8 players: origin fetches per segment {per_segment:.3} \
+        "FIGURES over {:.0} s, 4 boxes, 16 players: origin fetches per segment {per_segment:.3} \
          ({} segments); peer efficiency {efficiency:.3} (best 0.75); uplink savings {savings:.3} \
          (origin {origin_bytes} B, peers {peer_bytes} B, served to TVs {served} B)",
         started.elapsed().as_secs_f64(),
@@ -346,8 +369,8 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     );
     // Four boxes: at best (4 - 1) / 4.
     assert!(efficiency > 0.7, "peer efficiency {efficiency:.3}");
-    // Eight TVs on one channel: at best 1 - 1/8 = 0.875, less the cold start's extra segments.
-    assert!(savings > 0.75, "uplink savings {savings:.3}");
+    // Sixteen TVs on one channel: at best 1 - 1/16, less the cold start's extra segments.
+    assert!(savings > 0.85, "uplink savings {savings:.3}");
 }
 
 /// HTTPS with a certificate from a test CA the config names, through a master playlist with two
