@@ -2,7 +2,9 @@
 //!
 //! - `ci`: everything CI checks, in order: formatting, clippy with warnings denied, every test of
 //!   the workspace (unit, property, doc and simulation scenarios), the dissemination benchmark's
-//!   floor, and a short fuzzing run when cargo-fuzz and a nightly toolchain are present.
+//!   floor, the TV start floor (first byte ≤ 50 ms, on the test build of the daemon: slower than
+//!   the release build, so a pass there holds for release), and a short fuzzing run when
+//!   cargo-fuzz and a nightly toolchain are present.
 //! - `bench`: the benchmarks whose results go into BENCHMARKS.md.
 //! - `fuzz [SECONDS]`: every fuzz target for SECONDS (default 30) each.
 //!
@@ -68,6 +70,12 @@ fn ci(root: &Path) -> Result<(), String> {
     run(root, "cargo", &["test", "--workspace"])?;
     // The dissemination floor (every ratio within 1.0..=1.5) is a requirement, not a report.
     dissemination(root, 3)?;
+    // The daemon `cargo test` just built.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let shoal = target.join("debug/shoal");
+    let shoal = shoal.to_string_lossy();
+    let tvstart = ["run", "-p", "shoal-bench", "--bin", "tvstart", "--", "--runs", "10", "--cold-runs", "2"];
+    run(root, "cargo", &[&tvstart[..], &["--shoal", &shoal]].concat())?;
     let seconds = std::env::var("SHOAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     fuzz(root, seconds, false)
 }
@@ -75,7 +83,8 @@ fn ci(root: &Path) -> Result<(), String> {
 fn bench(root: &Path) -> Result<(), String> {
     dissemination(root, 6)?;
     run(root, "cargo", &["bench", "-p", "shoal-core", "--bench", "core"])?;
-    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "goodput"])
+    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "goodput"])?;
+    run(root, "cargo", &["run", "--release", "-p", "shoal-bench", "--bin", "tvstart"])
 }
 
 /// The simulated dissemination benchmark, worst of `seeds` seeds; fails outside 1.0..=1.5.
