@@ -371,6 +371,27 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     assert!(efficiency > 0.7, "peer efficiency {efficiency:.3}");
     // Sixteen TVs on one channel: at best 1 - 1/16, less the cold start's extra segments.
     assert!(savings > 0.85, "uplink savings {savings:.3}");
+
+    // Nobody watches any more: the viewers time out (6 s), the boxes stop wanting the channel,
+    // the ingester lingers three target durations (6 s) in case a TV comes back, then stops:
+    // the origin hears nothing more.
+    let players_done = Instant::now();
+    let mut requests = swarm.origin.fetch_log().len();
+    let mut last_request = players_done;
+    while last_request.elapsed() < Duration::from_secs(6) {
+        assert!(
+            players_done.elapsed() < Duration::from_secs(30),
+            "the origin is still fetched with no viewer"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let now = swarm.origin.fetch_log().len();
+        if now != requests {
+            (requests, last_request) = (now, Instant::now());
+        }
+    }
+    let stopped_after = last_request.duration_since(players_done);
+    eprintln!("the origin's last request came {stopped_after:?} after the players ended");
+    assert!(stopped_after < Duration::from_secs(18), "fetching went on {stopped_after:?} without viewers");
 }
 
 /// HTTPS with a certificate from a test CA the config names, through a master playlist with two
