@@ -407,8 +407,21 @@ fn https_master_playlist_plays_the_variant_under_the_cap() {
     };
     let setup = Setup { options, https: true, max_bitrate: Some(800_000), master: true, ..Setup::default() };
     let swarm = Swarm::start("https", 2, setup);
-    let played = swarm.play(1, "/hls/live/index.m3u8", 20);
-    played.assert_ok(20 * 25 - 10, "box 1 over HTTPS");
+    // Both boxes, /hls and /ts, at once.
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let swarm = &swarm;
+        let players: Vec<_> =
+            [(0, "/hls/live/index.m3u8"), (0, "/ts/live"), (1, "/hls/live/index.m3u8"), (1, "/ts/live")]
+                .map(|(i, path)| {
+                    (format!("box {i} {path} over HTTPS"), s.spawn(move || swarm.play(i, path, 20)))
+                })
+                .into_iter()
+                .collect();
+        players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect()
+    });
+    for (name, run) in &runs {
+        run.assert_ok(20 * 25 - 10, name);
+    }
     let log = swarm.origin.fetch_log();
     let segments: Vec<&str> = log.iter().filter(|e| e.is_media_segment()).map(|e| e.path.as_str()).collect();
     assert!(!segments.is_empty(), "no segment fetched: {log:?}");

@@ -1,176 +1,24 @@
-//! The box's HTTP server (hyper on smol): the lineup (`/playlist.m3u`), live HLS per channel
-//! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`) and
-//! `/api/status`. Routes live in [`route`].
-//!
-//! Bounded like everything facing the network: at most `max_clients` connections at once (more
-//! wait in the kernel's accept queue), 16 KiB and 10 s for request headers, a client that stops
-//! reading dropped after 30 s ([`stall`]), HTTP/1.1 only, and handlers that answer from bounded
-//! data.
+//! What TVs get: the lineup, the guide, HLS playlists and segments, and continuous MPEG-TS.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
-use smol::lock::Semaphore;
-use smol::net::TcpListener;
+use hyper::{Request, Response, StatusCode};
 use smol::Timer;
-use smol_hyper::rt::{FuturesIo, SmolTimer};
 
+use super::range::ranged;
+use super::{error, text, Backend, Body};
 use crate::swarm::{Window, WindowSegment};
-
-mod stall;
-use stall::StallGuard;
-
-/// How long a client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a status request waits for the driver.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a playlist request for a channel with nothing stored yet waits for its first
 /// segment before answering 503 (the ingester has to start fetching first).
 const COLD_START_WAIT: Duration = Duration::from_secs(8);
 
-/// A channel as TVs see it.
-#[derive(Clone, Debug)]
-pub struct Listing {
-    /// URL id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Lineup number.
-    pub number: Option<u32>,
-    /// Lineup group.
-    pub group: Option<String>,
-    /// Logo URL.
-    pub logo: Option<String>,
-    /// Swarm id.
-    pub channel: shoal_core::ChannelId,
-}
-
-/// What handlers need from the rest of the daemon.
-pub trait Backend: Send + Sync + 'static {
-    /// The status report, or `None` if the box is shutting down.
-    fn status(&self) -> impl std::future::Future<Output = Option<Value>> + Send;
-    /// The lineup.
-    fn lineup(&self) -> &[Listing];
-    /// The channel's window (complete segments, oldest first), or `None` when shutting down.
-    fn window(
-        &self,
-        channel: shoal_core::ChannelId,
-    ) -> impl std::future::Future<Output = Option<Window>> + Send;
-    /// A complete segment.
-    fn segment(
-        &self,
-        channel: shoal_core::ChannelId,
-        seq: u64,
-    ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
-    /// A TV is watching `channel`.
-    fn viewer(&self, channel: shoal_core::ChannelId) -> impl std::future::Future<Output = ()> + Send;
-    /// Counts bytes of segments sent to TVs.
-    fn served(&self, bytes: usize);
-    /// Whether a guide is configured.
-    fn has_guide(&self) -> bool;
-    /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
-    fn xmltv(&self) -> impl std::future::Future<Output = Option<Result<Guide, String>>> + Send;
-}
-
-/// A complete segment as stored: an fMP4 segment starts with its init section.
-#[derive(Clone, Debug)]
-pub struct StoredSegment {
-    /// The segment.
-    pub bytes: Bytes,
-    /// Length of the init section at its start (0: MPEG-TS).
-    pub init_len: usize,
-}
-
-/// An XMLTV guide's bytes and their content type.
-#[derive(Clone, Debug)]
-pub struct Guide {
-    /// The document (XML, or gzip-compressed XML).
-    pub bytes: Bytes,
-    /// `application/xml` or `application/gzip`.
-    pub content_type: &'static str,
-}
-
-/// Serves HTTP on `listener` until the task is dropped.
-pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clients: usize) {
-    let slots = Arc::new(Semaphore::new(max_clients));
-    loop {
-        let permit = slots.acquire_arc().await;
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                log::warn!("HTTP accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let backend = backend.clone();
-        smol::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let backend = backend.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(backend, request, peer).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(SmolTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(16 * 1024)
-                .serve_connection(FuturesIo::new(StallGuard::new(stream, stall::WRITE_STALL)), service);
-            if let Err(e) = connection.await {
-                log::debug!("HTTP connection from {peer}: {e}");
-            }
-            drop(permit);
-        })
-        .detach();
-    }
-}
-
-/// Every response body: whole (playlists, JSON) or streamed (`/ts`).
-type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
-
-/// Dispatches one request. Every path is matched exactly or parsed into a channel id from the
-/// lineup and a number: nothing here reads files, so there is no path to traverse.
-async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-    let backend_ref = &*backend;
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
-        response.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    let path = request.uri().path();
-    if let Some(rest) = path.strip_prefix("/hls/") {
-        return hls(backend_ref, rest, request.headers().get(hyper::header::RANGE)).await;
-    }
-    if let Some(id) = path.strip_prefix("/ts/") {
-        return ts(backend.clone(), id).await;
-    }
-    // hyper leaves out the body of a HEAD response itself, keeping its length headers.
-    match path {
-        "/playlist.m3u" => lineup(backend_ref, &request),
-        "/xmltv" => xmltv(backend_ref).await,
-        "/api/status" => {
-            let status = smol::future::or(backend_ref.status(), async {
-                Timer::after(STATUS_TIMEOUT).await;
-                None
-            })
-            .await;
-            match status {
-                Some(value) => json_response(StatusCode::OK, &value),
-                None => error(StatusCode::SERVICE_UNAVAILABLE, "the box is busy or shutting down"),
-            }
-        }
-        _ => error(StatusCode::NOT_FOUND, "no such resource"),
-    }
-}
-
 /// `/playlist.m3u`: the lineup as an extended M3U, with URLs on the host the TV asked.
-fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Body> {
+pub(super) fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Body> {
     // The Host header names this box as the TV reached it; accept only a plain host[:port].
     let host = request
         .headers()
@@ -204,7 +52,7 @@ fn lineup<B: Backend>(backend: &B, request: &Request<Incoming>) -> Response<Body
 }
 
 /// `/xmltv`: the configured guide, passed through (cached by the backend).
-async fn xmltv<B: Backend>(backend: &B) -> Response<Body> {
+pub(super) async fn xmltv<B: Backend>(backend: &B) -> Response<Body> {
     match backend.xmltv().await {
         None => error(StatusCode::NOT_FOUND, "no XMLTV guide is configured (guide.xmltv)"),
         Some(Err(why)) => {
@@ -244,7 +92,7 @@ fn parse_segment_name(file: &str) -> Option<(u64, Part)> {
 
 /// `/hls/<channel>/index.m3u8`, its segments `<seq>.ts` / `<seq>.m4s`, and fMP4 init sections
 /// `init-<seq>.mp4`.
-async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&HeaderValue>) -> Response<Body> {
+pub(super) async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&HeaderValue>) -> Response<Body> {
     let Some((id, file)) = rest.split_once('/') else {
         return error(StatusCode::NOT_FOUND, "no such resource");
     };
@@ -284,72 +132,6 @@ async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&HeaderValue>) -
         backend.served(len as usize);
     }
     response
-}
-
-/// A segment's bytes, whole or the single byte range the client asked for (RFC 9110 §14).
-fn ranged(bytes: Bytes, content_type: &'static str, range: Option<&HeaderValue>) -> Response<Body> {
-    let len = bytes.len();
-    let requested = range.and_then(|r| r.to_str().ok()).map(|r| parse_range(r, len));
-    let (status, body, content_range) = match requested {
-        // No Range header, or one this server ignores (several ranges, other units).
-        None | Some(RangeRequest::Ignore) => (StatusCode::OK, bytes, None),
-        Some(RangeRequest::Unsatisfiable) => {
-            let mut response = error(StatusCode::RANGE_NOT_SATISFIABLE, "the range is outside the segment");
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                response.headers_mut().insert(hyper::header::CONTENT_RANGE, v);
-            }
-            return response;
-        }
-        Some(RangeRequest::Range(start, end)) => (
-            StatusCode::PARTIAL_CONTENT,
-            bytes.slice(start..end),
-            Some(format!("bytes {start}-{}/{len}", end - 1)),
-        ),
-    };
-    let mut response = Response::new(Full::new(body).boxed_unsync());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(hyper::header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // A segment's bytes never change once published.
-    headers.insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
-    if let Some(v) = content_range.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        headers.insert(hyper::header::CONTENT_RANGE, v);
-    }
-    response
-}
-
-/// A `Range` header, judged against a resource of `len` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RangeRequest {
-    /// Serve the whole resource (multiple ranges or unknown units: allowed by RFC 9110).
-    Ignore,
-    /// No byte of the range exists.
-    Unsatisfiable,
-    /// Bytes `start..end`.
-    Range(usize, usize),
-}
-
-fn parse_range(header: &str, len: usize) -> RangeRequest {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Ignore;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Ignore;
-    }
-    let Some((first, last)) = spec.trim().split_once('-') else {
-        return RangeRequest::Ignore;
-    };
-    let parse = |s: &str| s.trim().parse::<usize>().ok();
-    match (first.trim().is_empty(), parse(first), parse(last)) {
-        // bytes=-N: the last N bytes.
-        (true, _, Some(suffix)) if suffix > 0 && len > 0 => RangeRequest::Range(len - suffix.min(len), len),
-        (true, _, _) => RangeRequest::Unsatisfiable,
-        (false, Some(start), _) if start >= len => RangeRequest::Unsatisfiable,
-        (false, Some(start), None) if last.trim().is_empty() => RangeRequest::Range(start, len),
-        (false, Some(start), Some(end)) if end >= start => RangeRequest::Range(start, end.min(len - 1) + 1),
-        _ => RangeRequest::Ignore,
-    }
 }
 
 /// A live channel whose newest segment is older than this many target durations has lost its
@@ -405,7 +187,7 @@ const TS_STALL: Duration = Duration::from_secs(10);
 /// the few seconds it analyses before its first frame at once) and going on with each next
 /// segment as the swarm completes it. The body is produced only as fast as the client reads, one segment
 /// at a time; a client that falls out of the window (or a channel that stops) ends the stream.
-async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
+pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
@@ -487,26 +269,6 @@ pub fn media_playlist(window: &[WindowSegment]) -> String {
     out
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-fn error(status: StatusCode, reason: &str) -> Response<Body> {
-    json_response(status, &json!({ "error": reason }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,19 +333,5 @@ mod tests {
         ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-99", 1000), RangeRequest::Range(0, 100));
-        assert_eq!(parse_range("bytes=900-", 1000), RangeRequest::Range(900, 1000));
-        assert_eq!(parse_range("bytes=-100", 1000), RangeRequest::Range(900, 1000));
-        assert_eq!(parse_range("bytes=-5000", 1000), RangeRequest::Range(0, 1000));
-        assert_eq!(parse_range("bytes=500-99999", 1000), RangeRequest::Range(500, 1000));
-        assert_eq!(parse_range("bytes=1000-", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(parse_range("bytes=5-2", 1000), RangeRequest::Ignore);
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeRequest::Ignore);
-        assert_eq!(parse_range("items=0-1", 1000), RangeRequest::Ignore);
     }
 }

@@ -1,0 +1,191 @@
+//! The box's HTTP server (hyper on smol): the lineup (`/playlist.m3u`), live HLS per channel
+//! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`) and
+//! `/api/status`. Routes live in [`route`]; what TVs get is in [`tv`], byte ranges in [`range`].
+//!
+//! Bounded like everything facing the network: at most `max_clients` connections at once (more
+//! wait in the kernel's accept queue), 16 KiB and 10 s for request headers, a client that stops
+//! reading dropped after 30 s ([`stall`]), HTTP/1.1 only, and handlers that answer from bounded
+//! data.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use smol::lock::Semaphore;
+use smol::net::TcpListener;
+use smol::Timer;
+use smol_hyper::rt::{FuturesIo, SmolTimer};
+
+use crate::swarm::Window;
+
+mod range;
+mod stall;
+mod tv;
+
+use stall::StallGuard;
+pub use tv::media_playlist;
+use tv::{hls, lineup, ts, xmltv};
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a status request waits for the driver.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A channel as TVs see it.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// URL id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Lineup number.
+    pub number: Option<u32>,
+    /// Lineup group.
+    pub group: Option<String>,
+    /// Logo URL.
+    pub logo: Option<String>,
+    /// Swarm id.
+    pub channel: shoal_core::ChannelId,
+}
+
+/// What handlers need from the rest of the daemon.
+pub trait Backend: Send + Sync + 'static {
+    /// The status report, or `None` if the box is shutting down.
+    fn status(&self) -> impl std::future::Future<Output = Option<Value>> + Send;
+    /// The lineup.
+    fn lineup(&self) -> &[Listing];
+    /// The channel's window (complete segments, oldest first), or `None` when shutting down.
+    fn window(
+        &self,
+        channel: shoal_core::ChannelId,
+    ) -> impl std::future::Future<Output = Option<Window>> + Send;
+    /// A complete segment.
+    fn segment(
+        &self,
+        channel: shoal_core::ChannelId,
+        seq: u64,
+    ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
+    /// A TV is watching `channel`.
+    fn viewer(&self, channel: shoal_core::ChannelId) -> impl std::future::Future<Output = ()> + Send;
+    /// Counts bytes of segments sent to TVs.
+    fn served(&self, bytes: usize);
+    /// Whether a guide is configured.
+    fn has_guide(&self) -> bool;
+    /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
+    fn xmltv(&self) -> impl std::future::Future<Output = Option<Result<Guide, String>>> + Send;
+}
+
+/// A complete segment as stored: an fMP4 segment starts with its init section.
+#[derive(Clone, Debug)]
+pub struct StoredSegment {
+    /// The segment.
+    pub bytes: Bytes,
+    /// Length of the init section at its start (0: MPEG-TS).
+    pub init_len: usize,
+}
+
+/// An XMLTV guide's bytes and their content type.
+#[derive(Clone, Debug)]
+pub struct Guide {
+    /// The document (XML, or gzip-compressed XML).
+    pub bytes: Bytes,
+    /// `application/xml` or `application/gzip`.
+    pub content_type: &'static str,
+}
+
+/// Serves HTTP on `listener` until the task is dropped.
+pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clients: usize) {
+    let slots = Arc::new(Semaphore::new(max_clients));
+    loop {
+        let permit = slots.acquire_arc().await;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                log::warn!("HTTP accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let backend = backend.clone();
+        smol::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let backend = backend.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(backend, request, peer).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(SmolTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(16 * 1024)
+                .serve_connection(FuturesIo::new(StallGuard::new(stream, stall::WRITE_STALL)), service);
+            if let Err(e) = connection.await {
+                log::debug!("HTTP connection from {peer}: {e}");
+            }
+            drop(permit);
+        })
+        .detach();
+    }
+}
+
+/// Every response body: whole (playlists, JSON) or streamed (`/ts`).
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// Dispatches one request. Every path is matched exactly or parsed into a channel id from the
+/// lineup and a number: nothing here reads files, so there is no path to traverse.
+async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let backend_ref = &*backend;
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
+        response.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let path = request.uri().path();
+    if let Some(rest) = path.strip_prefix("/hls/") {
+        return hls(backend_ref, rest, request.headers().get(hyper::header::RANGE)).await;
+    }
+    if let Some(id) = path.strip_prefix("/ts/") {
+        return ts(backend.clone(), id).await;
+    }
+    // hyper leaves out the body of a HEAD response itself, keeping its length headers.
+    match path {
+        "/playlist.m3u" => lineup(backend_ref, &request),
+        "/xmltv" => xmltv(backend_ref).await,
+        "/api/status" => {
+            let status = smol::future::or(backend_ref.status(), async {
+                Timer::after(STATUS_TIMEOUT).await;
+                None
+            })
+            .await;
+            match status {
+                Some(value) => json_response(StatusCode::OK, &value),
+                None => error(StatusCode::SERVICE_UNAVAILABLE, "the box is busy or shutting down"),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such resource"),
+    }
+}
+
+pub(crate) fn text(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub(crate) fn error(status: StatusCode, reason: &str) -> Response<Body> {
+    json_response(status, &json!({ "error": reason }))
+}
