@@ -132,6 +132,13 @@ fn manifests_not_from_the_ingester_are_refused() {
         }
         let honest: Vec<usize> = (0..8).filter(|&i| i != impostor).collect();
         honest_boxes_keep_deadlines(&sim, &honest, 5, 8);
+
+        // The operator lifts the bans: the impostor is a peer in good standing again.
+        let now = sim.now();
+        let engine = sim.boxes[victim].engine.as_mut().expect("running");
+        assert_eq!(engine.lift_bans(now), 1);
+        assert!(engine.peers().all(|p| !p.banned), "no ban left");
+        assert_eq!(engine.lift_bans(now), 0);
     });
 }
 

@@ -515,6 +515,24 @@ impl Engine {
         self.push_event(Event::PeerBanned { peer: id, reason });
     }
 
+    /// Lifts every ban and forgets every strike (an operator's decision, after fixing what
+    /// made a box misbehave); how many peers were banned.
+    pub fn lift_bans(&mut self, now: Instant) -> usize {
+        let mut lifted = 0;
+        for peer in self.peers.values_mut() {
+            if peer.is_banned(now) {
+                lifted += 1;
+                log::info!("lifting the ban on peer {}", peer.id);
+            }
+            peer.banned_until = None;
+            peer.strikes = 0;
+        }
+        if lifted > 0 {
+            self.membership_changed = true;
+        }
+        lifted
+    }
+
     /// A strike against a peer; enough strikes in a window ban it.
     fn strike(&mut self, now: Instant, id: NodeId, reason: BanReason) {
         let Some(peer) = self.peers.get_mut(&id) else {
