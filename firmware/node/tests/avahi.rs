@@ -416,7 +416,8 @@ impl Lan {
             assert_eq!(record.name, format!("shoal-{}", &id[..8]), "{record:?}");
             assert_eq!(record.address, self.bed.ip(i).to_string(), "{record:?}");
             assert_eq!(record.port, UDP_PORT, "{record:?}");
-            assert_eq!(txt("v"), Some("1"), "{record:?}");
+            let version = shoal_core::wire::PROTOCOL_VERSION.to_string();
+            assert_eq!(txt("v"), Some(version.as_str()), "{record:?}");
             assert_eq!(txt("http"), Some("7471"), "{record:?}");
             assert_eq!(txt("fp"), Some(self.fingerprint.as_str()), "{record:?}");
             assert_eq!(txt("board"), Some(BOARD), "{record:?}");
