@@ -4,6 +4,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::origin::OriginUrl;
+use crate::status_cli;
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +40,11 @@ pub enum Cli {
         /// Stop after this many seconds.
         seconds: Option<u64>,
     },
+    /// Summarise a running box and its swarm.
+    Status {
+        /// The box's HTTP address (`--url`).
+        url: OriginUrl,
+    },
     /// Print version, target and board.
     Version,
     /// Print help.
@@ -54,6 +61,7 @@ commands:
   run            run this box (finds its peers by mDNS, shares channels, serves TVs)
   keygen         write a new network key for a deployment
   check-config   validate a config file and print what it means
+  status         summarise a running box and its swarm: peers, channels, traffic, store
   demo           three boxes on this machine's loopback sharing a test card: play it in mpv or VLC
   version        print version, target and board
   help [command] print help for a command
@@ -89,7 +97,20 @@ usage: shoal demo [--boxes N] [--port P] [--seconds S]
   --seconds S   stop after S seconds (default: at Ctrl-C)
 
 Boxes are in one process on 127.0.0.1 with an ephemeral key and know each other directly
-(no mDNS, so nothing is announced on your network).";
+(no mDNS, so nothing is announced on your network). The demo says how its start goes, then
+prints the URLs; once a player watches, it prints what `shoal status` shows of box 0.";
+
+const STATUS_HELP: &str = "\
+usage: shoal status [--url URL]
+
+  --url URL   the box's HTTP address (default http://127.0.0.1:7471, this box); `host:port`
+              is enough
+
+Prints the box (id, board, version, uptime, addresses), its peers (address, round trip, last
+heard, alive or banned), its channels (state, ingester, viewers, bitrate, segments held, bytes
+from the origin, from peers and to TVs, and the swarm's origin fetches per segment, peer
+efficiency and uplink savings), every box of the swarm, and the store. Exits 1 when the box
+cannot be reached or does not answer a status.";
 
 /// Help text for `command`.
 pub fn help(command: Option<&str>) -> &'static str {
@@ -98,6 +119,7 @@ pub fn help(command: Option<&str>) -> &'static str {
         Some("keygen") => KEYGEN_HELP,
         Some("check-config") => CHECK_HELP,
         Some("demo") => DEMO_HELP,
+        Some("status") => STATUS_HELP,
         _ => HELP,
     }
 }
@@ -122,6 +144,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
     let mut boxes = 3usize;
     let mut port = 8470u16;
     let mut seconds = None;
+    let mut url = None;
     while let Some(arg) = parser.next()? {
         match (command.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Cli::Help(Some(command))),
@@ -141,6 +164,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
             }
             ("demo", Long("port")) => port = parser.value()?.parse()?,
             ("demo", Long("seconds")) => seconds = Some(parser.value()?.parse()?),
+            ("status", Long("url") | Short('u')) => {
+                let text = parser.value()?.string()?;
+                let parsed = status_cli::parse_url(&text)
+                    .map_err(|e| lexopt::Error::Custom(format!("--url: {e}").into()))?;
+                url = Some(parsed);
+            }
             (_, other) => return Err(other.unexpected()),
         }
     }
@@ -149,6 +178,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
         "keygen" => Cli::Keygen { out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()), force },
         "check-config" => Cli::CheckConfig { config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()) },
         "version" => Cli::Version,
+        "status" => Cli::Status {
+            url: match url {
+                Some(url) => url,
+                None => status_cli::parse_url(status_cli::DEFAULT_URL)
+                    .map_err(|e| lexopt::Error::Custom(e.to_string().into()))?,
+            },
+        },
         "demo" => {
             if port < 1024 || u32::from(port) + 2 * boxes as u32 > 65_535 {
                 return Err(lexopt::Error::Custom(
@@ -204,5 +240,15 @@ mod tests {
         assert_eq!(parse(args(&["run", "--help"])).expect("valid"), Cli::Help(Some("run".into())));
         assert!(parse(args(&["run", "--out", "x"])).is_err());
         assert!(parse(args(&["fly"])).unwrap_err().to_string().contains("unknown command"));
+        let Cli::Status { url } = parse(args(&["status"])).expect("valid") else { panic!("not status") };
+        assert_eq!(url.to_string(), "http://127.0.0.1:7471/");
+        let Cli::Status { url } = parse(args(&["status", "--url", "10.0.0.7:8080"])).expect("valid") else {
+            panic!("not status")
+        };
+        assert_eq!(url.to_string(), "http://10.0.0.7:8080/");
+        let bad = parse(args(&["status", "--url", "ftp://box"])).unwrap_err().to_string();
+        assert!(bad.starts_with("--url: `ftp://box` is not an http:// or https:// URL"), "{bad}");
+        assert!(parse(args(&["status", "--url"])).is_err());
+        assert!(parse(args(&["status", "extra"])).is_err());
     }
 }

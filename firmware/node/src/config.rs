@@ -78,6 +78,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// HTTP connections served at once.
     pub http_max_clients: usize,
+    /// Clients allowed to change things (identify, reload, lift bans).
+    pub admin_networks: crate::admin::AdminNetworks,
     /// Extra CA certificates (PEM) trusted for HTTPS origins, besides the built-in roots.
     pub origin_ca_file: Option<PathBuf>,
     /// Deadline for one origin request (playlist or segment).
@@ -168,6 +170,7 @@ struct RawLog {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     max_clients: Option<Spanned<usize>>,
+    admin_networks: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -302,6 +305,19 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        let admin_networks = match raw.http.admin_networks {
+            None => crate::admin::AdminNetworks::OwnSubnets,
+            Some(list) => {
+                let span = list.span();
+                let networks = list
+                    .into_inner()
+                    .iter()
+                    .map(|n| crate::admin::Network::parse(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid("http.admin_networks", Some(span), &format!("has {e}")))?;
+                crate::admin::AdminNetworks::Configured(networks)
+            }
+        };
         let origin_ca_file = raw.origin.ca_file.map(Spanned::into_inner);
         let (timeout_s, span) = get(raw.origin.timeout_s, 10);
         if !(1..=300).contains(&timeout_s) {
@@ -388,6 +404,7 @@ impl Config {
             window_segments,
             log_level,
             http_max_clients,
+            admin_networks,
             origin_ca_file,
             origin_timeout: std::time::Duration::from_secs(timeout_s.into()),
             xmltv_url,
@@ -419,6 +436,7 @@ impl Config {
                 != (new.store_budget_mb, new.ring_len, new.window_segments),
         );
         check("http.max_clients", self.http_max_clients != new.http_max_clients);
+        check("http.admin_networks", self.admin_networks != new.admin_networks);
         check(
             "origin",
             (&self.origin_ca_file, self.origin_timeout) != (&new.origin_ca_file, new.origin_timeout),
@@ -460,6 +478,7 @@ mod tests {
             "source",
             "always_on",
             "max_bitrate",
+            "admin_networks",
             "ca_file",
             "timeout_s",
             "xmltv",
@@ -489,6 +508,15 @@ mod tests {
         assert_eq!(e, "config line 2: channel.id must be 1-64 letters, digits, '-' or '_'");
         let e = Config::parse("[log]\nlevel = \"loud\"\n").unwrap_err().to_string();
         assert!(e.starts_with("config line 2: log.level"), "{e}");
+        let e =
+            Config::parse("[http]\nadmin_networks = [\"10.0.0.0/8\", \"guests\"]\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2: http.admin_networks has `guests` is not a network"), "{e}");
+        let e = Config::parse("[[channel]]\nid = \"a\"\nsource = \"ftp://x/y\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 3: channel.source is unusable"), "{e}");
+        let e = Config::parse("[origin]\ntimeout_s = 0\n").unwrap_err().to_string();
+        assert_eq!(e, "config line 2: origin.timeout_s must be between 1 and 300");
+        let e = Config::parse("[guide]\nxmltv = \"file:///etc/passwd\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2: guide.xmltv is unusable"), "{e}");
     }
 
     #[test]

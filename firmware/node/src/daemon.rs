@@ -6,12 +6,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
-use serde_json::Value;
 use shoal_core::{Authenticator, LineupEntry};
 use smol::channel::{bounded, Sender};
 use smol::stream::StreamExt;
 
+use crate::backend::{Backend, BackendParts, BoxIdentity};
 use crate::config::Config;
 use crate::discovery::{Discovery, DiscoveryConfig, Interfaces};
 use crate::keys;
@@ -43,80 +44,6 @@ pub enum StartError {
     /// The origin CA file is unusable.
     #[error(transparent)]
     Origin(#[from] crate::origin::TrustError),
-}
-
-/// What the HTTP server asks of a running box.
-pub(crate) struct Backend {
-    pub(crate) commands: Sender<Command>,
-    pub(crate) discovery: Arc<std::sync::Mutex<Option<Discovery>>>,
-    pub(crate) lineup: Vec<crate::http::Listing>,
-    pub(crate) guide: Option<crate::guide::GuideCache>,
-    /// Segment bytes sent to TVs.
-    pub(crate) served_bytes: std::sync::atomic::AtomicU64,
-}
-
-impl crate::http::Backend for Backend {
-    fn lineup(&self) -> &[crate::http::Listing] {
-        &self.lineup
-    }
-
-    async fn window(&self, channel: shoal_core::ChannelId) -> Option<swarm::Window> {
-        let (reply, answer) = bounded(1);
-        self.commands.send(Command::Window { channel, reply }).await.ok()?;
-        answer.recv().await.ok()
-    }
-
-    async fn segment(&self, channel: shoal_core::ChannelId, seq: u64) -> Option<crate::http::StoredSegment> {
-        let (reply, answer) = bounded(1);
-        self.commands.send(Command::Segment { channel, seq, reply }).await.ok()?;
-        answer.recv().await.ok().flatten()
-    }
-
-    async fn viewer(&self, channel: shoal_core::ChannelId) {
-        let _ = self.commands.send(Command::Viewer(channel)).await;
-    }
-
-    fn served(&self, bytes: usize) {
-        self.served_bytes.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn has_guide(&self) -> bool {
-        self.guide.is_some()
-    }
-
-    async fn xmltv(&self) -> Option<Result<crate::http::Guide, String>> {
-        Some(self.guide.as_ref()?.get().await)
-    }
-
-    async fn status(&self) -> Option<Value> {
-        let (reply, answer) = bounded(1);
-        self.commands.send(Command::Status(reply)).await.ok()?;
-        let mut status = answer.recv().await.ok()?;
-        let served = self.served_bytes.load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(counters) = status.get_mut("counters").and_then(Value::as_object_mut) {
-            counters.insert("served_bytes".into(), served.into());
-        }
-        let counters = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
-        if let (Some(d), Some(object)) = (counters, status.as_object_mut()) {
-            object.insert(
-                "discovery".into(),
-                serde_json::json!({
-                    "found": d.found,
-                    "lost": d.lost,
-                    "ignored_foreign_key": d.ignored_foreign_key,
-                    "ignored_bad_txt": d.ignored_bad_txt,
-                    "ignored_version": d.ignored_version,
-                    "errors": d.errors,
-                }),
-            );
-            if let Some(rejected) =
-                object.get_mut("counters").and_then(|c| c.get_mut("rejected")).and_then(Value::as_object_mut)
-            {
-                rejected.insert("foreign_key".into(), d.ignored_foreign_key.into());
-            }
-        }
-        Some(status)
-    }
 }
 
 /// Runs the box until SIGTERM or SIGINT.
@@ -175,6 +102,28 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         config.board
     );
 
+    let lineup = current_lineup(&config);
+    let guide = config
+        .xmltv_url
+        .as_deref()
+        .and_then(|url| crate::origin::OriginUrl::parse(url).ok())
+        .map(|url| crate::guide::GuideCache::new(url, fetcher.clone()));
+    let (reload_requests, reload_rx) = bounded::<Sender<String>>(4);
+    let backend = Arc::new(Backend::new(BackendParts {
+        commands: commands.clone(),
+        discovery: discovery.clone(),
+        lineup,
+        guide,
+        identity: BoxIdentity {
+            board: config.board.clone(),
+            http_port,
+            http_ip: (!config.http_bind.is_unspecified()).then_some(config.http_bind),
+            started: Instant::now(),
+        },
+        admin_networks: config.admin_networks.clone(),
+        reload: config_path.is_some().then_some(reload_requests),
+    })?);
+
     smol::block_on(async {
         let driver = smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names));
         let sources = smol::spawn(crate::source::run(
@@ -193,19 +142,6 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
                 }
             })
         };
-        let lineup = current_lineup(&config);
-        let guide = config
-            .xmltv_url
-            .as_deref()
-            .and_then(|url| crate::origin::OriginUrl::parse(url).ok())
-            .map(|url| crate::guide::GuideCache::new(url, fetcher.clone()));
-        let backend = Arc::new(Backend {
-            commands: commands.clone(),
-            discovery: discovery.clone(),
-            lineup,
-            guide,
-            served_bytes: Default::default(),
-        });
         let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
 
         let mut current = config;
@@ -214,18 +150,27 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             async_signal::Signal::Int,
             async_signal::Signal::Hup,
         ]) {
-            Ok(mut signals) => {
-                while let Some(signal) = signals.next().await {
-                    match signal {
-                        Ok(async_signal::Signal::Hup) => reload(&mut current, config_path.as_deref()),
-                        Ok(signal) => {
-                            log::info!("{signal:?}: shutting down");
-                            break;
-                        }
-                        Err(e) => log::warn!("signal: {e}"),
+            Ok(mut signals) => loop {
+                // A signal, or a reload asked for over HTTP (`POST /api/reload`).
+                let next = smol::future::or(async { Some(signals.next().await) }, async {
+                    let reply = reload_rx.recv().await.ok()?;
+                    let outcome = reload(&mut current, config_path.as_deref());
+                    let _ = reply.send(outcome).await;
+                    None
+                });
+                match next.await {
+                    None => {}
+                    Some(None) => break,
+                    Some(Some(Ok(async_signal::Signal::Hup))) => {
+                        reload(&mut current, config_path.as_deref());
                     }
+                    Some(Some(Ok(signal))) => {
+                        log::info!("{signal:?}: shutting down");
+                        break;
+                    }
+                    Some(Some(Err(e))) => log::warn!("signal: {e}"),
                 }
-            }
+            },
             Err(e) => {
                 log::error!("cannot handle signals ({e}); running until killed");
                 smol::future::pending::<()>().await;
@@ -287,23 +232,36 @@ pub(crate) fn current_lineup(config: &Config) -> Vec<crate::http::Listing> {
         .collect()
 }
 
-fn reload(current: &mut Config, path: Option<&std::path::Path>) {
+/// Re-reads the config (SIGHUP or `POST /api/reload`): applies the log level, names what needs
+/// a restart; what happened, for the operator.
+fn reload(current: &mut Config, path: Option<&std::path::Path>) -> String {
     let Some(path) = path else {
-        log::warn!("SIGHUP: no config file to reload (started without one)");
-        return;
+        log::warn!("reload: no config file to reload (started without one)");
+        return "no config file to reload (started without one)".to_owned();
     };
     match Config::load(path) {
         Ok(new) => {
             let restart = current.needs_restart(&new);
+            let mut outcome = Vec::new();
             if new.log_level != current.log_level {
                 log::set_max_level(new.log_level);
-                log::info!("SIGHUP: log level now {}", new.log_level);
+                log::info!("reload: log level now {}", new.log_level);
+                outcome.push(format!("log level now {}", new.log_level));
             }
             if !restart.is_empty() {
-                log::warn!("SIGHUP: changes to {} take effect after a restart", restart.join(", "));
+                log::warn!("reload: changes to {} take effect after a restart", restart.join(", "));
+                outcome.push(format!("changes to {} take effect after a restart", restart.join(", ")));
             }
             current.log_level = new.log_level;
+            if outcome.is_empty() {
+                "no change".to_owned()
+            } else {
+                outcome.join("; ")
+            }
         }
-        Err(e) => log::error!("SIGHUP: keeping the running config: {e}"),
+        Err(e) => {
+            log::error!("reload: keeping the running config: {e}");
+            format!("keeping the running config: {e}")
+        }
     }
 }

@@ -7,15 +7,22 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use shoal_core::{Authenticator, Identity, NetworkKey};
 use smol::channel::bounded;
+use smol::future::FutureExt as _;
 use smol::stream::StreamExt;
 
+use crate::backend::{Backend, BackendParts, BoxIdentity};
 use crate::config::{Channel, Config};
-use crate::daemon::{current_lineup, engine_config, Backend, StartError};
+use crate::daemon::{current_lineup, engine_config, StartError};
+use crate::discovery::DiscoveryEvent;
 use crate::keys;
+use crate::origin::url::Scheme;
+use crate::origin::{Fetcher, OriginUrl, Session};
+use crate::status_cli;
 use crate::swarm::{self, ChannelNames, Clock, Command};
 
 /// Prints a line, ignoring a closed stdout: the demo keeps serving when its output is piped into
@@ -42,7 +49,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
         logo: None,
         max_bitrate: None,
     }];
-    let fetcher = crate::origin::Fetcher::new(None, config.origin_timeout)?;
+    let fetcher = Fetcher::new(None, config.origin_timeout)?;
     config.http_bind = Ipv4Addr::LOCALHOST.into();
     let clock = Clock::new();
     let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -56,18 +63,21 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
     }
     let ids: Vec<_> = planned.iter().map(|(id, _)| *id).collect();
     smol::block_on(async {
+        let started = Instant::now();
+        say!(
+            "Starting {boxes} boxes on 127.0.0.1 (HTTP ports {http_base}-{}, UDP ports {}-{})",
+            http_base + boxes as u16 - 1,
+            udp_port(0),
+            udp_port(boxes - 1)
+        );
         let mut tasks = Vec::new();
         let mut shutdowns = Vec::new();
+        let mut http_addrs = Vec::new();
         for (i, (_, identity)) in planned.into_iter().enumerate() {
-            let mut engine = shoal_core::Engine::new(
+            let engine = shoal_core::Engine::new(
                 engine_config(&config, identity, Authenticator::new(&key))?,
                 clock.now(),
             )?;
-            for (j, id) in ids.iter().enumerate() {
-                if j != i {
-                    engine.add_peer(clock.now(), *id, loopback(udp_port(j)));
-                }
-            }
             let socket = swarm::bind_to(loopback(udp_port(i)))
                 .map_err(|source| StartError::Listen { what: format!("UDP {}", udp_port(i)), source })?;
             let http_addr = loopback(http_base + i as u16);
@@ -78,6 +88,16 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
             let names: ChannelNames =
                 config.channels.iter().map(|c| (c.channel_id(), c.name.clone())).collect();
             let (commands, command_rx) = bounded(256);
+            // The boxes know each other as discovery would tell them: swarm and HTTP addresses.
+            for (j, &node_id) in ids.iter().enumerate().filter(|&(j, _)| j != i) {
+                let found = DiscoveryEvent::PeerFound {
+                    node_id,
+                    addrs: vec![loopback(udp_port(j))],
+                    http_port: http_base + j as u16,
+                    board: "demo".to_owned(),
+                };
+                let _ = commands.try_send(Command::Discovered(found));
+            }
             let (ingest, ingest_rx) = bounded(64);
             tasks.push(smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names)));
             tasks.push(smol::spawn(crate::source::run(
@@ -86,15 +106,28 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 ingest_rx,
                 commands.clone(),
             )));
-            let backend = Arc::new(Backend {
+            let backend = Arc::new(Backend::new(BackendParts {
                 commands: commands.clone(),
                 discovery: Arc::new(std::sync::Mutex::new(None)),
                 lineup: current_lineup(&config),
                 guide: None,
-                served_bytes: Default::default(),
-            });
+                identity: BoxIdentity {
+                    board: "demo".to_owned(),
+                    http_port: http_addr.port(),
+                    http_ip: Some(http_addr.ip()),
+                    started: Instant::now(),
+                },
+                admin_networks: config.admin_networks.clone(),
+                reload: None,
+            })?);
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);
+            http_addrs.push(http_addr);
+        }
+        let mut progress = Progress::new(&http_addrs)?;
+        progress.startup(started).await;
+        for (i, http_addr) in http_addrs.iter().enumerate() {
+            // tests/demo.rs and tools/bench read these lines up to `Try:`: the URL is the fourth word.
             say!("box {i}: play http://{http_addr}/hls/testcard/index.m3u8   (lineup http://{http_addr}/playlist.m3u, status http://{http_addr}/api/status)");
         }
         say!("\nShoal demo: {boxes} boxes on this machine's loopback share one channel; the first player to ask starts it.");
@@ -115,12 +148,188 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 }
             }
         };
-        stop.await;
+        stop.or(progress.watch()).await;
+        progress.farewell().await;
         for commands in &shutdowns {
             let _ = commands.send(Command::Shutdown).await;
         }
         smol::Timer::after(Duration::from_millis(200)).await;
         drop(tasks);
         Ok(())
+    })
+}
+
+/// How long the demo waits for its boxes to answer and to see each other before it prints the
+/// URLs anyway (with a warning). On loopback both take well under a second.
+const STARTUP_WAIT: Duration = Duration::from_secs(10);
+
+/// How often the demo asks its boxes while they start.
+const STARTUP_POLL: Duration = Duration::from_millis(50);
+
+/// How often the demo looks for players once it runs: a status request per box per second is
+/// nothing next to the video it serves.
+const WATCH_POLL: Duration = Duration::from_secs(1);
+
+/// Playing time before the first summary: by then a few segments have crossed the swarm, so
+/// the figures (peer efficiency, uplink savings) say something.
+const FIRST_SUMMARY_AFTER: Duration = Duration::from_secs(6);
+
+/// Time between summaries while someone watches.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Deadline of one status request to a box of the demo (they are on loopback).
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the demo tells its user as it goes: the boxes coming up and finding each other, then,
+/// once a player watches, `shoal status`'s summary of box 0 (its swarm view covers every box).
+/// It asks the boxes over HTTP like any client would, so the summary is exactly what
+/// `shoal status --url` prints.
+struct Progress {
+    /// The HTTP root of each box.
+    boxes: Vec<OriginUrl>,
+    /// One connection per box, reused between polls.
+    sessions: Vec<Session>,
+    /// Whether a summary was ever printed: the farewell repeats it only then.
+    summarised: bool,
+    /// For a fresh connection at the farewell: the demo may have stopped in the middle of a
+    /// request on the old one.
+    fetcher: Fetcher,
+}
+
+impl Progress {
+    fn new(addrs: &[SocketAddr]) -> Result<Progress, crate::origin::TrustError> {
+        let fetcher = Fetcher::new(None, STATUS_TIMEOUT)?;
+        let boxes: Vec<OriginUrl> = addrs
+            .iter()
+            .map(|addr| OriginUrl {
+                scheme: Scheme::Http,
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                path_and_query: "/".into(),
+            })
+            .collect();
+        let sessions = boxes.iter().map(|_| fetcher.session()).collect();
+        Ok(Progress { boxes, sessions, summarised: false, fetcher })
+    }
+
+    /// Every box's `/api/status`, `None` for a box that did not answer.
+    async fn statuses(&mut self) -> Vec<Option<Value>> {
+        let mut statuses = Vec::with_capacity(self.boxes.len());
+        for (session, base) in self.sessions.iter_mut().zip(&self.boxes) {
+            statuses.push(status_cli::fetch_status(session, base).await.ok());
+        }
+        statuses
+    }
+
+    /// Waits until every box answers and sees all the others (at most [`STARTUP_WAIT`] each),
+    /// saying so, then describes the channel.
+    async fn startup(&mut self, started: Instant) {
+        let n = self.boxes.len();
+        let deadline = Instant::now() + STARTUP_WAIT;
+        let statuses = loop {
+            let statuses = self.statuses().await;
+            let up = statuses.iter().flatten().count();
+            if up == n {
+                say!("  {n} boxes up after {:.2} s", started.elapsed().as_secs_f64());
+                break statuses;
+            }
+            if Instant::now() >= deadline {
+                say!("  warning: {up} of {n} boxes answer after {} s; carrying on", STARTUP_WAIT.as_secs());
+                return;
+            }
+            smol::Timer::after(STARTUP_POLL).await;
+        };
+        let deadline = Instant::now() + STARTUP_WAIT;
+        let mut statuses = statuses;
+        loop {
+            let alive: Vec<usize> = statuses.iter().map(|s| s.as_ref().map_or(0, alive_peers)).collect();
+            if alive.iter().all(|&a| a + 1 >= n) {
+                say!("  every box sees its {} peers after {:.2} s", n - 1, started.elapsed().as_secs_f64());
+                break;
+            }
+            if Instant::now() >= deadline {
+                for (i, a) in alive.iter().enumerate().filter(|(_, &a)| a + 1 < n) {
+                    say!(
+                        "  warning: box {i} sees {a} of {} peers after {} s; carrying on",
+                        n - 1,
+                        STARTUP_WAIT.as_secs()
+                    );
+                }
+                break;
+            }
+            smol::Timer::after(STARTUP_POLL).await;
+            statuses = self.statuses().await;
+        }
+        let channel = statuses.first().and_then(Option::as_ref).map(|s| &s["channels"][0]);
+        let id = channel.and_then(|c| c["id"].as_str()).unwrap_or("testcard");
+        say!("  channel {id} is ready: idle until a player asks for it, then one box fetches it and the others get it from the swarm\n");
+    }
+
+    /// Watches for players, forever: when one starts, a summary after [`FIRST_SUMMARY_AFTER`],
+    /// then every [`SUMMARY_EVERY`] while anyone watches.
+    async fn watch(&mut self) {
+        let mut next_summary: Option<Instant> = None;
+        let mut announced = false;
+        loop {
+            smol::Timer::after(WATCH_POLL).await;
+            let statuses = self.statuses().await;
+            let watched = statuses.iter().position(|s| s.as_ref().is_some_and(has_viewers));
+            if let (Some(i), None) = (watched, next_summary) {
+                if !announced {
+                    say!(
+                        "\nA player is watching on box {i}; a summary of the swarm follows in {} s.",
+                        FIRST_SUMMARY_AFTER.as_secs()
+                    );
+                    announced = true;
+                }
+                next_summary = Some(Instant::now() + FIRST_SUMMARY_AFTER);
+            }
+            if next_summary.is_some_and(|at| Instant::now() >= at) {
+                self.summary().await;
+                next_summary = watched.map(|_| Instant::now() + SUMMARY_EVERY);
+            }
+        }
+    }
+
+    /// Prints box 0's summary, as `shoal status --url` would.
+    async fn summary(&mut self) {
+        let (Some(session), Some(base)) = (self.sessions.first_mut(), self.boxes.first()) else {
+            return;
+        };
+        match status_cli::fetch(session, base).await {
+            Ok(snapshot) => {
+                say!("\n--- shoal status --url {}:{}", base.host, base.port);
+                say!("{}", snapshot.render().trim_end());
+                self.summarised = true;
+            }
+            Err(e) => say!("\n(no summary: {e})"),
+        }
+    }
+
+    /// The last summary, when the demo stops after someone watched.
+    async fn farewell(&mut self) {
+        if self.summarised {
+            if let Some(session) = self.sessions.first_mut() {
+                *session = self.fetcher.session();
+            }
+            say!("\nThe demo stops. Last summary:");
+            self.summary().await;
+        }
+    }
+}
+
+/// Peers a status reports alive.
+fn alive_peers(status: &Value) -> usize {
+    status["peers"].as_array().map_or(0, |peers| peers.iter().filter(|p| p["alive"] == true).count())
+}
+
+/// Whether a box has TV clients: a channel with viewers (firmware without the `viewers` field:
+/// a channel it ingests, which in the demo only a player starts).
+fn has_viewers(status: &Value) -> bool {
+    status["channels"].as_array().is_some_and(|channels| {
+        channels.iter().any(|c| match c["viewers"].as_u64() {
+            Some(viewers) => viewers > 0,
+            None => c["ingesting"] == true,
+        })
     })
 }

@@ -11,7 +11,12 @@
 //! | `board` | board name, 1 to 64 bytes of UTF-8 without control characters |
 //! | `fp`    | network key fingerprint, 8 lowercase hex digits         |
 //!
-//! Every box also browses the same type with one long-lived browser (browsing again within a
+//! Every box also registers its dashboard as an `_http._tcp.local.` service named
+//! `Shoal <first 8 hex digits> (<board>)`, at the HTTP port with TXT `path=/`, on the same host
+//! name: browsers and service browsers (Avahi's, macOS's) list the boxes of a LAN under that
+//! name. Boxes do not browse it. Both records are withdrawn together on shutdown.
+//!
+//! Every box also browses `_shoal._udp` with one long-lived browser (browsing again within a
 //! second is rate-limited by RFC 6762 and costs about a second). TXT records are parsed strictly
 //! at this boundary: a box of another deployment (another key fingerprint), of another protocol
 //! version, or with a malformed record is counted in [`DiscoveryCounters`] and ignored, never
@@ -81,6 +86,14 @@ use txt::{hex, parse_board, txt_records, BOARD_MAX_LEN};
 
 /// The DNS-SD service type every box registers and browses.
 pub const SERVICE_TYPE: &str = "_shoal._udp.local.";
+
+/// The DNS-SD service type of web pages (RFC 6763 section 7), under which each box announces its
+/// dashboard.
+pub const HTTP_SERVICE_TYPE: &str = "_http._tcp.local.";
+
+/// Longest DNS label (RFC 1035 section 2.3.4): the dashboard's instance name is cut to fit,
+/// else mdns-sd could not write the record at all.
+const MAX_LABEL_BYTES: usize = 63;
 
 /// Everything `shutdown` may take: the daemon that owns us wants to exit within a second.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(900);
@@ -217,8 +230,10 @@ pub enum DiscoveryError {
 /// dropping it stops it too, but without waiting for the goodbye to go out.
 pub struct Discovery {
     daemon: ServiceDaemon,
-    /// Our service's full name, which `unregister` needs.
+    /// Our `_shoal._udp` service's full name, which `unregister` needs.
     fullname: String,
+    /// Our dashboard's `_http._tcp` full name, likewise.
+    http_fullname: String,
     counters: Arc<Counters>,
     /// Closing it stops the browse thread.
     stop: Sender<()>,
@@ -251,10 +266,11 @@ impl Discovery {
         // Everything that can be checked is checked before mdns-sd opens a socket.
         validate(&config)?;
         let service = service_info(&config)?;
+        let dashboard = dashboard_info(&config)?;
         warn_about_missing_interfaces(&config.interfaces);
 
         let daemon = ServiceDaemon::new().map_err(mdns_error("start the mDNS daemon"))?;
-        match Self::run(daemon.clone(), service, &config, events) {
+        match Self::run(daemon.clone(), service, dashboard, &config, events) {
             Ok(discovery) => Ok(discovery),
             Err(e) => {
                 // Don't leave a daemon running on interfaces nobody asked for.
@@ -292,15 +308,24 @@ impl Discovery {
             }
         }
 
-        match self.daemon.unregister(&self.fullname) {
-            Ok(status) => {
-                let wait = UNREGISTER_WAIT.min(deadline.saturating_duration_since(Instant::now()));
-                match status.recv_timeout(wait) {
-                    Ok(status) => debug!("discovery: unregistered {}: {status:?}", self.fullname),
-                    Err(e) => warn!("discovery: no goodbye confirmation for {}: {e}", self.fullname),
+        // Both goodbyes go out before waiting for either: the wait is shared.
+        let unregistering: Vec<_> = [&self.fullname, &self.http_fullname]
+            .into_iter()
+            .filter_map(|name| match self.daemon.unregister(name) {
+                Ok(status) => Some((name, status)),
+                Err(e) => {
+                    warn!("discovery: cannot unregister {name}: {e}");
+                    None
                 }
+            })
+            .collect();
+        let unregistered_by = Instant::now() + UNREGISTER_WAIT;
+        for (name, status) in unregistering {
+            let wait = unregistered_by.min(deadline).saturating_duration_since(Instant::now());
+            match status.recv_timeout(wait) {
+                Ok(status) => debug!("discovery: unregistered {name}: {status:?}"),
+                Err(e) => warn!("discovery: no goodbye confirmation for {name}: {e}"),
             }
-            Err(e) => warn!("discovery: cannot unregister {}: {e}", self.fullname),
         }
 
         match self.daemon.shutdown() {
@@ -316,6 +341,7 @@ impl Discovery {
     fn run(
         daemon: ServiceDaemon,
         service: ServiceInfo,
+        dashboard: ServiceInfo,
         config: &DiscoveryConfig,
         events: Sender<DiscoveryEvent>,
     ) -> Result<Discovery, DiscoveryError> {
@@ -327,7 +353,9 @@ impl Discovery {
         let browse = daemon.browse(SERVICE_TYPE).map_err(mdns_error("browse for other boxes"))?;
         let fullname = service.get_fullname().to_owned();
         daemon.register(service).map_err(mdns_error("register this box"))?;
-        info!("discovery: announcing {fullname}");
+        let http_fullname = dashboard.get_fullname().to_owned();
+        daemon.register(dashboard).map_err(mdns_error("register this box's dashboard"))?;
+        info!("discovery: announcing {fullname} and {http_fullname}");
 
         let counters = Arc::new(Counters::default());
         let table = PeerTable::new(config, &fullname, counters.clone());
@@ -350,6 +378,7 @@ impl Discovery {
         Ok(Discovery {
             daemon,
             fullname,
+            http_fullname,
             counters,
             stop,
             browse_done,
@@ -366,8 +395,10 @@ impl Drop for Discovery {
         }
         // Same steps as `shutdown`, without waiting: drop may run on an async executor.
         self.stop.close();
-        if let Err(e) = self.daemon.unregister(&self.fullname) {
-            debug!("discovery: unregister on drop: {e}");
+        for name in [&self.fullname, &self.http_fullname] {
+            if let Err(e) = self.daemon.unregister(name) {
+                debug!("discovery: unregister {name} on drop: {e}");
+            }
         }
         if let Err(e) = self.daemon.shutdown() {
             debug!("discovery: mDNS daemon shutdown on drop: {e}");
@@ -406,6 +437,34 @@ fn service_info(config: &DiscoveryConfig) -> Result<ServiceInfo, DiscoveryError>
     service.set_interfaces(if_kinds(&config.interfaces));
     // Probing for name conflicts delays the first announcement by ~0.8 s; names come from node
     // ids, so a conflict is as unlikely as a 32-bit collision (see `instance_name`).
+    service.set_requires_probe(false);
+    Ok(service)
+}
+
+/// The dashboard's instance name, `Shoal <id8> (<board>)`, with the board cut (at a character
+/// boundary) so that the name fits in one DNS label.
+fn dashboard_instance_name(node_id: NodeId, board: &str) -> String {
+    let id = hex(&node_id.0[..4]);
+    // "Shoal " + 8 hex digits + " (" + ")".
+    let room = MAX_LABEL_BYTES - (6 + 8 + 2 + 1);
+    let mut cut = board.len().min(room);
+    while !board.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("Shoal {id} ({})", &board[..cut])
+}
+
+/// Our dashboard's record: the HTTP port on the same host name as our `_shoal._udp` record.
+/// Building it opens nothing.
+fn dashboard_info(config: &DiscoveryConfig) -> Result<ServiceInfo, DiscoveryError> {
+    let instance = dashboard_instance_name(config.node_id, &config.board);
+    let host = format!("{}.local.", instance_name(config.node_id));
+    let mut service =
+        ServiceInfo::new(HTTP_SERVICE_TYPE, &instance, &host, (), config.http_port, &[("path", "/")][..])
+            .map_err(mdns_error("build the dashboard's service record"))?
+            .enable_addr_auto();
+    service.set_interfaces(if_kinds(&config.interfaces));
+    // As for `service_info`: the id in the name makes a conflict a 32-bit collision.
     service.set_requires_probe(false);
     Ok(service)
 }
@@ -555,5 +614,34 @@ mod tests {
         let service = service_info(&config(0x12)).map_err(|e| e.to_string());
         assert_eq!(service.as_ref().map(ServiceInfo::get_fullname), Ok("shoal-12121212._shoal._udp.local."));
         assert_eq!(service.as_ref().map(ServiceInfo::get_hostname), Ok("shoal-12121212.local."));
+        let dashboard = dashboard_info(&config(0x12)).map_err(|e| e.to_string());
+        assert_eq!(
+            dashboard.as_ref().map(ServiceInfo::get_fullname),
+            Ok("Shoal 12121212 (rpi4)._http._tcp.local.")
+        );
+        assert_eq!(dashboard.as_ref().map(ServiceInfo::get_hostname), Ok("shoal-12121212.local."));
+        assert_eq!(dashboard.as_ref().map(ServiceInfo::get_port), Ok(8080));
+        assert_eq!(dashboard.as_ref().ok().and_then(|d| d.get_property_val_str("path")), Some("/"));
+    }
+
+    #[test]
+    fn the_dashboard_name_fits_in_a_dns_label() {
+        let id = NodeId([0xab; 16]);
+        assert_eq!(dashboard_instance_name(id, "rpi4"), "Shoal abababab (rpi4)");
+        let longest = "b".repeat(BOARD_MAX_LEN);
+        let name = dashboard_instance_name(id, &longest);
+        assert_eq!(name.len(), MAX_LABEL_BYTES, "{name}");
+        assert!(name.starts_with("Shoal abababab (bbb") && name.ends_with("b)"), "{name}");
+        // Cut at a character boundary: 'é' is two bytes.
+        let name = dashboard_instance_name(id, &"é".repeat(BOARD_MAX_LEN / 2));
+        assert!(name.len() <= MAX_LABEL_BYTES && name.ends_with("é)"), "{name}");
+        // Dots are escaped by mdns-sd (RFC 6763 section 4.3), not cut.
+        let mut dotted = config(1);
+        dotted.board = "box.kitchen".into();
+        let info = dashboard_info(&dotted).map_err(|e| e.to_string());
+        assert_eq!(
+            info.as_ref().map(ServiceInfo::get_fullname),
+            Ok("Shoal 01010101 (box\\.kitchen)._http._tcp.local.")
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! ([`config`]), sources ([`source`]), the HTTP server ([`http`]) and the `shoal` command line
 //! ([`cli`]). [`daemon`] wires them together for `shoal run`.
 
+pub mod admin;
+mod backend;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -16,5 +18,6 @@ pub mod keys;
 pub mod logging;
 pub mod origin;
 pub mod source;
+pub mod status_cli;
 pub mod swarm;
 pub mod testcard;

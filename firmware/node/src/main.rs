@@ -9,10 +9,12 @@ use shoal::config::Config;
 const BUILT_FOR_BOARD: Option<&str> = option_env!("SHOAL_BOARD");
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args_os().skip(1)) {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let command = match cli::parse(args.clone()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("shoal: {e}\n\n{}", cli::help(None));
+            // The usage of the command at fault (the program's, for an unknown one).
+            eprintln!("shoal: {e}\n\n{}", cli::help(args.first().and_then(|a| a.to_str())));
             return ExitCode::from(2);
         }
     };
@@ -42,6 +44,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cli::Status { url } => match shoal::status_cli::run(&url) {
+            Ok(text) => {
+                // Not `print!`, which panics when stdout is a pipe that closed (`| head`).
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("shoal status: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cli::Keygen { out, force } => match shoal::keys::generate_network_key(&out, force) {
             Ok(key) => {
                 let fp = key.fingerprint();

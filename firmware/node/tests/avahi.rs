@@ -208,6 +208,30 @@ fn parse_browse(output: &str) -> Vec<Resolved> {
         .collect()
 }
 
+/// A name as `avahi-browse -p` prints it: `\DDD` (decimal) for a byte that is not a letter, a
+/// digit, `-` or `_`; `\.` and `\\` for a dot and a backslash within a label.
+fn unescape_name(name: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = name.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        let digits = rest.iter().take(3).take_while(|d| d.is_ascii_digit()).count();
+        if digits == 3 {
+            let code: u32 = std::str::from_utf8(&rest[..3]).ok().and_then(|d| d.parse().ok()).unwrap_or(63);
+            bytes.push(u8::try_from(code).unwrap_or(b'?'));
+            rest = &rest[3..];
+        } else if let Some((&c, tail)) = rest.split_first() {
+            bytes.push(c);
+            rest = tail;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The strings of Avahi's TXT rendering: `"a=b" "c=d"`, with `\` escapes inside the quotes.
 fn txt_strings(text: &str) -> Vec<String> {
     let mut strings = Vec::new();
@@ -358,10 +382,15 @@ impl Lan {
 
     /// `avahi-browse -rpt _shoal._udp` on the Avahi host: the resolved services.
     fn browse(&self) -> Vec<Resolved> {
+        self.browse_type("_shoal._udp")
+    }
+
+    /// `avahi-browse -rpt <service_type>` on the Avahi host: the resolved services.
+    fn browse_type(&self, service_type: &str) -> Vec<Resolved> {
         let bus = format!("DBUS_SYSTEM_BUS_ADDRESS={}", self.bus);
         let out = self
             .bed
-            .exec(self.avahi, &["env", &bus, "avahi-browse", "-rpt", "_shoal._udp"], Duration::from_secs(15))
+            .exec(self.avahi, &["env", &bus, "avahi-browse", "-rpt", service_type], Duration::from_secs(15))
             .expect("avahi-browse runs");
         assert!(
             out.status.success(),
@@ -611,6 +640,12 @@ fn discovery(status: &Value, counter: &str) -> u64 {
 }
 
 #[test]
+fn avahi_names_are_unescaped() {
+    assert_eq!(unescape_name("Shoal\\0321a2b3c4d\\032\\040rpi4\\041"), "Shoal 1a2b3c4d (rpi4)");
+    assert_eq!(unescape_name("a\\.b\\\\c\\195\\169"), "a.b\\cé");
+}
+
+#[test]
 fn avahi_sees_every_box() {
     if skip() {
         return;
@@ -618,6 +653,33 @@ fn avahi_sees_every_box() {
     let lan = Lan::start("sees", APART);
     let resolved = lan.browse_boxes("sees");
     lan.assert_listed("sees", &resolved);
+
+    // Each box's dashboard is listed too, under a name for people, at its HTTP port.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dashboards = lan.browse_type("_http._tcp");
+        let listed = BOXES.iter().zip(&lan.node_ids).all(|(&i, id)| {
+            let name = format!("Shoal {} ({BOARD})", &id[..8]);
+            dashboards.iter().any(|r| {
+                r.protocol == "IPv4"
+                    && unescape_name(&r.name) == name
+                    && r.address == lan.bed.ip(i).to_string()
+                    && r.port == HTTP_PORT
+                    && r.txt.get("path").map(String::as_str) == Some("/")
+            })
+        });
+        if listed {
+            let names: Vec<String> = dashboards.iter().map(|r| unescape_name(&r.name)).collect();
+            eprintln!("sees: Avahi lists the dashboards {names:?} after {:.1?}", lan.started.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "avahi-browse _http._tcp does not list both dashboards: {dashboards:#?}\n{}",
+            lan.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Avahi publishes no _shoal record of its own, and its queries disturb nothing.
     for i in BOXES {

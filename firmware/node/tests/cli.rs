@@ -1,5 +1,6 @@
 //! The `shoal` command line, run as a user would. None of these start a box (and so none starts
-//! mDNS outside a namespace): they stop at the key or config checks.
+//! mDNS outside a namespace): they stop at the key or config checks, or ask a box that is not
+//! there. `tests/status.rs` runs `shoal status` against boxes that are.
 
 use std::process::Command;
 
@@ -65,4 +66,30 @@ fn keygen_version_and_help() {
     let bad = shoal(&["frobnicate"]);
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn status_of_a_box_that_is_not_there_says_why_and_exits_1() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let out = shoal(&["status", "--url", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("shoal status: cannot reach http://127.0.0.1:1: "), "{stderr}");
+    assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: {out:?}");
+}
+
+#[test]
+fn status_with_a_bad_url_prints_its_usage_and_exits_2() {
+    for url in ["ftp://box", "http://", "box:99999", "http://user@box/"] {
+        let out = shoal(&["status", "--url", url]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("shoal: --url: "), "{url}: {stderr}");
+        assert!(stderr.contains("usage: shoal status [--url URL]"), "{url}: {stderr}");
+    }
+    let help = String::from_utf8_lossy(&shoal(&["help", "status"]).stdout).into_owned();
+    assert!(help.contains("default http://127.0.0.1:7471"), "{help}");
+    let help = String::from_utf8_lossy(&shoal(&["help"]).stdout).into_owned();
+    assert!(help.contains("\n  status "), "{help}");
 }

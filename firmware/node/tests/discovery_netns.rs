@@ -15,7 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shoal::discovery::{Discovery, DiscoveryConfig, DiscoveryEvent, Interfaces, SERVICE_TYPE};
+use shoal::discovery::{
+    Discovery, DiscoveryConfig, DiscoveryEvent, Interfaces, HTTP_SERVICE_TYPE, SERVICE_TYPE,
+};
 use shoal_core::{NetworkKey, NodeId};
 use smol::channel::Receiver;
 use smol::future::FutureExt as _;
@@ -37,7 +39,8 @@ const EVENT_WAIT: Duration = Duration::from_secs(5);
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1200);
 
 /// Two boxes and a box of another deployment on `lo` of one namespace, plus records that must be
-/// ignored; then one box leaves.
+/// ignored; then one box leaves. A service browser sees each box's dashboard (`_http._tcp`) come
+/// and go with it.
 #[test]
 fn loopback_peers_find_each_other_ignore_others_and_see_goodbyes() {
     const NAME: &str = "loopback_peers_find_each_other_ignore_others_and_see_goodbyes";
@@ -282,6 +285,12 @@ fn loopback_child() {
     let seen_by_b = rx_b.wait_for("B finds A", |e| found_at(e, id_a, a_at));
     println!("A found B after {seen_by_a:?}, B found A after {seen_by_b:?}");
 
+    // A service browser (a third mDNS daemon here) lists both dashboards.
+    let mut dashboards = Dashboards::browse();
+    let http_a = dashboards.wait_resolved(id_a, 8401);
+    let http_b = dashboards.wait_resolved(id_b, 8402);
+    println!("the browser found the dashboards {http_a:?} and {http_b:?}");
+
     // Both ignore C (another deployment), and C ignores both of them.
     wait_until("A and B ignore C, C ignores A and B", || {
         a.counters().ignored_foreign_key >= 1
@@ -305,6 +314,11 @@ fn loopback_child() {
     assert!(shutdown_took <= SHUTDOWN_LIMIT, "shutdown took {shutdown_took:?}");
     let lost_after = rx_a.wait_for("A loses B", |e| *e == DiscoveryEvent::PeerLost { node_id: id_b });
     println!("A lost B {lost_after:?} after B's shutdown");
+    // B's dashboard went with it (a goodbye, not an expiry: this is well within its TTL).
+    let removed_after = dashboards.wait_removed(&http_b);
+    println!("the browser saw B's dashboard go ({removed_after:?} after A lost B)");
+    assert!(!dashboards.removed.contains(&http_a), "A's dashboard stays: {:?}", dashboards.removed);
+    dashboards.shutdown();
 
     // Nothing about C, or about A or B themselves, ever reached A or B.
     for (name, rx, own) in [("A", &mut rx_a, id_a), ("B", &mut rx_b, id_b)] {
@@ -511,6 +525,92 @@ fn wait_for_file(path: &Path) {
     }
 }
 
+/// A DNS-SD browser for `_http._tcp`, as a web browser or Avahi would run one: its own mdns-sd
+/// daemon on `lo`.
+struct Dashboards {
+    daemon: mdns_sd::ServiceDaemon,
+    events: mdns_sd::Receiver<mdns_sd::ServiceEvent>,
+    /// Full names resolved and removed so far, in order.
+    resolved: Vec<String>,
+    removed: Vec<String>,
+}
+
+impl Dashboards {
+    fn browse() -> Dashboards {
+        let daemon = mdns_sd::ServiceDaemon::new().expect("start a browsing mDNS daemon");
+        daemon.disable_interface(mdns_sd::IfKind::All).expect("disable interfaces");
+        daemon.enable_interface("lo").expect("enable lo");
+        let events = daemon.browse(HTTP_SERVICE_TYPE).expect("browse _http._tcp");
+        Dashboards { daemon, events, resolved: Vec::new(), removed: Vec::new() }
+    }
+
+    /// Takes browse events until `until` holds for one; panics after `EVENT_WAIT`.
+    fn next_until(&mut self, what: &str, until: impl Fn(&mdns_sd::ServiceEvent) -> bool) -> Duration {
+        let started = Instant::now();
+        loop {
+            let left = EVENT_WAIT.saturating_sub(started.elapsed());
+            let event = self.events.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("{what}: nothing within {EVENT_WAIT:?} ({e}); resolved {:?}", self.resolved)
+            });
+            let hit = until(&event);
+            match event {
+                mdns_sd::ServiceEvent::ServiceResolved(service) => {
+                    self.resolved.push(service.fullname.clone())
+                }
+                mdns_sd::ServiceEvent::ServiceRemoved(_, fullname) => self.removed.push(fullname),
+                _ => {}
+            }
+            if hit {
+                return started.elapsed();
+            }
+        }
+    }
+
+    /// Waits for the dashboard of `node`, checks its record, and returns its full name.
+    fn wait_resolved(&mut self, node: NodeId, http_port: u16) -> String {
+        // `NodeId`'s plain form is its first 8 hex digits.
+        let fullname = format!("Shoal {node} (netns-test).{HTTP_SERVICE_TYPE}");
+        let host = format!("shoal-{node}.local.");
+        if self.resolved.iter().any(|name| name.eq_ignore_ascii_case(&fullname)) {
+            return fullname;
+        }
+        self.next_until(&format!("the dashboard {fullname}"), |event| {
+            let mdns_sd::ServiceEvent::ServiceResolved(service) = event else {
+                return false;
+            };
+            if !service.fullname.eq_ignore_ascii_case(&fullname) {
+                return false;
+            }
+            assert_eq!(service.port, http_port, "{service:?}");
+            assert_eq!(service.host, host, "{service:?}");
+            assert_eq!(service.txt_properties.get_property_val_str("path"), Some("/"), "{service:?}");
+            assert!(
+                // The first resolution may carry only some addresses (TESTBED.md section 3).
+                service.addresses.iter().any(|a| a.to_ip_addr().is_loopback()),
+                "{service:?}"
+            );
+            true
+        });
+        fullname
+    }
+
+    /// Waits for `fullname` to be removed; how long that took.
+    fn wait_removed(&mut self, fullname: &str) -> Duration {
+        if self.removed.iter().any(|name| name.eq_ignore_ascii_case(fullname)) {
+            return Duration::ZERO;
+        }
+        self.next_until(&format!("{fullname} removed"), |event| {
+            matches!(event, mdns_sd::ServiceEvent::ServiceRemoved(_, name) if name.eq_ignore_ascii_case(fullname))
+        })
+    }
+
+    fn shutdown(self) {
+        if let Ok(status) = self.daemon.shutdown() {
+            let _ = status.recv_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
 /// Records that look like Shoal boxes but must be ignored, published with mdns-sd directly.
 struct RogueRecords {
     daemon: mdns_sd::ServiceDaemon,
@@ -523,11 +623,13 @@ impl RogueRecords {
         daemon.enable_interface("lo").expect("enable lo");
         let fp: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
         let id = "d4".repeat(16);
+        // Our own version, so that only the broken `id` is wrong with it.
+        let version = shoal_core::wire::PROTOCOL_VERSION.to_string();
         let records: [(&str, [(&str, &str); 5]); 2] = [
             // `id` is not hex.
             (
                 "rogue-bad-txt",
-                [("id", "not-a-node-id"), ("v", "1"), ("http", "80"), ("board", "x"), ("fp", &fp)],
+                [("id", "not-a-node-id"), ("v", &version), ("http", "80"), ("board", "x"), ("fp", &fp)],
             ),
             // A protocol version from the future.
             ("rogue-future", [("id", &id), ("v", "99"), ("http", "80"), ("board", "x"), ("fp", &fp)]),

@@ -369,6 +369,46 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     );
     // Four boxes: at best (4 - 1) / 4.
     assert!(efficiency > 0.7, "peer efficiency {efficiency:.3}");
+
+    // The swarm report of any box agrees with the origin's own count of what it sent.
+    let (code, report) = swarm.get(2, "/api/swarm");
+    assert_eq!(code, 200);
+    let report: Value = serde_json::from_slice(&report).expect("JSON");
+    let origin_sent: u64 = swarm
+        .origin
+        .fetch_log()
+        .iter()
+        .filter(|e| e.is_media_segment() && e.method == "GET")
+        .map(|e| e.sent)
+        .sum();
+    let totals = &report["totals"];
+    assert_eq!(totals["bytes_from_origin"].as_u64(), Some(origin_sent), "{report:#}");
+    assert_eq!(report["boxes"].as_array().map(Vec::len), Some(4), "{report:#}");
+    let reported = totals["uplink_savings"].as_f64().expect("a figure");
+    let tvs = totals["bytes_to_tvs"].as_u64().expect("bytes to TVs");
+    let from_origin_log = 1.0 - origin_sent as f64 / tvs as f64;
+    assert!((reported - from_origin_log).abs() < 1e-9, "{reported} vs {from_origin_log}");
+    assert_eq!(totals["origin_fetches_per_segment"].as_f64(), Some(per_segment), "{report:#}");
+
+    // Prometheus reads the metrics as they are.
+    let (code, metrics) = swarm.get(0, "/metrics");
+    assert_eq!(code, 200);
+    let path = swarm.dir.join("metrics.txt");
+    std::fs::write(&path, &metrics).expect("metrics saved");
+    common::require("promtool", "prometheus");
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&path).expect("metrics file"))
+        .output()
+        .expect("promtool runs");
+    assert!(
+        check.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("shoal_channel_tv_bytes_total{channel=\"live\"}"), "{metrics}");
     // Sixteen TVs on one channel: at best 1 - 1/16, less the cold start's extra segments.
     assert!(savings > 0.85, "uplink savings {savings:.3}");
 
@@ -584,7 +624,8 @@ fn vod_assets_ranges_and_the_guide_are_served() {
     const GUIDE: &str = "<?xml version=\"1.0\"?>\n<tv><channel id=\"live\"><display-name>Live</display-name></channel></tv>\n";
     let setup = Setup {
         source_path: Some("vod/index.m3u8"),
-        extra_config: "[guide]\nxmltv = \"{origin}guide.xml\"\n".to_owned(),
+        extra_config: "[guide]\nxmltv = \"{origin}guide.xml\"\n[http]\nadmin_networks = [\"10.99.0.1/32\"]\n"
+            .to_owned(),
         ..Setup::default()
     };
     let swarm = Swarm::start_with("vod", 2, setup, |www| {
@@ -670,6 +711,51 @@ fn vod_assets_ranges_and_the_guide_are_served() {
         lineup.starts_with(&format!("#EXTM3U url-tvg=\"http://{}:{HTTP_PORT}/xmltv\"", swarm.bed.ip(0))),
         "{lineup}"
     );
+
+    // Admin actions: only from the admin networks (box 0 admits 10.99.0.1 alone), and POST only.
+    let post = |host: usize, path: &str| {
+        let url = swarm.url(0, path);
+        let out = swarm
+            .bed
+            .exec(host, &["curl", "-s", "-X", "POST", "-w", "\n%{http_code}", &url], Duration::from_secs(10))
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = post(1, "/api/identify");
+    assert!(refused.ends_with("\n403") && refused.contains("10.99.0.1/32"), "{refused}");
+    let allowed = post(0, "/api/identify");
+    assert!(allowed.ends_with("\n200") && allowed.contains("\"identifying\": true"), "{allowed}");
+    let (_, status) = swarm.get(1, "/api/status");
+    assert!(String::from_utf8_lossy(&status).contains("\"identifying\": false"), "box 1 was not asked");
+    assert!(post(0, "/api/lift-bans").ends_with("\n200"));
+    // Another site's page in an admin's browser may not act for it.
+    for header in ["Sec-Fetch-Site: cross-site", "Origin: http://evil.example"] {
+        let url = swarm.url(0, "/api/identify");
+        let out = swarm.bed.exec(
+            0,
+            &["curl", "-s", "-X", "POST", "-H", header, "-w", "\n%{http_code}", &url],
+            Duration::from_secs(10),
+        );
+        let out = String::from_utf8_lossy(&out.expect("curl runs").stdout).into_owned();
+        assert!(out.ends_with("\n403") && out.contains("another site"), "{header}: {out}");
+    }
+    assert!(post(0, "/api/reload").ends_with("\n200"));
+    let (code, _) = swarm.get(0, "/api/identify");
+    assert_eq!(code, 405, "admin actions are POST requests");
+
+    // Bad requests get clear 4xx answers.
+    let code_of = |args: &[&str]| {
+        let mut command = vec!["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        command.extend_from_slice(args);
+        let out = swarm.bed.exec(0, &command, Duration::from_secs(10)).expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let long = swarm.url(0, &format!("/playlist.m3u?{}", "q".repeat(5000)));
+    assert_eq!(code_of(&[&long]), "414", "a huge query string");
+    assert_eq!(code_of(&["-X", "DELETE", &swarm.url(0, "/hls/live/index.m3u8")]), "405");
+    assert_eq!(code_of(&["-X", "POST", &swarm.url(0, "/playlist.m3u")]), "405");
+    assert_eq!(code_of(&["-H", &format!("X-Big: {}", "h".repeat(20_000)), &swarm.url(0, "/")]), "431");
+    assert_eq!(code_of(&[&swarm.url(0, "/no/such/thing")]), "404");
 
     // Nothing else is reachable.
     for path in [

@@ -23,6 +23,8 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::swarm::Window;
 
+mod api;
+mod dashboard;
 mod range;
 mod stall;
 mod tv;
@@ -33,8 +35,6 @@ use tv::{hls, lineup, ts, xmltv};
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a status request waits for the driver.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A channel as TVs see it.
 #[derive(Clone, Debug)]
@@ -70,14 +70,37 @@ pub trait Backend: Send + Sync + 'static {
         channel: shoal_core::ChannelId,
         seq: u64,
     ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
-    /// A TV is watching `channel`.
-    fn viewer(&self, channel: shoal_core::ChannelId) -> impl std::future::Future<Output = ()> + Send;
-    /// Counts bytes of segments sent to TVs.
-    fn served(&self, bytes: usize);
+    /// A TV at `client` is watching `channel`.
+    fn viewer(
+        &self,
+        channel: shoal_core::ChannelId,
+        client: std::net::IpAddr,
+    ) -> impl std::future::Future<Output = ()> + Send;
+    /// Counts bytes of `channel`'s segments sent to TVs.
+    fn served(&self, channel: shoal_core::ChannelId, bytes: usize);
+    /// The swarm report (this box and what its peers answered), or `None` when shutting down.
+    fn swarm(&self) -> impl std::future::Future<Output = Option<Value>> + Send;
+    /// Whether a client at `client` may take admin actions.
+    fn is_admin(&self, client: std::net::IpAddr) -> bool;
+    /// Which networks may, for the 403 message.
+    fn admin_networks(&self) -> String;
+    /// Takes an admin action; its result as JSON, or why it failed.
+    fn admin(&self, action: AdminAction) -> impl std::future::Future<Output = Result<Value, String>> + Send;
     /// Whether a guide is configured.
     fn has_guide(&self) -> bool;
     /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
     fn xmltv(&self) -> impl std::future::Future<Output = Option<Result<Guide, String>>> + Send;
+}
+
+/// What an operator may ask a box to do (`POST /api/<action>`), from the admin networks only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Blink the status LED (and flag the box on the dashboard) so a technician finds it.
+    Identify,
+    /// Re-read the config, as SIGHUP does.
+    Reload,
+    /// Lift every ban on a peer.
+    LiftBans,
 }
 
 /// A complete segment as stored: an fMP4 segment starts with its init section.
@@ -135,37 +158,54 @@ pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clien
 /// Every response body: whole (playlists, JSON) or streamed (`/ts`).
 pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
 
+/// Longest request target (path and query) answered; longer ones get 414. No route takes a
+/// query, and a TV's URL is short.
+const MAX_TARGET: usize = 2048;
+
 /// Dispatches one request. Every path is matched exactly or parsed into a channel id from the
 /// lineup and a number: nothing here reads files, so there is no path to traverse.
-async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let backend_ref = &*backend;
+    let target_len = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > MAX_TARGET {
+        return error(StatusCode::URI_TOO_LONG, "the request target is longer than 2048 bytes");
+    }
+    let path = request.uri().path();
+    let client = peer.ip();
+    if let Some(action) = path.strip_prefix("/api/").and_then(api::admin_action) {
+        return api::admin(backend_ref, &request, action, client).await;
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported");
+        let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are supported here");
         response.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let path = request.uri().path();
     if let Some(rest) = path.strip_prefix("/hls/") {
-        return hls(backend_ref, rest, request.headers().get(hyper::header::RANGE)).await;
+        return hls(backend_ref, rest, client, request.headers().get(hyper::header::RANGE)).await;
     }
     if let Some(id) = path.strip_prefix("/ts/") {
-        return ts(backend.clone(), id).await;
+        return ts(backend.clone(), id, client).await;
+    }
+    if let Some(name) = path.strip_prefix("/dashboard/") {
+        return match dashboard::asset(name) {
+            Some((bytes, content_type)) => {
+                let mut response = text(StatusCode::OK, content_type, bytes.to_vec());
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+                response
+            }
+            None => error(StatusCode::NOT_FOUND, "no such asset"),
+        };
     }
     // hyper leaves out the body of a HEAD response itself, keeping its length headers.
     match path {
+        "/" => api::dashboard(backend_ref).await,
         "/playlist.m3u" => lineup(backend_ref, &request),
         "/xmltv" => xmltv(backend_ref).await,
-        "/api/status" => {
-            let status = smol::future::or(backend_ref.status(), async {
-                Timer::after(STATUS_TIMEOUT).await;
-                None
-            })
-            .await;
-            match status {
-                Some(value) => json_response(StatusCode::OK, &value),
-                None => error(StatusCode::SERVICE_UNAVAILABLE, "the box is busy or shutting down"),
-            }
-        }
+        "/api/status" => api::status(backend_ref).await,
+        "/api/swarm" => api::swarm(backend_ref).await,
+        "/metrics" => api::metrics(backend_ref, request.headers().get(hyper::header::ACCEPT)).await,
         _ => error(StatusCode::NOT_FOUND, "no such resource"),
     }
 }

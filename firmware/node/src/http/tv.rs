@@ -92,7 +92,12 @@ fn parse_segment_name(file: &str) -> Option<(u64, Part)> {
 
 /// `/hls/<channel>/index.m3u8`, its segments `<seq>.ts` / `<seq>.m4s`, and fMP4 init sections
 /// `init-<seq>.mp4`.
-pub(super) async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&HeaderValue>) -> Response<Body> {
+pub(super) async fn hls<B: Backend>(
+    backend: &B,
+    rest: &str,
+    client: std::net::IpAddr,
+    range: Option<&HeaderValue>,
+) -> Response<Body> {
     let Some((id, file)) = rest.split_once('/') else {
         return error(StatusCode::NOT_FOUND, "no such resource");
     };
@@ -101,7 +106,7 @@ pub(super) async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&Head
     };
     let channel = listing.channel;
     if file == "index.m3u8" {
-        backend.viewer(channel).await;
+        backend.viewer(channel, client).await;
         return match first_window(backend, channel).await {
             Ok(window) => text(
                 StatusCode::OK,
@@ -114,7 +119,7 @@ pub(super) async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&Head
     let Some((seq, part)) = parse_segment_name(file) else {
         return error(StatusCode::NOT_FOUND, "no such resource");
     };
-    backend.viewer(channel).await;
+    backend.viewer(channel, client).await;
     let Some(segment) = backend.segment(channel, seq).await else {
         return error(StatusCode::NOT_FOUND, "segment not held (outside the window)");
     };
@@ -129,7 +134,7 @@ pub(super) async fn hls<B: Backend>(backend: &B, rest: &str, range: Option<&Head
     };
     let response = ranged(bytes, content_type, range);
     if let Some(len) = hyper::body::Body::size_hint(response.body()).exact() {
-        backend.served(len as usize);
+        backend.served(channel, len as usize);
     }
     response
 }
@@ -187,12 +192,12 @@ const TS_STALL: Duration = Duration::from_secs(10);
 /// the few seconds it analyses before its first frame at once) and going on with each next
 /// segment as the swarm completes it. The body is produced only as fast as the client reads, one segment
 /// at a time; a client that falls out of the window (or a channel that stops) ends the stream.
-pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> {
+pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str, client: std::net::IpAddr) -> Response<Body> {
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
     let channel = listing.channel;
-    backend.viewer(channel).await;
+    backend.viewer(channel, client).await;
     let window = match first_window(&*backend, channel).await {
         Ok(window) => window,
         Err(response) => return response,
@@ -205,9 +210,9 @@ pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str) -> Response<Body> 
     let frames = smol::stream::unfold((backend, start), move |(backend, seq)| async move {
         let deadline = std::time::Instant::now() + TS_STALL;
         loop {
-            backend.viewer(channel).await;
+            backend.viewer(channel, client).await;
             if let Some(segment) = backend.segment(channel, seq).await {
-                backend.served(segment.bytes.len());
+                backend.served(channel, segment.bytes.len());
                 let frame = hyper::body::Frame::data(segment.bytes);
                 return Some((Ok::<_, std::convert::Infallible>(frame), (backend, seq + 1)));
             }

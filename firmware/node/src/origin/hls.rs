@@ -107,7 +107,13 @@ impl Ingest {
     async fn run(&mut self) {
         let name = self.source.name.clone();
         loop {
-            let media = match self.media_playlist().await {
+            let result = self.media_playlist().await;
+            let health = result.as_ref().err().map(ToString::to_string);
+            let report = Command::OriginHealth { channel: self.source.channel, error: health };
+            if self.swarm.send(report).await.is_err() {
+                return;
+            }
+            let media = match result {
                 Ok(media) => media,
                 Err(e) => {
                     self.failures += 1;

@@ -10,14 +10,18 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use hyper::body::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shoal_core::{ChannelId, Engine, Event, Instant, NodeId, SegmentInfo, Store};
+use shoal_core::{ChannelId, Engine, Event, Instant, SegmentInfo, Store};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
 use crate::discovery::DiscoveryEvent;
+
+mod report;
+pub use report::{swarm_report, ChannelNames};
+use report::{PeerMeta, Records};
 
 /// Datagrams read per wake-up before the engine's outputs are drained (keeps latency bounded
 /// under a flood).
@@ -95,6 +99,15 @@ pub enum Command {
     },
     /// A TV fetched something of this channel: it has a viewer for a while.
     Viewer(ChannelId),
+    /// How the channel's origin answered the last time this box's source asked it.
+    OriginHealth {
+        /// The channel.
+        channel: ChannelId,
+        /// `None`: it answered; otherwise the error.
+        error: Option<String>,
+    },
+    /// Lift every ban (an operator's action); answers how many peers were banned.
+    LiftBans(Sender<usize>),
     /// Say goodbye and stop.
     Shutdown,
 }
@@ -131,7 +144,7 @@ pub struct WindowSegment {
 
 /// A channel has a viewer while a TV fetched its playlist or a segment within this long (three
 /// 2 s target durations, DESIGN.md §5).
-const VIEWER_TIMEOUT: Duration = Duration::from_secs(6);
+pub(crate) const VIEWER_TIMEOUT: Duration = Duration::from_secs(6);
 /// Segments in the HLS window served to TVs.
 const HLS_WINDOW: usize = 6;
 
@@ -174,21 +187,6 @@ pub fn bind_to(addr: SocketAddr) -> io::Result<Async<UdpSocket>> {
     Async::new(UdpSocket::from(socket))
 }
 
-/// Names of the channels, for status reports.
-pub type ChannelNames = BTreeMap<ChannelId, String>;
-
-/// What the driver counts besides the engine: socket errors, and where segment bytes came from
-/// (DESIGN.md §5's peer efficiency and uplink savings are computed from these).
-#[derive(Debug, Default)]
-struct SocketCounters {
-    send_errors: u64,
-    receive_errors: u64,
-    /// Segment bytes this box fetched from origins and published.
-    origin_bytes: u64,
-    /// Segment bytes this box completed from peers.
-    peer_bytes: u64,
-}
-
 /// Runs the engine until `Command::Shutdown` or until every command sender is gone.
 pub async fn drive(
     mut engine: Engine,
@@ -200,11 +198,8 @@ pub async fn drive(
 ) {
     let mut recv_buf = vec![0u8; 65_536];
     let mut send_buf = vec![0u8; 65_536];
-    let mut socket_counters = SocketCounters::default();
-    let started = clock.now();
+    let mut records = Records::new(clock.now(), names);
     let mut viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
-    // The newest segment completed per channel, and when.
-    let mut newest: BTreeMap<ChannelId, (u64, Instant)> = BTreeMap::new();
     enum Wake {
         Readable,
         Command(Option<Command>),
@@ -236,7 +231,7 @@ pub async fn drive(
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {
                             // ICMP errors from earlier sends surface here; they are not fatal.
-                            socket_counters.receive_errors += 1;
+                            records.receive_errors += 1;
                             log::debug!("UDP receive: {e}");
                             break;
                         }
@@ -246,7 +241,7 @@ pub async fn drive(
             Wake::Command(None) | Wake::Command(Some(Command::Shutdown)) => {
                 log::info!("saying goodbye to peers");
                 engine.close(now);
-                flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
+                flush(&mut engine, &socket, &clock, &mut send_buf, &mut records).await;
                 return;
             }
             Wake::Command(Some(Command::Viewer(channel))) => {
@@ -254,12 +249,7 @@ pub async fn drive(
                     engine.want_channel(now, channel, true);
                 }
             }
-            Wake::Command(Some(command)) => {
-                if let Command::Publish { bytes, .. } = &command {
-                    socket_counters.origin_bytes += bytes.len() as u64;
-                }
-                handle_command(&mut engine, now, command, &names, started, &socket_counters, &newest)
-            }
+            Wake::Command(Some(command)) => handle_command(&mut engine, now, command, &mut records, &viewers),
             Wake::Timer => {}
         }
         let expired: Vec<ChannelId> = viewers
@@ -272,20 +262,12 @@ pub async fn drive(
             engine.want_channel(now, channel, false);
         }
         engine.handle_timeout(now);
-        flush(&mut engine, &socket, &clock, &mut send_buf, &mut socket_counters).await;
+        flush(&mut engine, &socket, &clock, &mut send_buf, &mut records).await;
         while let Some(event) = engine.poll_event() {
             if let Event::SegmentComplete { channel, seq } = event {
-                if let Some(m) = engine.store().segment(channel, seq).map(|s| s.manifest().manifest()) {
-                    if m.signer != engine.node_id() {
-                        socket_counters.peer_bytes += u64::from(m.length);
-                    }
-                }
-                let entry = newest.entry(channel).or_insert((seq, now));
-                if seq >= entry.0 {
-                    *entry = (seq, now);
-                }
+                records.segment_complete(&engine, now, channel, seq);
             }
-            handle_event(event, &ingest, &names).await;
+            handle_event(event, &ingest, &records.names).await;
         }
     }
 }
@@ -294,16 +276,17 @@ fn handle_command(
     engine: &mut Engine,
     now: Instant,
     command: Command,
-    names: &ChannelNames,
-    started: Instant,
-    socket_counters: &SocketCounters,
-    newest: &BTreeMap<ChannelId, (u64, Instant)>,
+    records: &mut Records,
+    viewers: &BTreeMap<ChannelId, Instant>,
 ) {
     match command {
-        Command::Discovered(DiscoveryEvent::PeerFound { node_id, addrs, .. }) => {
+        Command::Discovered(DiscoveryEvent::PeerFound { node_id, addrs, http_port, board }) => {
             // IPv4 first: the swarm socket is IPv4.
             if let Some(addr) = addrs.iter().find(|a| a.is_ipv4()) {
                 engine.add_peer(now, node_id, *addr);
+                records
+                    .peers
+                    .insert(node_id, PeerMeta { http: SocketAddr::new(addr.ip(), http_port), board });
             }
         }
         Command::Discovered(DiscoveryEvent::PeerLost { node_id }) => {
@@ -313,17 +296,24 @@ fn handle_command(
                 engine.remove_peer(now, node_id);
             }
         }
-        Command::Publish { info, bytes } => {
-            if let Err(e) = engine.publish_segment(now, info, &bytes) {
-                log::warn!("could not publish {} segment {}: {e}", name(names, info.channel), info.seq);
+        Command::Publish { info, bytes } => match engine.publish_segment(now, info, &bytes) {
+            Ok(()) => records.published(info.channel, bytes.len()),
+            Err(e) => {
+                log::warn!(
+                    "could not publish {} segment {}: {e}",
+                    name(&records.names, info.channel),
+                    info.seq
+                )
             }
-        }
+        },
+        Command::OriginHealth { channel, error } => records.origin_health(now, channel, error),
         Command::Want { channel, wanted } => engine.want_channel(now, channel, wanted),
         Command::Status(reply) => {
-            let _ = reply.try_send(status(engine, now, names, started, socket_counters));
+            let _ = reply.try_send(report::status(engine, now, records, viewers));
         }
         Command::Window { channel, reply } => {
-            let _ = reply.try_send(window(engine.store(), channel, now, newest.get(&channel).copied()));
+            let newest = records.channels.get(&channel).and_then(|c| c.newest);
+            let _ = reply.try_send(window(engine.store(), channel, now, newest));
         }
         Command::Segment { channel, seq, reply } => {
             let segment = engine.store().segment(channel, seq).and_then(|s| {
@@ -331,6 +321,9 @@ fn handle_command(
                 s.bytes().map(|b| crate::http::StoredSegment { bytes: Bytes::copy_from_slice(b), init_len })
             });
             let _ = reply.try_send(segment);
+        }
+        Command::LiftBans(reply) => {
+            let _ = reply.try_send(engine.lift_bans(now));
         }
         Command::Viewer(_) | Command::Shutdown => {}
     }
@@ -399,110 +392,12 @@ async fn flush(
     socket: &Async<UdpSocket>,
     clock: &Clock,
     buf: &mut [u8],
-    counters: &mut SocketCounters,
+    records: &mut Records,
 ) {
     while let Some(t) = engine.poll_transmit(clock.now(), buf) {
         if let Err(e) = socket.send_to(&buf[..t.len], t.destination).await {
-            counters.send_errors += 1;
+            records.send_errors += 1;
             log::debug!("UDP send to {}: {e}", t.destination);
         }
     }
-}
-
-fn hex(id: NodeId) -> String {
-    format!("{id:#}")
-}
-
-/// The JSON of `/api/status`.
-fn status(
-    engine: &Engine,
-    now: Instant,
-    names: &ChannelNames,
-    started: Instant,
-    socket: &SocketCounters,
-) -> Value {
-    let c = engine.counters();
-    let peers: Vec<Value> = engine
-        .peers()
-        .map(|p| {
-            json!({
-                "node_id": hex(p.node_id),
-                "address": p.addr.to_string(),
-                "alive": p.alive,
-                "banned": p.banned,
-                "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1e3),
-                "last_seen_ms_ago": p.last_heard.map(|t| now.saturating_since(t).as_millis() as u64),
-            })
-        })
-        .collect();
-    let store = engine.store();
-    let channels: Vec<Value> = names
-        .iter()
-        .map(|(&channel, name)| {
-            let (ingester, standby) = engine.election(channel).unwrap_or((None, None));
-            let segments: Vec<Value> = store
-                .window(channel, 6)
-                .map(|s| {
-                    let m = s.manifest().manifest();
-                    json!({
-                        "seq": m.seq,
-                        "bytes": m.length,
-                        "duration_ms": m.duration().as_millis() as u64,
-                        "signer": hex(m.signer),
-                        "sha256": s.bytes().map(|b| format!("{:x}", Sha256::digest(b))),
-                    })
-                })
-                .collect();
-            json!({
-                "id": channel.to_string(),
-                "name": name,
-                "ingester": ingester.map(hex),
-                "standby": standby.map(hex),
-                "ingesting": engine.is_ingesting(channel),
-                "segments_held": store.segments(channel).filter(|s| s.is_complete()).count(),
-                "window": segments,
-            })
-        })
-        .collect();
-    let sc = store.counters();
-    json!({
-        "node_id": hex(engine.node_id()),
-        "uptime_s": now.saturating_since(started).as_secs(),
-        "peers": peers,
-        "channels": channels,
-        "store": { "used_bytes": store.used(), "budget_bytes": store.budget(), "evicted": sc.evicted, "rejected": sc.rejected },
-        "counters": {
-            "datagrams_in": c.datagrams_in,
-            "datagrams_out": c.datagrams_out,
-            "bytes_in": c.bytes_in,
-            "bytes_out": c.bytes_out,
-            "origin_bytes": socket.origin_bytes,
-            "peer_bytes": socket.peer_bytes,
-            "send_errors": socket.send_errors,
-            "receive_errors": socket.receive_errors,
-            "segments_published": c.segments_published,
-            "segments_received": c.segments_received,
-            "blocks_received": c.blocks_received,
-            "requests_sent": c.requests_sent,
-            "requests_served": c.requests_served,
-            "takeovers": c.takeovers,
-            "bans": c.bans,
-            "rejected": {
-                "bad_mac": c.bad_mac,
-                "replay": c.replay,
-                "decode_error": c.malformed + c.too_short,
-                "unknown_version": c.unknown_version,
-                "bad_identity": c.bad_identity,
-                "unconfirmed": c.unconfirmed,
-                "unknown_peer": c.unknown_peer,
-                "bad_block": c.bad_blocks,
-                "forged_manifest": c.forged_manifests,
-                "not_from_ingester": c.manifests_not_from_ingester,
-                "banned": c.banned,
-                "rate_limited": c.rate_limited,
-                "bad_fragment": c.bad_fragments,
-                "not_in_lineup": c.not_in_lineup,
-            },
-        },
-    })
 }

@@ -1,0 +1,318 @@
+//! The running box as the HTTP server sees it ([`crate::http::Backend`]): it asks the swarm
+//! driver for windows, segments and status, counts TVs and the bytes they get, gathers the swarm
+//! report from the peers' own `/api/status`, and takes admin actions.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shoal_core::ChannelId;
+use smol::channel::{bounded, Sender};
+
+use crate::admin::AdminNetworks;
+use crate::discovery::Discovery;
+use crate::guide::GuideCache;
+use crate::http::{AdminAction, Guide, Listing, StoredSegment};
+use crate::origin::{Fetcher, OriginUrl};
+use crate::swarm::{self, Command};
+
+/// Most TV clients remembered per channel (the oldest are dropped beyond it).
+const MAX_CLIENTS_PER_CHANNEL: usize = 4096;
+/// How long an identify request makes the box blink.
+const IDENTIFY_FOR: Duration = Duration::from_secs(60);
+/// How long the swarm report waits for each peer's status.
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Largest peer status read.
+const MAX_PEER_STATUS: usize = 1024 * 1024;
+/// Most peers asked for the swarm report.
+const MAX_PEERS_ASKED: usize = 64;
+
+/// What never changes while the box runs.
+#[derive(Clone, Debug)]
+pub(crate) struct BoxIdentity {
+    /// Board profile name.
+    pub(crate) board: String,
+    /// The HTTP port TVs and operators use.
+    pub(crate) http_port: u16,
+    /// The address the HTTP server is bound to, when it is one address (the demo's loopback)
+    /// rather than every address.
+    pub(crate) http_ip: Option<IpAddr>,
+    /// When the box started.
+    pub(crate) started: Instant,
+}
+
+/// TVs of one channel on this box.
+#[derive(Debug, Default)]
+struct ChannelTvs {
+    /// Client address → when it last fetched something.
+    clients: BTreeMap<IpAddr, Instant>,
+    /// Segment bytes sent.
+    bytes: u64,
+}
+
+/// The HTTP backend of a running box.
+pub(crate) struct Backend {
+    commands: Sender<Command>,
+    discovery: Arc<Mutex<Option<Discovery>>>,
+    lineup: Vec<Listing>,
+    guide: Option<GuideCache>,
+    identity: BoxIdentity,
+    admin_networks: AdminNetworks,
+    /// Asks peers for their status.
+    fetcher: Fetcher,
+    tvs: Mutex<BTreeMap<ChannelId, ChannelTvs>>,
+    identify_until: Mutex<Option<Instant>>,
+    /// Where `POST /api/reload` goes: the daemon's main loop, which answers with what changed.
+    reload: Option<Sender<Sender<String>>>,
+}
+
+/// What a backend is made of.
+pub(crate) struct BackendParts {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) discovery: Arc<Mutex<Option<Discovery>>>,
+    pub(crate) lineup: Vec<Listing>,
+    pub(crate) guide: Option<GuideCache>,
+    pub(crate) identity: BoxIdentity,
+    pub(crate) admin_networks: AdminNetworks,
+    pub(crate) reload: Option<Sender<Sender<String>>>,
+}
+
+impl Backend {
+    pub(crate) fn new(parts: BackendParts) -> Result<Backend, crate::origin::TrustError> {
+        Ok(Backend {
+            commands: parts.commands,
+            discovery: parts.discovery,
+            lineup: parts.lineup,
+            guide: parts.guide,
+            identity: parts.identity,
+            admin_networks: parts.admin_networks,
+            fetcher: Fetcher::new(None, PEER_STATUS_TIMEOUT)?,
+            tvs: Mutex::new(BTreeMap::new()),
+            identify_until: Mutex::new(None),
+            reload: parts.reload,
+        })
+    }
+
+    /// Whether the box is blinking for a technician.
+    pub(crate) fn identifying(&self) -> bool {
+        self.identify_until.lock().ok().and_then(|u| *u).is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The box's addresses: those of its up, non-loopback interfaces, IPv4 first.
+    fn addresses(&self) -> Vec<IpAddr> {
+        let mut addresses: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .map(|list| list.iter().filter(|i| !i.is_loopback()).map(|i| i.ip()).collect())
+            .unwrap_or_default();
+        addresses.sort_by_key(|a| (!a.is_ipv4(), *a));
+        addresses
+    }
+
+    /// Adds what the HTTP side knows to the driver's status: the box, TVs per channel, the
+    /// channels' lineup ids, discovery counters.
+    fn complete_status(&self, status: &mut Value) {
+        let now = Instant::now();
+        // A box bound to one address (the demo's loopback) is reached there only.
+        let addresses = self.identity.http_ip.map_or_else(|| self.addresses(), |ip| vec![ip]);
+        let reachable =
+            addresses.iter().find(|a| a.is_ipv4()).copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let http = SocketAddr::new(self.identity.http_ip.unwrap_or(reachable), self.identity.http_port);
+        let node_id = status.get("node_id").cloned().unwrap_or(Value::Null);
+        let Some(object) = status.as_object_mut() else {
+            return;
+        };
+        object.insert(
+            "box".into(),
+            json!({
+                "node_id": node_id,
+                "board": self.identity.board,
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": now.duration_since(self.identity.started).as_secs(),
+                "addresses": addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "http_port": self.identity.http_port,
+                "http": http.to_string(),
+                "identifying": self.identifying(),
+                "admin_networks": self.admin_networks.describe(),
+            }),
+        );
+        let tvs = self.tvs.lock().map(|mut tvs| {
+            let mut served = 0;
+            let per_channel: BTreeMap<String, (usize, u64)> = tvs
+                .iter_mut()
+                .map(|(channel, c)| {
+                    c.clients.retain(|_, seen| now.duration_since(*seen) <= swarm::VIEWER_TIMEOUT);
+                    served += c.bytes;
+                    (channel.to_string(), (c.clients.len(), c.bytes))
+                })
+                .collect();
+            (per_channel, served)
+        });
+        let (per_channel, served) = tvs.unwrap_or_default();
+        if let Some(channels) = object.get_mut("channels").and_then(Value::as_array_mut) {
+            for c in channels.iter_mut() {
+                let swarm_id = c.get("swarm_id").and_then(Value::as_str).unwrap_or("").to_owned();
+                let id = self.lineup.iter().find(|l| l.channel.to_string() == swarm_id).map(|l| l.id.clone());
+                let (viewers, bytes) = per_channel.get(&swarm_id).copied().unwrap_or_default();
+                if let Some(c) = c.as_object_mut() {
+                    c.insert("id".into(), json!(id));
+                    c.insert("viewers".into(), json!(viewers));
+                    c.insert("bytes_to_tvs".into(), json!(bytes));
+                }
+            }
+        }
+        if let Some(counters) = object.get_mut("counters").and_then(Value::as_object_mut) {
+            counters.insert("served_bytes".into(), served.into());
+        }
+        let discovery = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
+        if let Some(d) = discovery {
+            object.insert(
+                "discovery".into(),
+                json!({
+                    "found": d.found,
+                    "lost": d.lost,
+                    "ignored_foreign_key": d.ignored_foreign_key,
+                    "ignored_bad_txt": d.ignored_bad_txt,
+                    "ignored_version": d.ignored_version,
+                    "errors": d.errors,
+                }),
+            );
+            for path in ["/counters/rejected", "/security/rejected"] {
+                if let Some(rejected) = object_at(status, path) {
+                    rejected.insert("foreign_key".into(), d.ignored_foreign_key.into());
+                }
+            }
+        }
+    }
+}
+
+/// A peer's status, if it answers in time.
+async fn peer_status(fetcher: &Fetcher, http: &str) -> Option<Value> {
+    let url = OriginUrl::parse(&format!("http://{http}/api/status")).ok()?;
+    let fetched = fetcher.session().get(&url, None, MAX_PEER_STATUS).await.ok()?;
+    serde_json::from_slice(&fetched.bytes).ok()
+}
+
+fn object_at<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
+    value.pointer_mut(pointer).and_then(Value::as_object_mut)
+}
+
+impl crate::http::Backend for Backend {
+    fn lineup(&self) -> &[Listing] {
+        &self.lineup
+    }
+
+    async fn window(&self, channel: ChannelId) -> Option<swarm::Window> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::Window { channel, reply }).await.ok()?;
+        answer.recv().await.ok()
+    }
+
+    async fn segment(&self, channel: ChannelId, seq: u64) -> Option<StoredSegment> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::Segment { channel, seq, reply }).await.ok()?;
+        answer.recv().await.ok().flatten()
+    }
+
+    async fn viewer(&self, channel: ChannelId, client: IpAddr) {
+        if let Ok(mut tvs) = self.tvs.lock() {
+            let now = Instant::now();
+            let clients = &mut tvs.entry(channel).or_default().clients;
+            if clients.len() >= MAX_CLIENTS_PER_CHANNEL && !clients.contains_key(&client) {
+                clients.retain(|_, seen| now.duration_since(*seen) <= swarm::VIEWER_TIMEOUT);
+            }
+            if clients.len() < MAX_CLIENTS_PER_CHANNEL || clients.contains_key(&client) {
+                clients.insert(client, now);
+            }
+        }
+        let _ = self.commands.send(Command::Viewer(channel)).await;
+    }
+
+    fn served(&self, channel: ChannelId, bytes: usize) {
+        if let Ok(mut tvs) = self.tvs.lock() {
+            tvs.entry(channel).or_default().bytes += bytes as u64;
+        }
+    }
+
+    fn has_guide(&self) -> bool {
+        self.guide.is_some()
+    }
+
+    async fn xmltv(&self) -> Option<Result<Guide, String>> {
+        Some(self.guide.as_ref()?.get().await)
+    }
+
+    async fn status(&self) -> Option<Value> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::Status(reply)).await.ok()?;
+        let mut status = answer.recv().await.ok()?;
+        self.complete_status(&mut status);
+        Some(status)
+    }
+
+    async fn swarm(&self) -> Option<Value> {
+        let own = crate::http::Backend::status(self).await?;
+        let empty = Vec::new();
+        let peers: Vec<String> = own
+            .get("peers")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|p| p.get("alive") == Some(&Value::Bool(true)))
+            .filter_map(|p| p.get("http").and_then(Value::as_str).map(str::to_owned))
+            .take(MAX_PEERS_ASKED)
+            .collect();
+        // Ask every peer at once (each answer is bounded by the fetcher's timeout).
+        let tasks: Vec<_> = peers
+            .into_iter()
+            .map(|http| {
+                let fetcher = self.fetcher.clone();
+                smol::spawn(async move {
+                    let status = peer_status(&fetcher, &http).await;
+                    (http, status)
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            answers.push(task.await);
+        }
+        Some(swarm::swarm_report(&own, &answers))
+    }
+
+    fn is_admin(&self, client: IpAddr) -> bool {
+        self.admin_networks.allows(client)
+    }
+
+    fn admin_networks(&self) -> String {
+        self.admin_networks.describe()
+    }
+
+    async fn admin(&self, action: AdminAction) -> Result<Value, String> {
+        match action {
+            AdminAction::Identify => {
+                let until = Instant::now() + IDENTIFY_FOR;
+                if let Ok(mut slot) = self.identify_until.lock() {
+                    *slot = Some(until);
+                }
+                log::info!("identify: blinking for {} s", IDENTIFY_FOR.as_secs());
+                Ok(json!({ "identifying": true, "for_s": IDENTIFY_FOR.as_secs() }))
+            }
+            AdminAction::Reload => {
+                let Some(reload) = &self.reload else {
+                    return Err("this box has no config file to reload".to_owned());
+                };
+                let (reply, answer) = bounded(1);
+                reload.send(reply).await.map_err(|_| "the box is shutting down".to_owned())?;
+                let outcome = answer.recv().await.map_err(|_| "the box is shutting down".to_owned())?;
+                Ok(json!({ "reloaded": true, "outcome": outcome }))
+            }
+            AdminAction::LiftBans => {
+                let (reply, answer) = bounded(1);
+                self.commands.send(Command::LiftBans(reply)).await.map_err(|_| "shutting down".to_owned())?;
+                let lifted = answer.recv().await.map_err(|_| "shutting down".to_owned())?;
+                Ok(json!({ "lifted": lifted }))
+            }
+        }
+    }
+}

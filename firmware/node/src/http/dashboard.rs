@@ -1,0 +1,861 @@
+//! The operator dashboard at `/`: one HTML page that an installer opens on a laptop on the LAN.
+//!
+//! The page is rendered here, on the server, from the JSON of `/api/status` (this box) and
+//! `/api/swarm` (this box plus what it fetched from its peers), so it is complete with JavaScript
+//! off: the boxes of the swarm with their viewers and traffic, who ingests which channel, each
+//! channel's health and the three figures (origin fetches per segment, peer efficiency, uplink
+//! savings), and this box's peers. With JavaScript on, `app.js` polls both APIs every 2 s and
+//! rebuilds the same tables, draws origin-versus-peer traffic over the last five minutes, plays
+//! any channel in a `<video>` element (native HLS) and asks the box to identify itself.
+//!
+//! Every field of both documents is optional: a box of another version, a peer that answered
+//! half a document or a fetch that failed leaves cells showing "—", never a panic. Everything
+//! that came from the network or the config (names, ids, errors, addresses) is HTML-escaped; ids
+//! in links are percent-encoded too. The page has no inline script, style or event handler, so
+//! it works under a strict `Content-Security-Policy` (`default-src 'self'`).
+//!
+//! The assets are compiled into the binary ([`asset`]): about 24 KB (a test keeps them under
+//! 30 KB), no library, no external URL, so the dashboard works on a LAN with no Internet.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+/// The script that keeps the page current; see the module docs.
+const APP_JS: &str = include_str!("../../assets/dashboard/app.js");
+/// The page's only stylesheet.
+const STYLE_CSS: &str = include_str!("../../assets/dashboard/style.css");
+/// The tab icon, so browsers stop asking for `/favicon.ico`.
+const ICON_SVG: &str = include_str!("../../assets/dashboard/icon.svg");
+
+/// How many hex digits of a node id name a box on the page: 8 (32 bits) tell a LAN's boxes
+/// apart at a glance; the full id is in the cell's tooltip.
+const SHORT_ID: usize = 8;
+
+/// What the dashboard serves under `/dashboard/<name>`: the bytes and their content type, or
+/// `None` for any other name (a 404).
+pub(crate) fn asset(name: &str) -> Option<(&'static [u8], &'static str)> {
+    match name {
+        "app.js" => Some((APP_JS.as_bytes(), "text/javascript; charset=utf-8")),
+        "style.css" => Some((STYLE_CSS.as_bytes(), "text/css; charset=utf-8")),
+        "icon.svg" => Some((ICON_SVG.as_bytes(), "image/svg+xml")),
+        _ => None,
+    }
+}
+
+/// The dashboard for `status` (`/api/status` of this box) and `swarm` (`/api/swarm`); either may
+/// be `Value::Null` or lack any field.
+pub(crate) fn page(status: &Value, swarm: &Value) -> String {
+    let this = this_box(status);
+    let boxes = boxes(status, swarm, &this);
+    let channels = channels(status, swarm);
+    let names = |id: Option<&str>| box_name(id, &boxes);
+
+    let mut out = String::with_capacity(16 * 1024);
+    let title = match this.id {
+        Some(id) => format!("Shoal box {}", short(id)),
+        None => "Shoal box".to_owned(),
+    };
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n\
+         <link rel=\"icon\" href=\"/dashboard/icon.svg\" type=\"image/svg+xml\">\n\
+         <link rel=\"stylesheet\" href=\"/dashboard/style.css\">\n\
+         <script src=\"/dashboard/app.js\" defer></script>\n\
+         <noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript>\n\
+         </head>\n<body>\n",
+        title = escape(&title)
+    );
+    header(&mut out, &this, status);
+    figures(&mut out, swarm.get("totals").unwrap_or(&Value::Null));
+    boxes_table(&mut out, &boxes);
+    channels_table(&mut out, &channels, names);
+    out.push_str(
+        "<section id=\"traffic\">\n<h2>Traffic</h2>\n\
+         <p class=\"note\">Bytes per second the swarm takes from the origin and passes between \
+         boxes, over the last five minutes.</p>\n\
+         <svg id=\"chart\" viewBox=\"0 0 600 160\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"origin and peer bytes per second\"></svg>\n\
+         <p class=\"legend\"><span class=\"key origin\"></span>from the origin \
+         <span class=\"key peers\"></span>between boxes <span id=\"chart-scale\"></span></p>\n\
+         <noscript><p class=\"note\">The chart needs JavaScript.</p></noscript>\n</section>\n",
+    );
+    player(&mut out, &channels);
+    peers_table(&mut out, status, names);
+    out.push_str("<footer>Shoal");
+    if let Some(version) = text(&status["box"]["version"]) {
+        let _ = write!(out, " {}", escape(version));
+    }
+    out.push_str(
+        " · <a href=\"/api/status\">/api/status</a> · <a href=\"/api/swarm\">/api/swarm</a> · \
+         <a href=\"/playlist.m3u\">/playlist.m3u</a></footer>\n</body>\n</html>\n",
+    );
+    out
+}
+
+/// This box as `/api/status` describes it (`box.*`, or the older top-level `node_id`).
+struct ThisBox<'a> {
+    id: Option<&'a str>,
+    board: Option<&'a str>,
+}
+
+fn this_box(status: &Value) -> ThisBox<'_> {
+    ThisBox {
+        id: text(&status["box"]["node_id"]).or_else(|| text(&status["node_id"])),
+        board: text(&status["box"]["board"]),
+    }
+}
+
+/// One row of the boxes table.
+struct BoxRow<'a> {
+    id: Option<&'a str>,
+    board: Option<&'a str>,
+    /// `host:port` of its HTTP server.
+    http: Option<Cow<'a, str>>,
+    reachable: Option<bool>,
+    uptime_s: Option<u64>,
+    viewers: Option<u64>,
+    ingesting: Vec<&'a str>,
+    traffic: Traffic,
+    this: bool,
+}
+
+/// Bytes from the origin, from peers and to TVs.
+#[derive(Clone, Copy, Default)]
+struct Traffic {
+    origin: Option<u64>,
+    peers: Option<u64>,
+    tvs: Option<u64>,
+}
+
+impl Traffic {
+    fn of(value: &Value) -> Traffic {
+        Traffic {
+            origin: count(&value["bytes_from_origin"]),
+            peers: count(&value["bytes_from_peers"]),
+            tvs: count(&value["bytes_to_tvs"]),
+        }
+    }
+
+    /// The sum, field by field; unknown only where both are.
+    fn add(self, other: Traffic) -> Traffic {
+        let add = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            (None, None) => None,
+            _ => Some(x.unwrap_or(0).saturating_add(y.unwrap_or(0))),
+        };
+        Traffic {
+            origin: add(self.origin, other.origin),
+            peers: add(self.peers, other.peers),
+            tvs: add(self.tvs, other.tvs),
+        }
+    }
+}
+
+/// The swarm's boxes: those `/api/swarm` lists, then peers this box knows that it does not list
+/// (so a failed swarm fetch still shows every box), and this box first if it is missing.
+fn boxes<'a>(status: &'a Value, swarm: &'a Value, this: &ThisBox<'a>) -> Vec<BoxRow<'a>> {
+    let mut rows: Vec<BoxRow<'a>> = items(&swarm["boxes"])
+        .map(|b| {
+            let id = text(&b["node_id"]);
+            BoxRow {
+                id,
+                board: text(&b["board"]),
+                http: text(&b["http"]).map(Cow::Borrowed),
+                reachable: b["reachable"].as_bool(),
+                uptime_s: count(&b["uptime_s"]),
+                viewers: count(&b["viewers"]),
+                ingesting: items(&b["ingesting"]).filter_map(text).collect(),
+                traffic: Traffic::of(b),
+                this: id.is_some() && id == this.id,
+            }
+        })
+        .collect();
+    for peer in items(&status["peers"]) {
+        let id = text(&peer["node_id"]);
+        if id.is_some() && (rows.iter().any(|r| r.id == id) || id == this.id) {
+            continue;
+        }
+        rows.push(BoxRow {
+            id,
+            board: text(&peer["board"]),
+            http: text(&peer["http"]).map(Cow::Borrowed),
+            reachable: None,
+            uptime_s: None,
+            viewers: None,
+            ingesting: Vec::new(),
+            traffic: Traffic::default(),
+            this: false,
+        });
+    }
+    if this.id.is_some() && !rows.iter().any(|r| r.this) {
+        let b = &status["box"];
+        let channels = || items(&status["channels"]);
+        let http = match (items(&b["addresses"]).find_map(text), count(&b["http_port"])) {
+            (Some(address), Some(port)) => Some(Cow::Owned(format!("{address}:{port}"))),
+            _ => None,
+        };
+        rows.insert(
+            0,
+            BoxRow {
+                id: this.id,
+                board: this.board,
+                http,
+                reachable: Some(true),
+                uptime_s: count(&b["uptime_s"]).or_else(|| count(&status["uptime_s"])),
+                viewers: Some(channels().filter_map(|c| count(&c["viewers"])).sum()),
+                ingesting: channels()
+                    .filter(|c| c["ingesting"] == true)
+                    .filter_map(|c| text(&c["id"]))
+                    .collect(),
+                traffic: channels().map(Traffic::of).fold(Traffic::default(), Traffic::add),
+                this: true,
+            },
+        );
+    }
+    rows
+}
+
+/// One row of the channels table: what the swarm says, plus this box's own view of it.
+struct ChannelRow<'a> {
+    id: Option<&'a str>,
+    swarm: &'a Value,
+    local: &'a Value,
+}
+
+impl<'a> ChannelRow<'a> {
+    /// A field from the swarm's view, else from this box's.
+    fn field(&self, key: &str) -> &'a Value {
+        match &self.swarm[key] {
+            Value::Null => &self.local[key],
+            value => value,
+        }
+    }
+}
+
+fn channels<'a>(status: &'a Value, swarm: &'a Value) -> Vec<ChannelRow<'a>> {
+    let local = |id: Option<&str>| {
+        items(&status["channels"]).find(|c| id.is_some() && text(&c["id"]) == id).unwrap_or(&Value::Null)
+    };
+    let mut rows: Vec<ChannelRow<'a>> = items(&swarm["channels"])
+        .map(|c| {
+            let id = text(&c["id"]);
+            ChannelRow { id, swarm: c, local: local(id) }
+        })
+        .collect();
+    for c in items(&status["channels"]) {
+        let id = text(&c["id"]);
+        if id.is_none() || !rows.iter().any(|r| r.id == id) {
+            rows.push(ChannelRow { id, swarm: &Value::Null, local: c });
+        }
+    }
+    rows
+}
+
+fn header(out: &mut String, this: &ThisBox<'_>, status: &Value) {
+    let b = &status["box"];
+    out.push_str("<header>\n<h1>Shoal <span class=\"box-name\" id=\"box-name\"");
+    if let Some(id) = this.id {
+        let _ = write!(out, " title=\"{}\">{}", escape(id), escape(short(id)));
+    } else {
+        out.push_str(">unknown box");
+    }
+    if let Some(board) = this.board {
+        let _ = write!(out, " <span class=\"board\">{}</span>", escape(board));
+    }
+    out.push_str("</span></h1>\n<p class=\"facts\" id=\"box-facts\">");
+    let mut facts = Vec::new();
+    if let Some(version) = text(&b["version"]) {
+        facts.push(format!("version {}", escape(version)));
+    }
+    if let Some(uptime) = count(&b["uptime_s"]).or_else(|| count(&status["uptime_s"])) {
+        facts.push(format!("up {}", duration(uptime)));
+    }
+    let addresses: Vec<_> = items(&b["addresses"]).filter_map(text).map(escape).collect();
+    if !addresses.is_empty() {
+        facts.push(addresses.join(", "));
+    }
+    let store = &status["store"];
+    if let (Some(used), Some(budget)) = (count(&store["used_bytes"]), count(&store["budget_bytes"])) {
+        facts.push(format!("store {} of {}", bytes(Some(used)), bytes(Some(budget))));
+    }
+    if b["identifying"] == true {
+        facts.push("<strong>identifying</strong>".to_owned());
+    }
+    out.push_str(&facts.join(" · "));
+    // Without JavaScript the form still works: the browser shows the box's JSON answer.
+    out.push_str(
+        "</p>\n<form id=\"identify\" method=\"post\" action=\"/api/identify\">\
+         <button type=\"submit\">Identify this box</button> \
+         <output id=\"identify-result\" aria-live=\"polite\"></output></form>\n</header>\n\
+         <p id=\"connection\" class=\"banner\" hidden></p>\n",
+    );
+}
+
+/// The three figures for the whole swarm.
+fn figures(out: &mut String, totals: &Value) {
+    let figure = |out: &mut String, key: &str, label: &str, value: String, why: &str| {
+        let _ = writeln!(
+            out,
+            "<div class=\"figure\" title=\"{why}\"><span class=\"value\" data-figure=\"{key}\">{value}</span>\
+             <span class=\"label\">{label}</span></div>"
+        );
+    };
+    out.push_str("<section id=\"figures\" class=\"figures\">\n");
+    figure(
+        out,
+        "origin_fetches_per_segment",
+        "origin fetches per segment",
+        fetches(&totals["origin_fetches_per_segment"]),
+        "Segment downloads from the origin divided by distinct segments: 1.00 means each segment crossed the uplink once.",
+    );
+    figure(
+        out,
+        "peer_efficiency",
+        "peer efficiency",
+        percent(&totals["peer_efficiency"]),
+        "Bytes boxes got from peers divided by all bytes they got (peers and origin).",
+    );
+    figure(
+        out,
+        "uplink_savings",
+        "uplink savings",
+        percent(&totals["uplink_savings"]),
+        "1 minus origin bytes divided by bytes served to TVs: the share of TV traffic that did not cross the uplink.",
+    );
+    let t = Traffic::of(totals);
+    let _ = writeln!(
+        out,
+        "<p class=\"note\" id=\"totals\">Origin {} · between boxes {} · to TVs {}</p>\n</section>",
+        bytes(t.origin),
+        bytes(t.peers),
+        bytes(t.tvs)
+    );
+}
+
+fn boxes_table(out: &mut String, boxes: &[BoxRow<'_>]) {
+    out.push_str(
+        "<section>\n<h2>Boxes</h2>\n<table id=\"boxes\">\n<thead><tr><th>Box</th><th>Address</th>\
+         <th>Reachable</th><th>Up</th><th>Viewers</th><th>Ingesting</th><th>From origin</th>\
+         <th>From peers</th><th>To TVs</th></tr></thead>\n<tbody id=\"boxes-body\">\n",
+    );
+    if boxes.is_empty() {
+        out.push_str("<tr><td colspan=\"9\" class=\"empty\">No boxes known yet.</td></tr>\n");
+    }
+    for b in boxes {
+        let _ = write!(out, "<tr{}>", if b.this { " class=\"this\"" } else { "" });
+        name_cell(out, b.id, b.board, b.this);
+        // Only an IP:port becomes a link: a peer cannot point the operator elsewhere.
+        match &b.http {
+            Some(http) if http.parse::<SocketAddr>().is_ok() => {
+                let _ = write!(out, "<td><a href=\"http://{0}/\">{0}</a></td>", escape(http));
+            }
+            Some(http) => {
+                let _ = write!(out, "<td>{}</td>", escape(http));
+            }
+            None => out.push_str("<td>—</td>"),
+        }
+        let reachable = match b.reachable {
+            Some(true) => "<td class=\"ok\">yes</td>",
+            Some(false) => "<td class=\"bad\">no</td>",
+            None => "<td>—</td>",
+        };
+        out.push_str(reachable);
+        let uptime = b.uptime_s.map_or(Cow::Borrowed("—"), |s| Cow::Owned(duration(s)));
+        let viewers = b.viewers.map_or(Cow::Borrowed("—"), |v| Cow::Owned(v.to_string()));
+        let ingesting: Vec<_> = b.ingesting.iter().map(|c| escape(c)).collect();
+        let ingesting = if ingesting.is_empty() { "—".to_owned() } else { ingesting.join(", ") };
+        let _ = writeln!(
+            out,
+            "<td>{uptime}</td><td class=\"num\">{viewers}</td><td>{ingesting}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            bytes(b.traffic.origin),
+            bytes(b.traffic.peers),
+            bytes(b.traffic.tvs)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn channels_table(out: &mut String, channels: &[ChannelRow<'_>], names: impl Fn(Option<&str>) -> String) {
+    out.push_str(
+        "<section>\n<h2>Channels</h2>\n<table id=\"channels\">\n<thead><tr><th>Channel</th><th>State</th>\
+         <th>Origin</th><th>Ingested by</th><th>Viewers</th><th>Origin fetches per segment</th>\
+         <th>Peer efficiency</th><th>Uplink savings</th><th>From origin</th><th>From peers</th>\
+         <th>To TVs</th><th>Play</th></tr></thead>\n<tbody id=\"channels-body\">\n",
+    );
+    if channels.is_empty() {
+        out.push_str("<tr><td colspan=\"12\" class=\"empty\">No channels configured.</td></tr>\n");
+    }
+    for c in channels {
+        let name = text(c.field("name")).or(c.id).unwrap_or("unnamed");
+        let _ = write!(out, "<tr><td><span class=\"channel-name\">{}</span>", escape(name));
+        if let Some(id) = c.id {
+            let _ = write!(out, " <code>{}</code>", escape(id));
+        }
+        let state = text(c.field("state")).unwrap_or("unknown");
+        let _ =
+            write!(out, "</td><td><span class=\"state\" data-state=\"{0}\">{0}</span></td>", escape(state));
+        // The origin's health as the ingesting box reports it: this box's own view when it
+        // ingests, or the swarm's when it carries one.
+        let origin = c.field("origin");
+        match origin["healthy"].as_bool() {
+            Some(true) => out.push_str("<td class=\"ok\">healthy</td>"),
+            Some(false) => {
+                let error = text(&origin["last_error"]).unwrap_or("failing");
+                let _ = write!(out, "<td class=\"bad\">{}</td>", escape(error));
+            }
+            None => out.push_str("<td>—</td>"),
+        }
+        let viewers = count(c.field("viewers")).map_or(Cow::Borrowed("—"), |v| Cow::Owned(v.to_string()));
+        let t = Traffic::of(c.swarm);
+        let t = if c.swarm.is_null() { Traffic::of(c.local) } else { t };
+        let _ = write!(
+            out,
+            "<td>{}</td><td class=\"num\">{viewers}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+            names(text(c.field("ingester"))),
+            fetches(&c.swarm["origin_fetches_per_segment"]),
+            percent(&c.swarm["peer_efficiency"]),
+            percent(&c.swarm["uplink_savings"]),
+            bytes(t.origin),
+            bytes(t.peers),
+            bytes(t.tvs)
+        );
+        match c.id {
+            Some(id) => {
+                let _ = writeln!(
+                    out,
+                    "<td><a href=\"/hls/{}/index.m3u8\">HLS</a></td></tr>",
+                    escape(&path_segment(id))
+                );
+            }
+            None => out.push_str("<td>—</td></tr>\n"),
+        }
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+fn player(out: &mut String, channels: &[ChannelRow<'_>]) {
+    out.push_str(
+        // Hidden until app.js shows it: without JavaScript the player cannot start.
+        "<section id=\"watch\">\n<h2>Watch</h2>\n<div id=\"player-box\" hidden>\
+         <form id=\"player-form\" class=\"player-controls\">\
+         <label>Channel <select id=\"channel-picker\">",
+    );
+    for c in channels {
+        if let Some(id) = c.id {
+            let name = text(c.field("name")).unwrap_or(id);
+            let _ = write!(out, "<option value=\"{}\">{}</option>", escape(id), escape(name));
+        }
+    }
+    out.push_str(
+        "</select></label> <button type=\"submit\" id=\"play\">Play</button> \
+         <button type=\"button\" id=\"stop\">Stop</button> \
+         <output id=\"player-state\" aria-live=\"polite\"></output></form>\n\
+         <video id=\"player\" controls muted playsinline preload=\"none\"></video></div>\n\
+         <noscript><p class=\"note\">The player needs JavaScript; the HLS links in the channels \
+         table open in VLC or any other player.</p></noscript>\n</section>\n",
+    );
+}
+
+fn peers_table(out: &mut String, status: &Value, names: impl Fn(Option<&str>) -> String) {
+    out.push_str(
+        "<section>\n<h2>Peers of this box</h2>\n<table id=\"peers\">\n<thead><tr><th>Box</th><th>Address</th>\
+         <th>Alive</th><th>Round trip</th><th>Last heard</th></tr></thead>\n<tbody id=\"peers-body\">\n",
+    );
+    let peers: Vec<&Value> = items(&status["peers"]).collect();
+    if peers.is_empty() {
+        out.push_str("<tr><td colspan=\"5\" class=\"empty\">No peers heard yet.</td></tr>\n");
+    }
+    for p in peers {
+        let alive = match (p["alive"].as_bool(), p["banned"] == true) {
+            (_, true) => "<td class=\"bad\">banned</td>",
+            (Some(true), _) => "<td class=\"ok\">yes</td>",
+            (Some(false), _) => "<td class=\"bad\">no</td>",
+            (None, _) => "<td>—</td>",
+        };
+        let rtt = number(&p["rtt_ms"]).map_or(Cow::Borrowed("—"), |ms| Cow::Owned(format!("{ms:.1} ms")));
+        let seen = count(&p["last_seen_ms_ago"])
+            .map_or(Cow::Borrowed("—"), |ms| Cow::Owned(format!("{:.1} s ago", ms as f64 / 1e3)));
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td>{alive}<td class=\"num\">{rtt}</td><td class=\"num\">{seen}</td></tr>",
+            names(text(&p["node_id"])),
+            text(&p["address"]).map_or(Cow::Borrowed("—"), escape),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
+/// The first cell of a box's row: short id (full id in the tooltip), board, "this box".
+fn name_cell(out: &mut String, id: Option<&str>, board: Option<&str>, this: bool) {
+    out.push_str("<td>");
+    match id {
+        Some(id) => {
+            let _ = write!(out, "<span class=\"node\" title=\"{}\">{}</span>", escape(id), escape(short(id)));
+        }
+        None => out.push_str("<span class=\"node\">unknown</span>"),
+    }
+    if let Some(board) = board {
+        let _ = write!(out, " <span class=\"board\">{}</span>", escape(board));
+    }
+    if this {
+        out.push_str(" <span class=\"tag\">this box</span>");
+    }
+    out.push_str("</td>");
+}
+
+/// A box as other tables name it: its short id and board, or "—" for none.
+fn box_name(id: Option<&str>, boxes: &[BoxRow<'_>]) -> String {
+    let Some(id) = id else { return "—".to_owned() };
+    let board = boxes.iter().find(|b| b.id == Some(id)).and_then(|b| b.board);
+    let mut cell = format!("<span class=\"node\" title=\"{}\">{}</span>", escape(id), escape(short(id)));
+    if let Some(board) = board {
+        let _ = write!(cell, " <span class=\"board\">{}</span>", escape(board));
+    }
+    cell
+}
+
+/// The first [`SHORT_ID`] characters of a node id (all of it if shorter).
+fn short(id: &str) -> &str {
+    id.char_indices().nth(SHORT_ID).map_or(id, |(end, _)| &id[..end])
+}
+
+/// The elements of a JSON array; nothing for anything else.
+fn items(value: &Value) -> impl Iterator<Item = &Value> {
+    value.as_array().map(|a| a.iter()).into_iter().flatten()
+}
+
+/// A non-empty string field.
+fn text(value: &Value) -> Option<&str> {
+    value.as_str().filter(|s| !s.is_empty())
+}
+
+/// A count: a non-negative integer, or a float that the sender wrote for one.
+fn count(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+}
+
+/// A finite number.
+fn number(value: &Value) -> Option<f64> {
+    value.as_f64().filter(|f| f.is_finite())
+}
+
+/// Origin fetches per segment, to two places ("—" when unknown).
+fn fetches(value: &Value) -> String {
+    number(value).map_or_else(|| "—".to_owned(), |f| format!("{f:.2}"))
+}
+
+/// A ratio as a whole percentage ("—" when unknown).
+fn percent(value: &Value) -> String {
+    number(value).map_or_else(|| "—".to_owned(), |f| format!("{:.0} %", f * 100.0))
+}
+
+/// Bytes in binary units, to three significant digits ("—" when unknown).
+fn bytes(value: Option<u64>) -> String {
+    let Some(value) = value else { return "—".to_owned() };
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut scaled = value as f64;
+    let mut unit = 0;
+    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{value} B"),
+        _ if scaled < 10.0 => format!("{scaled:.2} {}", UNITS[unit]),
+        _ if scaled < 100.0 => format!("{scaled:.1} {}", UNITS[unit]),
+        _ => format!("{scaled:.0} {}", UNITS[unit]),
+    }
+}
+
+/// Seconds as the two largest units: "3 d 4 h", "12 min 5 s".
+fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match () {
+        _ if d > 0 => format!("{d} d {h} h"),
+        _ if h > 0 => format!("{h} h {m} min"),
+        _ if m > 0 => format!("{m} min {s} s"),
+        _ => format!("{s} s"),
+    }
+}
+
+/// `text` safe inside HTML text and double- or single-quoted attributes.
+fn escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` percent-encoded as one URL path segment (everything but RFC 3986's unreserved
+/// characters), so an id cannot add path segments, a query or a scheme to a link.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef";
+    const B: &str = "fedcba9876543210fedcba9876543210";
+    const C: &str = "00112233445566778899aabbccddeeff";
+
+    /// `/api/status` of box A, in the shape the daemon sends.
+    fn status() -> Value {
+        json!({
+            "box": {"node_id": A, "board": "generic", "version": "0.1.0", "uptime_s": 3725,
+                    "addresses": ["10.99.0.1"], "http_port": 7471, "identifying": false},
+            "peers": [
+                {"node_id": B, "address": "10.99.0.2:7470", "alive": true, "banned": false, "rtt_ms": 0.3,
+                 "last_seen_ms_ago": 120, "http": "10.99.0.2:7471", "board": "pi4"},
+                {"node_id": C, "address": "10.99.0.3:7470", "alive": false, "banned": false, "rtt_ms": null,
+                 "last_seen_ms_ago": 9000, "http": "10.99.0.3:7471", "board": "generic"}
+            ],
+            "channels": [
+                {"id": "live", "name": "Live TV", "state": "live", "ingester": A, "standby": B,
+                 "ingesting": true, "viewers": 2, "bitrate_bps": 480000, "segments_held": 6,
+                 "origin": {"healthy": false, "last_error": "HTTP 503 from origin", "segments_fetched": 10, "bytes": 123},
+                 "bytes_from_origin": 5000, "bytes_from_peers": 0, "bytes_to_tvs": 20000},
+                {"id": "news", "name": "News", "state": "idle", "ingester": null, "standby": null,
+                 "ingesting": false, "viewers": 0}
+            ],
+            "store": {"used_bytes": 1048576, "budget_bytes": 67108864, "evicted": 0}
+        })
+    }
+
+    /// `/api/swarm` as box A sees it: C did not answer.
+    fn swarm() -> Value {
+        json!({
+            "boxes": [
+                {"node_id": A, "board": "generic", "http": "10.99.0.1:7471", "reachable": true, "uptime_s": 3725,
+                 "viewers": 2, "ingesting": ["live"], "bytes_from_origin": 5000, "bytes_from_peers": 0, "bytes_to_tvs": 20000},
+                {"node_id": B, "board": "pi4", "http": "10.99.0.2:7471", "reachable": true, "uptime_s": 60,
+                 "viewers": 1, "ingesting": [], "bytes_from_origin": 0, "bytes_from_peers": 5000, "bytes_to_tvs": 10000},
+                {"node_id": C, "board": "generic", "http": "10.99.0.3:7471", "reachable": false}
+            ],
+            "channels": [
+                {"id": "live", "name": "Live TV", "state": "live", "ingester": A, "viewers": 3,
+                 "origin_fetches_per_segment": 1.0, "peer_efficiency": 0.5, "uplink_savings": 0.8333,
+                 "bytes_from_origin": 5000, "bytes_from_peers": 5000, "bytes_to_tvs": 30000},
+                {"id": "news", "name": "News", "state": "idle", "ingester": null, "viewers": 0,
+                 "origin_fetches_per_segment": null, "peer_efficiency": null, "uplink_savings": null}
+            ],
+            "totals": {"origin_fetches_per_segment": 1.0, "peer_efficiency": 0.5, "uplink_savings": 0.8333,
+                       "bytes_from_origin": 5000, "bytes_from_peers": 5000, "bytes_to_tvs": 30000}
+        })
+    }
+
+    /// The HTML between `<table id="{id}"` and its end.
+    fn table<'a>(html: &'a str, id: &str) -> &'a str {
+        let start = html.find(&format!("<table id=\"{id}\"")).expect("table present");
+        let end = html[start..].find("</table>").expect("table closed");
+        &html[start..start + end]
+    }
+
+    #[test]
+    fn lists_every_box_and_channel() {
+        let html = page(&status(), &swarm());
+        let boxes = table(&html, "boxes");
+        for id in [A, B, C] {
+            assert!(boxes.contains(&format!("title=\"{id}\">{}</span>", &id[..8])), "{id} in {boxes}");
+        }
+        assert_eq!(boxes.matches("<tr").count(), 4, "a header and three boxes: {boxes}");
+        assert!(boxes.contains("this box"));
+        assert!(boxes.contains("<a href=\"http://10.99.0.2:7471/\">10.99.0.2:7471</a>"));
+        assert!(boxes.contains("<td class=\"bad\">no</td>"), "C is unreachable");
+        assert!(boxes.contains("1 h 2 min"));
+
+        let channels = table(&html, "channels");
+        assert!(channels.contains("Live TV") && channels.contains("<code>live</code>"));
+        assert!(channels.contains("News") && channels.contains("<code>news</code>"));
+        assert!(channels.contains("HTTP 503 from origin"), "origin health: {channels}");
+        assert!(channels.contains(&format!("title=\"{A}\">01234567</span> <span class=\"board\">generic")));
+        assert!(channels.contains("<a href=\"/hls/live/index.m3u8\">"));
+        for figure in ["1.00", "50 %", "83 %", "4.88 KiB", "29.3 KiB"] {
+            assert!(channels.contains(figure), "{figure} in {channels}");
+        }
+        assert!(html.contains("data-figure=\"peer_efficiency\">50 %<"));
+        assert!(html.contains("<option value=\"live\">Live TV</option><option value=\"news\">News</option>"));
+        assert!(table(&html, "peers").contains("0.3 ms"));
+        assert!(html.contains("version 0.1.0") && html.contains("10.99.0.1"));
+    }
+
+    #[test]
+    fn escapes_what_came_from_the_network() {
+        let mut status = status();
+        status["channels"][0]["name"] = json!("<script>alert(1)</script>");
+        status["channels"][0]["origin"]["last_error"] = json!("<img src=x onerror=alert(2)>");
+        status["box"]["board"] = json!("\"><script>");
+        let mut swarm = swarm();
+        swarm["channels"][0]["name"] = json!("<script>alert(1)</script>");
+        swarm["channels"][1]["id"] = json!("a/../b?c=\"d\"");
+        swarm["boxes"][1]["http"] = json!("evil.example/\"><b>");
+        let html = page(&status, &swarm);
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<img"));
+        assert!(!html.contains("\"><script>") && !html.contains("<b>"));
+        assert!(html.contains("/hls/a%2F..%2Fb%3Fc%3D%22d%22/index.m3u8"));
+        assert!(!html.contains("href=\"http://evil"), "only IP:port becomes a link");
+        // The only script is the page's own.
+        assert_eq!(html.matches("<script").count(), 1);
+    }
+
+    #[test]
+    fn has_no_inline_script_style_or_handler() {
+        let html = page(&status(), &swarm());
+        assert!(html.contains("<script src=\"/dashboard/app.js\" defer></script>"));
+        for banned in ["style=", "onclick", "onsubmit", "onload", "javascript:", "http://cdn", "https://"] {
+            assert!(!html.contains(banned), "{banned} in the page");
+        }
+    }
+
+    #[test]
+    fn without_the_swarm_shows_this_box_and_its_peers() {
+        let html = page(&status(), &Value::Null);
+        let boxes = table(&html, "boxes");
+        for id in [A, B, C] {
+            assert!(boxes.contains(id), "{id} in {boxes}");
+        }
+        assert!(boxes.contains("<a href=\"http://10.99.0.1:7471/\">"), "this box's own address");
+        let channels = table(&html, "channels");
+        assert!(channels.contains("Live TV") && channels.contains("News"));
+        assert!(html.contains("data-figure=\"uplink_savings\">—<"));
+    }
+
+    #[test]
+    fn missing_or_odd_fields_render_as_dashes() {
+        for (status, swarm) in [
+            (Value::Null, Value::Null),
+            (json!({}), json!({})),
+            (json!([]), json!("swarm")),
+            (
+                json!({"box": 7, "peers": {}, "channels": "x"}),
+                json!({"boxes": [1, null, []], "channels": [{}]}),
+            ),
+            (json!({"node_id": A, "uptime_s": -1.5}), json!({"totals": {"peer_efficiency": "half"}})),
+            (json!({"box": {"node_id": ""}}), json!({"boxes": [{"node_id": 5, "viewers": 1e300}]})),
+        ] {
+            let html = page(&status, &swarm);
+            assert!(html.ends_with("</html>\n"), "{html}");
+        }
+        assert!(page(&Value::Null, &Value::Null).contains("No boxes known yet."));
+        assert!(page(&json!({"node_id": A}), &Value::Null).contains(A), "older status documents");
+    }
+
+    #[test]
+    fn formats_figures() {
+        assert_eq!(bytes(Some(0)), "0 B");
+        assert_eq!(bytes(Some(1023)), "1023 B");
+        assert_eq!(bytes(Some(1536)), "1.50 KiB");
+        assert_eq!(bytes(Some(150 * 1024 * 1024)), "150 MiB");
+        assert_eq!(bytes(Some(u64::MAX)), "16384 PiB");
+        assert_eq!(bytes(None), "—");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(61), "1 min 1 s");
+        assert_eq!(duration(90_000), "1 d 1 h");
+        assert_eq!(percent(&json!(0.755)), "76 %");
+        assert_eq!(fetches(&json!(1)), "1.00");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("é123456789"), "é1234567");
+    }
+
+    #[test]
+    fn serves_the_assets_and_nothing_else() {
+        let (js, kind) = asset("app.js").expect("app.js");
+        assert!(kind.starts_with("text/javascript") && js.starts_with(b"// Shoal dashboard"));
+        assert!(asset("style.css").is_some_and(|(_, kind)| kind.starts_with("text/css")));
+        assert!(asset("icon.svg").is_some_and(|(_, kind)| kind == "image/svg+xml"));
+        for name in ["", "../Cargo.toml", "app.js/", "APP.JS", "index.html"] {
+            assert!(asset(name).is_none(), "{name}");
+        }
+        let total: usize =
+            ["app.js", "style.css", "icon.svg"].iter().map(|n| asset(n).map_or(0, |a| a.0.len())).sum();
+        assert!(total < 30 * 1024, "the assets stay small: {total} bytes");
+        let js = std::str::from_utf8(js).expect("UTF-8");
+        assert!(!js.contains("innerHTML") && !js.contains("http://cdn") && !js.contains("https://"));
+    }
+
+    /// Any JSON, with keys the page looks for so that odd values reach every path.
+    fn odd_json() -> impl Strategy<Value = Value> {
+        let keys = prop::sample::select(vec![
+            "box",
+            "node_id",
+            "board",
+            "http",
+            "peers",
+            "channels",
+            "boxes",
+            "totals",
+            "id",
+            "name",
+            "state",
+            "ingester",
+            "viewers",
+            "origin",
+            "healthy",
+            "last_error",
+            "uptime_s",
+            "addresses",
+            "http_port",
+            "ingesting",
+            "bytes_from_origin",
+            "peer_efficiency",
+            "rtt_ms",
+            "alive",
+            "store",
+            "used_bytes",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[a-f0-9<>&\"' ]{0,40}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::vec((keys.clone(), inner), 0..8).prop_map(|fields| Value::Object(
+                    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_odd_json(status in odd_json(), swarm in odd_json()) {
+            let html = page(&status, &swarm);
+            prop_assert!(html.ends_with("</html>\n"));
+            prop_assert_eq!(html.matches("<script").count(), 1);
+        }
+    }
+}
