@@ -348,9 +348,9 @@ mod tests {
         let mut flipped = buf;
         flipped[3] ^= 1;
         assert_eq!(decode(&auth(), &flipped[..len]), Err(DecodeError::BadMac));
-        let mut v2 = buf;
-        v2[0] = 2;
-        assert_eq!(decode(&auth(), &v2[..len]), Err(DecodeError::UnknownVersion(2)));
+        let mut next = buf;
+        next[0] = PROTOCOL_VERSION + 1;
+        assert_eq!(decode(&auth(), &next[..len]), Err(DecodeError::UnknownVersion(PROTOCOL_VERSION + 1)));
         // A well-tagged body with trailing garbage is malformed, not silently accepted.
         let mut padded = [0u8; 64];
         let body = postcard::to_slice(&(header(), Message::Goodbye), &mut padded[1..40]).unwrap().len();

@@ -158,6 +158,17 @@ impl Backend {
                     c.insert("id".into(), json!(id));
                     c.insert("viewers".into(), json!(viewers));
                     c.insert("bytes_to_tvs".into(), json!(bytes));
+                    // DESIGN.md §5's figures for this box alone (`/api/swarm` has the swarm's).
+                    let at = |key: &str| c.get(key).and_then(Value::as_u64).unwrap_or(0);
+                    let (origin, peers, distinct) =
+                        (at("bytes_from_origin"), at("bytes_from_peers"), at("distinct_segments"));
+                    let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+                    let figures = json!({
+                        "origin_fetches_per_segment": ratio(at("segments_from_origin"), distinct),
+                        "peer_efficiency": ratio(peers, peers + origin),
+                        "uplink_savings": ratio(origin, bytes).map(|r| 1.0 - r),
+                    });
+                    c.insert("figures".into(), figures);
                 }
             }
         }

@@ -93,6 +93,7 @@ impl Engine {
             return;
         }
         peer.last_heard = Some(now);
+        peer.bytes_in += bytes.len() as u64;
         peer.addr = from;
         if !peer.alive {
             peer.alive = true;

@@ -313,6 +313,8 @@ impl Engine {
             banned: p.banned_until.is_some(),
             rtt: p.srtt,
             last_heard: p.last_heard,
+            bytes_in: p.bytes_in,
+            bytes_out: p.bytes_out,
         })
     }
 
@@ -584,6 +586,10 @@ pub struct PeerInfo {
     pub rtt: Option<Duration>,
     /// Last authenticated datagram.
     pub last_heard: Option<Instant>,
+    /// Bytes of authenticated datagrams received from it.
+    pub bytes_in: u64,
+    /// Bytes of datagrams sent to it.
+    pub bytes_out: u64,
 }
 
 fn manifest_task(peer: NodeId, manifest: &SignedManifest, requested: bool) -> Task {

@@ -78,6 +78,7 @@ impl Engine {
         match wire::encode(&self.config.auth, &header, &message, buf) {
             Ok(len) => {
                 peer.tx_packet += 1;
+                peer.bytes_out += len as u64;
                 Some(Transmit { destination: peer.addr, len })
             }
             Err(_) => {
@@ -161,6 +162,7 @@ impl Engine {
         let end = end.min(start + room);
         let len = wire::encode(&self.config.auth, &header, &message_with(&source[start..end]), buf).ok()?;
         peer.tx_packet += 1;
+        peer.bytes_out += len as u64;
         // Both fit in u16: manifests and blocks are at most u16::MAX bytes.
         Some((Transmit { destination: peer.addr, len }, start as u16, end as u16))
     }

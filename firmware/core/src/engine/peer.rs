@@ -70,6 +70,10 @@ pub(crate) struct Peer {
     pub(crate) confirmed_us: bool,
     /// Next packet number we send it.
     pub(crate) tx_packet: u64,
+    /// Bytes of authenticated datagrams received from it.
+    pub(crate) bytes_in: u64,
+    /// Bytes of datagrams sent to it.
+    pub(crate) bytes_out: u64,
     /// Last authenticated datagram in its confirmed session.
     pub(crate) last_heard: Option<Instant>,
     pub(crate) alive: bool,
@@ -120,6 +124,8 @@ impl Peer {
             their_challenge: None,
             confirmed_us: false,
             tx_packet: 0,
+            bytes_in: 0,
+            bytes_out: 0,
             last_heard: None,
             alive: false,
             next_hello: now,

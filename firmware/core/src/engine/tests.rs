@@ -166,6 +166,18 @@ fn a_published_segment_reaches_the_other_boxes_verified() {
         assert_eq!(segment.bytes(), Some(&bytes[..]), "box {i}");
         assert!(wire.events[i].contains(&Event::SegmentComplete { channel: channel(), seq: 7 }));
     }
+    // Per-peer byte counts add up to the box totals, and the segment crossed every link it
+    // needed: each box received at least its bytes from its peers.
+    for i in 0..3 {
+        let engine = &wire.engines[i];
+        let (into, out_of): (u64, u64) =
+            engine.peers().map(|p| (p.bytes_in, p.bytes_out)).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        assert_eq!(out_of, engine.counters().bytes_out, "box {i}: every datagram goes to a peer");
+        assert!(into <= engine.counters().bytes_in, "box {i}");
+        if i != ingester {
+            assert!(into > bytes.len() as u64, "box {i} received only {into} bytes");
+        }
+    }
 }
 
 #[test]

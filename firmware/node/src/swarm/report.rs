@@ -146,6 +146,8 @@ pub(crate) fn status(
                 "banned": p.banned,
                 "rtt_ms": p.rtt.map(|r| r.as_secs_f64() * 1e3),
                 "last_seen_ms_ago": p.last_heard.map(|t| now.saturating_since(t).as_millis() as u64),
+                "bytes_in": p.bytes_in,
+                "bytes_out": p.bytes_out,
                 "http": meta.map(|m| m.http.to_string()),
                 "board": meta.map(|m| m.board.clone()),
             })
