@@ -18,6 +18,8 @@ pub enum Cli {
         key: Option<PathBuf>,
         /// `--state-dir`: overrides `state_dir`.
         state_dir: Option<PathBuf>,
+        /// `--board`: overrides `board` (a known profile's name).
+        board: Option<String>,
     },
     /// Write a network key.
     Keygen {
@@ -30,6 +32,8 @@ pub enum Cli {
     CheckConfig {
         /// Which file.
         config: PathBuf,
+        /// `--board`: overrides `board` (a known profile's name).
+        board: Option<String>,
     },
     /// Run three boxes on loopback with the built-in test card.
     Demo {
@@ -70,11 +74,12 @@ Every box of a deployment needs the same network key file: make it once with `sh
 and copy it to each box. Logs go to stderr with timestamps; SHOAL_LOG=debug for more.";
 
 const RUN_HELP: &str = "\
-usage: shoal run [--config PATH] [--key PATH] [--state-dir DIR]
+usage: shoal run [--config PATH] [--key PATH] [--state-dir DIR] [--board NAME]
 
   --config PATH     config file (default /etc/shoal/shoal.toml; built-in defaults if that is absent)
   --key PATH        network key file (overrides network_key_file)
   --state-dir DIR   where the node identity lives (overrides state_dir)
+  --board NAME      board profile for the defaults (overrides board; values in the config still win)
 
 Stops cleanly on SIGTERM or SIGINT (peers are told); SIGHUP reloads the log level.";
 
@@ -85,7 +90,9 @@ usage: shoal keygen [--out PATH] [--force]
   --force      replace an existing key (every box then needs the new one)";
 
 const CHECK_HELP: &str = "\
-usage: shoal check-config [--config PATH]
+usage: shoal check-config [--config PATH] [--board NAME]
+
+  --board NAME   check it as `shoal run --board NAME` would read it
 
 Exits 0 and prints the settings if the file is valid; otherwise prints the field and line at fault.";
 
@@ -145,6 +152,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
     let mut port = 8470u16;
     let mut seconds = None;
     let mut url = None;
+    let mut board = None;
     while let Some(arg) = parser.next()? {
         match (command.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Cli::Help(Some(command))),
@@ -153,6 +161,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
             }
             ("run", Long("key")) => key = Some(PathBuf::from(parser.value()?)),
             ("run", Long("state-dir")) => state_dir = Some(PathBuf::from(parser.value()?)),
+            ("run" | "check-config", Long("board")) => {
+                let name = parser.value()?.string()?;
+                crate::board::BoardProfile::named(&name)
+                    .map_err(|e| lexopt::Error::Custom(format!("--board: {e}").into()))?;
+                board = Some(name);
+            }
             ("keygen", Long("out") | Short('o')) => out = Some(PathBuf::from(parser.value()?)),
             ("keygen", Long("force")) => force = true,
             ("help", Value(v)) if topic.is_none() => topic = Some(v.string()?),
@@ -174,9 +188,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
         }
     }
     Ok(match command.as_str() {
-        "run" => Cli::Run { config, key, state_dir },
+        "run" => Cli::Run { config, key, state_dir, board },
         "keygen" => Cli::Keygen { out: out.unwrap_or_else(|| "/etc/shoal/network.key".into()), force },
-        "check-config" => Cli::CheckConfig { config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()) },
+        "check-config" => {
+            Cli::CheckConfig { config: config.unwrap_or_else(|| DEFAULT_CONFIG_PATH.into()), board }
+        }
         "version" => Cli::Version,
         "status" => Cli::Status {
             url: match url {
@@ -201,18 +217,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
 }
 
 /// The config `shoal run` uses: the given file, else the default path if it exists, else the
-/// built-in defaults. Returns the file it read, for SIGHUP.
+/// built-in defaults; for `board` (`--board`) when given. Returns the file it read, for SIGHUP.
 pub fn load_run_config(
     path: Option<PathBuf>,
+    board: Option<&str>,
 ) -> Result<(Config, Option<PathBuf>), crate::config::ConfigError> {
     match path {
-        Some(path) => Ok((Config::load(&path)?, Some(path))),
+        Some(path) => Ok((Config::load_with_board(&path, board)?, Some(path))),
         None => {
             let default = PathBuf::from(DEFAULT_CONFIG_PATH);
             if default.exists() {
-                Ok((Config::load(&default)?, Some(default)))
+                Ok((Config::load_with_board(&default, board)?, Some(default)))
             } else {
-                Ok((Config::defaults(), None))
+                Ok((Config::parse_with_board("", board)?, None))
             }
         }
     }
@@ -230,8 +247,14 @@ mod tests {
     fn parses_commands() {
         assert_eq!(
             parse(args(&["run", "--config", "/x.toml"])).expect("valid"),
-            Cli::Run { config: Some("/x.toml".into()), key: None, state_dir: None }
+            Cli::Run { config: Some("/x.toml".into()), key: None, state_dir: None, board: None }
         );
+        assert_eq!(
+            parse(args(&["run", "--board", "rpi4"])).expect("valid"),
+            Cli::Run { config: None, key: None, state_dir: None, board: Some("rpi4".into()) }
+        );
+        let bad = parse(args(&["check-config", "--board", "rpi9"])).unwrap_err().to_string();
+        assert!(bad.starts_with("--board: board `rpi9` is unknown; known boards: generic, "), "{bad}");
         assert_eq!(
             parse(args(&["keygen", "--out", "k", "--force"])).expect("valid"),
             Cli::Keygen { out: "k".into(), force: true }

@@ -1,5 +1,9 @@
 //! The box's configuration file (TOML), with defaults for everything but the network key.
 //!
+//! The board profile ([`crate::board`]) the config names (or `--board`, or the build) supplies
+//! the defaults for the store, the limits, the interfaces and the GPIO lines; values in the file
+//! win over the profile's.
+//!
 //! Errors name the field and, when the field is in the file, its line:
 //! `config line 12: store.budget_mb must be at least 16`. Unknown fields are errors too, so a
 //! typo never silently falls back to a default.
@@ -10,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use shoal_core::ChannelId;
 use toml::Spanned;
+
+use crate::board::{BoardProfile, GpioLine};
 
 /// Where `shoal run` looks for its config without `--config`.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/shoal/shoal.toml";
@@ -43,13 +49,24 @@ pub enum ConfigError {
         /// What it must be.
         why: String,
     },
+    /// The config or `--board` names a board no compiled-in profile has.
+    #[error("{}{source}", line.map_or("".to_string(), |l| format!("config line {l}: ")))]
+    UnknownBoard {
+        /// Line of `board`, when the name came from the file.
+        line: Option<usize>,
+        /// The name and the known ones.
+        source: crate::board::UnknownBoard,
+    },
 }
 
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Board profile name (reported in discovery and status).
+    /// Board profile name (reported in discovery and status): `--board`, else the file's
+    /// `board`, else the board the binary was built for, else `generic`.
     pub board: String,
+    /// `--board`, when given: a reload applies it again (see [`Config::load_with_board`]).
+    pub board_override: Option<String>,
     /// Where the node identity is kept.
     pub state_dir: PathBuf,
     /// The network key file.
@@ -72,6 +89,8 @@ pub struct Config {
     pub store_budget_mb: u32,
     /// Segments kept per channel.
     pub ring_len: usize,
+    /// Channels the box holds at once (the lineup may list more).
+    pub max_channels: usize,
     /// Live window, in segments.
     pub window_segments: u64,
     /// Log level.
@@ -86,6 +105,10 @@ pub struct Config {
     pub origin_timeout: std::time::Duration,
     /// An XMLTV programme guide passed through at `/xmltv`.
     pub xmltv_url: Option<String>,
+    /// The status LED, if the box has one.
+    pub led: Option<GpioLine>,
+    /// The button, if the box has one.
+    pub button: Option<GpioLine>,
     /// The channel lineup.
     pub channels: Vec<Channel>,
 }
@@ -137,6 +160,8 @@ struct RawConfig {
     origin: RawOrigin,
     #[serde(default)]
     guide: RawGuide,
+    #[serde(default)]
+    gpio: RawGpio,
     #[serde(default, rename = "channel")]
     channels: Vec<Spanned<RawChannel>>,
 }
@@ -158,6 +183,7 @@ struct RawStore {
     budget_mb: Option<Spanned<u32>>,
     ring_len: Option<Spanned<usize>>,
     window_segments: Option<Spanned<u64>>,
+    max_channels: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,6 +212,42 @@ struct RawGuide {
     xmltv: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGpio {
+    led: Option<Spanned<GpioSetting>>,
+    button: Option<Spanned<GpioSetting>>,
+}
+
+/// `led = "none"` (the board's line is not wired) or a table describing the line.
+enum GpioSetting {
+    None,
+    Line(GpioLine),
+}
+
+impl<'de> Deserialize<'de> for GpioSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = GpioSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"none\" or a table with chip, line, active_low and bias")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GpioSetting, E> {
+                match v {
+                    "none" => Ok(GpioSetting::None),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<GpioSetting, A::Error> {
+                GpioLine::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(GpioSetting::Line)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawChannel {
@@ -207,18 +269,31 @@ fn line_of(text: &str, offset: usize) -> usize {
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text)
+        Config::load_with_board(path, None)
     }
 
-    /// The defaults, as if the file were empty.
+    /// Reads and validates the config at `path` for `board` (`--board`), when given, whatever
+    /// board the file names.
+    pub fn load_with_board(path: &Path, board: Option<&str>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse_with_board(&text, board)
+    }
+
+    /// The defaults, as if the file were empty: those of the board the binary was built for,
+    /// else of `generic`.
     pub fn defaults() -> Config {
         Config::parse("").unwrap_or_else(|e| unreachable!("the empty config is valid: {e}"))
     }
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with_board(text, None)
+    }
+
+    /// Parses and validates config text for `board` (`--board`), when given, whatever board
+    /// the text names: the board's profile supplies the defaults the text leaves out.
+    pub fn parse_with_board(text: &str, board: Option<&str>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             line: e.span().map(|s| line_of(text, s.start)),
             message: e.message().to_string(),
@@ -232,7 +307,16 @@ impl Config {
             v.map(|s| (s.get_ref().to_owned(), Some(s.span()))).unwrap_or((default, None))
         };
 
-        let board = raw.board.map(|b| b.into_inner()).unwrap_or_else(|| "generic".into());
+        // `--board` wins over the file, which wins over the build's board.
+        let (name, line) = match (board, &raw.board) {
+            (Some(name), _) => (name, None),
+            (None, Some(name)) => (name.get_ref().as_str(), Some(line_of(text, name.span().start))),
+            (None, None) => (crate::board::default_board(), None),
+        };
+        let profile =
+            BoardProfile::named(name).map_err(|source| ConfigError::UnknownBoard { line, source })?;
+        let board_override = board.map(str::to_owned);
+        let board = profile.name.clone();
         let state_dir = raw.state_dir.map(|s| s.into_inner()).unwrap_or_else(|| "/var/lib/shoal".into());
         let network_key_file =
             raw.network_key_file.map(|s| s.into_inner()).unwrap_or_else(|| "/etc/shoal/network.key".into());
@@ -271,11 +355,11 @@ impl Config {
         if !(1..=100_000).contains(&upload_mbit) {
             return Err(invalid("net.upload_mbit", span, "must be between 1 and 100000"));
         }
-        let (store_budget_mb, span) = get(raw.store.budget_mb, 64);
+        let (store_budget_mb, span) = get(raw.store.budget_mb, profile.store.budget_mb);
         if store_budget_mb < 16 {
             return Err(invalid("store.budget_mb", span, "must be at least 16"));
         }
-        let ring_len = raw.store.ring_len.as_ref().map_or(64, |r| *r.get_ref());
+        let ring_len = raw.store.ring_len.as_ref().map_or(profile.store.ring_len, |r| *r.get_ref());
         if !(2..=4096).contains(&ring_len) {
             return Err(invalid(
                 "store.ring_len",
@@ -291,13 +375,23 @@ impl Config {
                 "must be at least 1 and at most store.ring_len",
             ));
         }
+        let max_channels =
+            raw.store.max_channels.as_ref().map_or(profile.store.max_channels, |m| *m.get_ref());
+        if !(1..=shoal_core::wire::MAX_LINEUP).contains(&max_channels) {
+            return Err(invalid(
+                "store.max_channels",
+                raw.store.max_channels.map(|m| m.span()),
+                &format!("must be between 1 and {}", shoal_core::wire::MAX_LINEUP),
+            ));
+        }
         let log_level = match &raw.log.level {
             None => log::LevelFilter::Info,
             Some(l) => l.get_ref().parse().map_err(|_| {
                 invalid("log.level", Some(l.span()), "must be one of off, error, warn, info, debug, trace")
             })?,
         };
-        let http_max_clients = raw.http.max_clients.as_ref().map_or(64, |m| *m.get_ref());
+        let http_max_clients =
+            raw.http.max_clients.as_ref().map_or(profile.http.max_clients, |m| *m.get_ref());
         if !(1..=10_000).contains(&http_max_clients) {
             return Err(invalid(
                 "http.max_clients",
@@ -331,6 +425,22 @@ impl Config {
                 Some(url.into_inner())
             }
         };
+        let gpio =
+            |field: &str, setting: Option<Spanned<GpioSetting>>, default: &Option<GpioLine>| match setting {
+                None => Ok(default.clone()),
+                Some(s) => {
+                    let span = s.span();
+                    match s.into_inner() {
+                        GpioSetting::None => Ok(None),
+                        GpioSetting::Line(line) => match line.problem() {
+                            Some(why) => Err(invalid(field, Some(span), why)),
+                            None => Ok(Some(line)),
+                        },
+                    }
+                }
+            };
+        let led = gpio("gpio.led", raw.gpio.led, &profile.gpio.led)?;
+        let button = gpio("gpio.button", raw.gpio.button, &profile.gpio.button)?;
         let mut channels: Vec<Channel> = Vec::new();
         for spanned in raw.channels {
             let span = spanned.span();
@@ -390,17 +500,19 @@ impl Config {
         }
         Ok(Config {
             board,
+            board_override,
             state_dir,
             network_key_file,
             insecure: raw.insecure.unwrap_or(false),
             udp_port,
             http_port,
             http_bind,
-            interfaces: raw.net.interfaces.unwrap_or_default(),
+            interfaces: raw.net.interfaces.unwrap_or_else(|| profile.net.interfaces.clone()),
             max_datagram,
             upload_mbit,
             store_budget_mb,
             ring_len,
+            max_channels,
             window_segments,
             log_level,
             http_max_clients,
@@ -408,6 +520,8 @@ impl Config {
             origin_ca_file,
             origin_timeout: std::time::Duration::from_secs(timeout_s.into()),
             xmltv_url,
+            led,
+            button,
             channels,
         })
     }
@@ -432,8 +546,8 @@ impl Config {
         check("net.upload_mbit", self.upload_mbit != new.upload_mbit);
         check(
             "store",
-            (self.store_budget_mb, self.ring_len, self.window_segments)
-                != (new.store_budget_mb, new.ring_len, new.window_segments),
+            (self.store_budget_mb, self.ring_len, self.max_channels, self.window_segments)
+                != (new.store_budget_mb, new.ring_len, new.max_channels, new.window_segments),
         );
         check("http.max_clients", self.http_max_clients != new.http_max_clients);
         check("http.admin_networks", self.admin_networks != new.admin_networks);
@@ -442,6 +556,7 @@ impl Config {
             (&self.origin_ca_file, self.origin_timeout) != (&new.origin_ca_file, new.origin_timeout),
         );
         check("guide.xmltv", self.xmltv_url != new.xmltv_url);
+        check("gpio", (&self.led, &self.button) != (&new.led, &new.button));
         check("channel", self.channels != new.channels);
         changed
     }
@@ -482,6 +597,13 @@ mod tests {
             "ca_file",
             "timeout_s",
             "xmltv",
+            "max_channels",
+            "led",
+            "button",
+            "chip",
+            "line",
+            "active_low",
+            "bias",
         ] {
             assert!(example.contains(&format!("{field} =")), "example lacks {field}");
         }
@@ -517,6 +639,66 @@ mod tests {
         assert_eq!(e, "config line 2: origin.timeout_s must be between 1 and 300");
         let e = Config::parse("[guide]\nxmltv = \"file:///etc/passwd\"\n").unwrap_err().to_string();
         assert!(e.starts_with("config line 2: guide.xmltv is unusable"), "{e}");
+    }
+
+    #[test]
+    fn the_boards_profile_gives_the_defaults() {
+        let c = Config::parse("board = \"rpi-zero-w\"\n").expect("valid");
+        assert_eq!((c.board.as_str(), c.store_budget_mb, c.ring_len), ("rpi-zero-w", 32, 24));
+        assert_eq!(
+            (c.max_channels, c.http_max_clients, c.interfaces.as_slice()),
+            (2, 8, &["wlan0".into()][..])
+        );
+        let led = c.led.expect("the Pi profiles have an LED");
+        assert_eq!((led.chip.as_str(), led.line, led.active_low), ("gpiochip0", 17, false));
+        let button = c.button.expect("and a button");
+        assert_eq!((button.line, button.active_low, button.bias), (27, true, crate::board::Bias::PullUp));
+        // Without a board (and in a plain build), generic: no GPIO, the old defaults.
+        let c = Config::parse_with_board("", Some("generic")).expect("valid");
+        assert_eq!((c.store_budget_mb, c.ring_len, c.http_max_clients), (64, 64, 64));
+        assert_eq!((c.led, c.button), (None, None));
+        assert!(c.interfaces.is_empty());
+    }
+
+    #[test]
+    fn values_in_the_file_win_over_the_profile() {
+        let text = "board = \"rpi4\"\n[net]\ninterfaces = []\n[store]\nbudget_mb = 100\nmax_channels = 3\n\
+                    [http]\nmax_clients = 5\n[gpio]\nled = \"none\"\nbutton = { line = 22 }\n";
+        let c = Config::parse(text).expect("valid");
+        assert_eq!((c.store_budget_mb, c.max_channels, c.http_max_clients), (100, 3, 5));
+        assert_eq!(c.ring_len, 64, "what the file leaves out still comes from rpi4");
+        assert!(c.interfaces.is_empty());
+        assert_eq!(c.led, None);
+        let button = c.button.expect("configured");
+        assert_eq!((button.chip.as_str(), button.line, button.active_low), ("gpiochip0", 22, false));
+        // --board wins over the file's board, and the file's values still win over it.
+        let c = Config::parse_with_board("board = \"rpi4\"\n[store]\nring_len = 10\n", Some("rpi-zero-w"))
+            .expect("valid");
+        assert_eq!((c.board.as_str(), c.store_budget_mb, c.ring_len), ("rpi-zero-w", 32, 10));
+        assert_eq!(c.board_override.as_deref(), Some("rpi-zero-w"));
+        // A line as its own table.
+        let c =
+            Config::parse("board = \"rpi5\"\n[gpio.led]\nchip = \"gpiochip4\"\nline = 17\n").expect("valid");
+        assert_eq!(c.led.map(|l| (l.chip, l.line)), Some(("gpiochip4".into(), 17)));
+        assert_eq!(c.button.map(|b| b.line), Some(27), "the profile's button stays");
+    }
+
+    #[test]
+    fn an_unknown_board_is_an_error_listing_the_known_ones() {
+        let e = Config::parse("# kitchen\nboard = \"rpi9\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2: board `rpi9` is unknown; known boards: generic, "), "{e}");
+        assert!(e.contains("rpi4") && e.contains("tvbox-armv7"), "{e}");
+        let e = Config::parse_with_board("", Some("rpi9")).unwrap_err().to_string();
+        assert!(e.starts_with("board `rpi9` is unknown; known boards: "), "{e}");
+        let e = Config::parse("[gpio]\nled = \"off\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2:") && e.contains("\"none\" or a table"), "{e}");
+        let e = Config::parse("[gpio]\nled = { line = 3, pin = 4 }\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2:") && e.contains("pin"), "{e}");
+        let e =
+            Config::parse("[gpio]\nled = { chip = \"/dev/gpiochip0\", line = 3 }\n").unwrap_err().to_string();
+        assert!(e.starts_with("config line 2: gpio.led chip must be a device name"), "{e}");
+        let e = Config::parse("[store]\nmax_channels = 0\n").unwrap_err().to_string();
+        assert_eq!(e, "config line 2: store.max_channels must be between 1 and 64");
     }
 
     #[test]

@@ -239,7 +239,7 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>) -> String {
         log::warn!("reload: no config file to reload (started without one)");
         return "no config file to reload (started without one)".to_owned();
     };
-    match Config::load(path) {
+    match Config::load_with_board(path, current.board_override.as_deref()) {
         Ok(new) => {
             let restart = current.needs_restart(&new);
             let mut outcome = Vec::new();

@@ -2,11 +2,13 @@
 //!
 //! The shell around `shoal-core`: a smol runtime, the UDP socket that drives the engine
 //! ([`swarm`]), mDNS discovery ([`discovery`]), keys and identity ([`keys`]), the config file
-//! ([`config`]), sources ([`source`]), the HTTP server ([`http`]) and the `shoal` command line
-//! ([`cli`]). [`daemon`] wires them together for `shoal run`.
+//! ([`config`]) and the board profiles behind its defaults ([`board`]), sources ([`source`]),
+//! the HTTP server ([`http`]) and the `shoal` command line ([`cli`]). [`daemon`] wires them
+//! together for `shoal run`.
 
 pub mod admin;
 mod backend;
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -5,9 +5,6 @@ use std::process::ExitCode;
 use shoal::cli::{self, Cli};
 use shoal::config::Config;
 
-/// The board this binary was built for (set by `cargo xtask dist`), or none.
-const BUILT_FOR_BOARD: Option<&str> = option_env!("SHOAL_BOARD");
-
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
     let command = match cli::parse(args.clone()) {
@@ -24,13 +21,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cli::Version => {
+            // No config is read: the board is the one the binary was built for (else generic).
             println!(
-                "shoal {} (protocol {}, target {}-{}, board {})",
+                "shoal {} (protocol {}, target {}, board {})",
                 env!("CARGO_PKG_VERSION"),
                 shoal_core::wire::PROTOCOL_VERSION,
-                std::env::consts::ARCH,
-                std::env::consts::OS,
-                BUILT_FOR_BOARD.unwrap_or("none")
+                shoal::board::BUILD_TARGET,
+                shoal::board::default_board()
             );
             ExitCode::SUCCESS
         }
@@ -73,7 +70,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cli::CheckConfig { config } => match Config::load(&config) {
+        Cli::CheckConfig { config, board } => match Config::load_with_board(&config, board.as_deref()) {
             Ok(c) => {
                 println!("{} is valid:\n{c:#?}", config.display());
                 ExitCode::SUCCESS
@@ -83,8 +80,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cli::Run { config, key, state_dir } => {
-            let (mut settings, path) = match cli::load_run_config(config) {
+        Cli::Run { config, key, state_dir, board } => {
+            let (mut settings, path) = match cli::load_run_config(config, board.as_deref()) {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     eprintln!("shoal run: {e}");

@@ -46,7 +46,7 @@ fn check_config_names_the_field_and_line() {
 }
 
 #[test]
-fn keygen_version_and_help() {
+fn keygen_and_help() {
     let dir = scratch("keygen");
     let key = dir.join("net.key");
     let key = key.to_str().expect("utf-8");
@@ -54,17 +54,58 @@ fn keygen_version_and_help() {
     let again = shoal(&["keygen", "--out", key]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
-    let version = String::from_utf8_lossy(&shoal(&["version"]).stdout).into_owned();
-    assert!(
-        version.starts_with("shoal ") && version.contains("target") && version.contains("board"),
-        "{version}"
-    );
     let help = String::from_utf8_lossy(&shoal(&["--help"]).stdout).into_owned();
     for command in ["run", "keygen", "check-config", "version"] {
         assert!(help.contains(command), "{help}");
     }
     let bad = shoal(&["frobnicate"]);
     assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn version_names_the_target_and_board_without_a_config() {
+    // From a directory with no config, and none at /etc/shoal either on a build machine.
+    let version = String::from_utf8_lossy(&shoal(&["version"]).stdout).into_owned();
+    // A plain build says generic; a bundle's build (SHOAL_BOARD set) names its board.
+    let board = option_env!("SHOAL_BOARD").unwrap_or("generic");
+    let target = shoal::board::BUILD_TARGET;
+    assert!(target.starts_with(std::env::consts::ARCH) && target.contains("-linux-"), "{target}");
+    let expected = format!("shoal {} (protocol ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    assert!(version.ends_with(&format!(", target {target}, board {board})\n")), "{version}");
+    assert_eq!(String::from_utf8_lossy(&shoal(&["--version"]).stdout), version);
+}
+
+#[test]
+fn the_board_comes_from_the_command_line_or_the_config() {
+    let dir = scratch("board");
+    let config = dir.join("shoal.toml");
+    std::fs::write(&config, "board = \"rpi4\"\n[store]\nring_len = 10\n").expect("write");
+    let config = config.to_str().expect("utf-8");
+    let out = shoal(&["check-config", "--config", config, "--board", "rpi-zero-w"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for setting in ["board: \"rpi-zero-w\"", "store_budget_mb: 32,", "ring_len: 10,", "line: 17,"] {
+        assert!(stdout.contains(setting), "{setting}: {stdout}");
+    }
+    let out = shoal(&["check-config", "--config", config]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("store_budget_mb: 256,"), "{out:?}");
+    let out = shoal(&["run", "--config", config, "--board", "rpi9"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("shoal: --board: board `rpi9` is unknown; known boards: generic, "),
+        "{stderr}"
+    );
+    std::fs::write(dir.join("shoal.toml"), "\nboard = \"pi4\"\n").expect("write");
+    let out = shoal(&["check-config", "--config", config]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("shoal check-config: config line 2: board `pi4` is unknown; known boards: "),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
