@@ -63,7 +63,8 @@ pub(crate) struct Backend {
     /// Asks peers for their status.
     fetcher: Fetcher,
     tvs: Mutex<BTreeMap<ChannelId, ChannelTvs>>,
-    identify_until: Mutex<Option<Instant>>,
+    identify_until: crate::status_led::IdentifyRequest,
+    led: Option<crate::status_led::Shown>,
     /// Where `POST /api/reload` goes: the daemon's main loop, which answers with what changed.
     reload: Option<Sender<Sender<String>>>,
 }
@@ -77,6 +78,10 @@ pub(crate) struct BackendParts {
     pub(crate) identity: BoxIdentity,
     pub(crate) admin_networks: AdminNetworks,
     pub(crate) reload: Option<Sender<Sender<String>>>,
+    /// Shared with the status LED task, which blinks while it is in the future.
+    pub(crate) identify: crate::status_led::IdentifyRequest,
+    /// What the LED shows (`None`: no LED task, as in the demo).
+    pub(crate) led: Option<crate::status_led::Shown>,
 }
 
 impl Backend {
@@ -90,7 +95,8 @@ impl Backend {
             admin_networks: parts.admin_networks,
             fetcher: Fetcher::new(None, PEER_STATUS_TIMEOUT)?,
             tvs: Mutex::new(BTreeMap::new()),
-            identify_until: Mutex::new(None),
+            identify_until: parts.identify,
+            led: parts.led,
             reload: parts.reload,
         })
     }
@@ -133,6 +139,7 @@ impl Backend {
                 "http_port": self.identity.http_port,
                 "http": http.to_string(),
                 "identifying": self.identifying(),
+                "led": self.led.as_ref().and_then(|l| l.lock().ok().map(|s| *s)),
                 "admin_networks": self.admin_networks.describe(),
             }),
         );

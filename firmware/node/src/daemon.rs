@@ -5,7 +5,7 @@
 //! once; other changes are reported as needing a restart.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use shoal_core::{Authenticator, LineupEntry};
@@ -96,7 +96,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         found,
     )
     .map_err(|e| StartError::Discovery(e.to_string()))?;
-    let discovery = Arc::new(std::sync::Mutex::new(Some(discovery)));
+    let discovery = Arc::new(Mutex::new(Some(discovery)));
     log::info!(
         "shoal {node_id:#} up: swarm on UDP {udp_port}, HTTP on {http_addr} (port {http_port}), board {}",
         config.board
@@ -109,6 +109,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         .and_then(|url| crate::origin::OriginUrl::parse(url).ok())
         .map(|url| crate::guide::GuideCache::new(url, fetcher.clone()));
     let (reload_requests, reload_rx) = bounded::<Sender<String>>(4);
+    let identify = crate::status_led::IdentifyRequest::default();
+    let led_shown = crate::status_led::Shown::new(Mutex::new("booting"));
     let backend = Arc::new(Backend::new(BackendParts {
         commands: commands.clone(),
         discovery: discovery.clone(),
@@ -122,6 +124,8 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         },
         admin_networks: config.admin_networks.clone(),
         reload: config_path.is_some().then_some(reload_requests),
+        identify: identify.clone(),
+        led: Some(led_shown.clone()),
     })?);
 
     smol::block_on(async {
@@ -143,6 +147,17 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             })
         };
         let http = smol::spawn(crate::http::serve(listener, backend, config.http_max_clients));
+        let status_led = smol::spawn(crate::status_led::run(
+            crate::status_led::StatusLed {
+                led: config.led.clone(),
+                button: config.button.clone(),
+                identify,
+                config_path: config_path.clone(),
+                board: config.board.clone(),
+                shown: led_shown,
+            },
+            commands.clone(),
+        ));
 
         let mut current = config;
         match async_signal::Signals::new([
@@ -154,7 +169,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
                 // A signal, or a reload asked for over HTTP (`POST /api/reload`).
                 let next = smol::future::or(async { Some(signals.next().await) }, async {
                     let reply = reload_rx.recv().await.ok()?;
-                    let outcome = reload(&mut current, config_path.as_deref());
+                    let outcome = reload(&mut current, config_path.as_deref(), "reload request");
                     let _ = reply.send(outcome).await;
                     None
                 });
@@ -162,7 +177,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
                     None => {}
                     Some(None) => break,
                     Some(Some(Ok(async_signal::Signal::Hup))) => {
-                        reload(&mut current, config_path.as_deref());
+                        reload(&mut current, config_path.as_deref(), "SIGHUP");
                     }
                     Some(Some(Ok(signal))) => {
                         log::info!("{signal:?}: shutting down");
@@ -177,6 +192,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             }
         }
         drop(http);
+        drop(status_led);
         drop(forward);
         drop(sources);
         let _ = commands.send(Command::Shutdown).await;
@@ -234,9 +250,9 @@ pub(crate) fn current_lineup(config: &Config) -> Vec<crate::http::Listing> {
 
 /// Re-reads the config (SIGHUP or `POST /api/reload`): applies the log level, names what needs
 /// a restart; what happened, for the operator.
-fn reload(current: &mut Config, path: Option<&std::path::Path>) -> String {
+fn reload(current: &mut Config, path: Option<&std::path::Path>, trigger: &str) -> String {
     let Some(path) = path else {
-        log::warn!("reload: no config file to reload (started without one)");
+        log::warn!("{trigger}: no config file to reload (started without one)");
         return "no config file to reload (started without one)".to_owned();
     };
     match Config::load_with_board(path, current.board_override.as_deref()) {
@@ -245,11 +261,11 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>) -> String {
             let mut outcome = Vec::new();
             if new.log_level != current.log_level {
                 log::set_max_level(new.log_level);
-                log::info!("reload: log level now {}", new.log_level);
+                log::info!("{trigger}: log level now {}", new.log_level);
                 outcome.push(format!("log level now {}", new.log_level));
             }
             if !restart.is_empty() {
-                log::warn!("reload: changes to {} take effect after a restart", restart.join(", "));
+                log::warn!("{trigger}: changes to {} take effect after a restart", restart.join(", "));
                 outcome.push(format!("changes to {} take effect after a restart", restart.join(", ")));
             }
             current.log_level = new.log_level;
@@ -260,7 +276,7 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>) -> String {
             }
         }
         Err(e) => {
-            log::error!("reload: keeping the running config: {e}");
+            log::error!("{trigger}: keeping the running config: {e}");
             format!("keeping the running config: {e}")
         }
     }

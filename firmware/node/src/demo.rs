@@ -119,6 +119,8 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 },
                 admin_networks: config.admin_networks.clone(),
                 reload: None,
+                identify: Default::default(),
+                led: None,
             })?);
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

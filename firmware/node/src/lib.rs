@@ -21,5 +21,6 @@ pub mod logging;
 pub mod origin;
 pub mod source;
 pub mod status_cli;
+pub mod status_led;
 pub mod swarm;
 pub mod testcard;

@@ -274,8 +274,9 @@ fn a_box_of_another_deployment_is_ignored() {
     let target = format!("{}:{UDP_PORT}", boxes.bed.ip(0));
     let script = format!(
         "import socket,os\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
-         for i in range(50): s.sendto(bytes([1])+os.urandom(100), ('{}', {UDP_PORT}))\n",
-        boxes.bed.ip(0)
+         for i in range(50): s.sendto(bytes([{version}])+os.urandom(100), ('{}', {UDP_PORT}))\n",
+        boxes.bed.ip(0),
+        version = shoal_core::wire::PROTOCOL_VERSION
     );
     let out = boxes.bed.exec(3, &["python3", "-c", &script], Duration::from_secs(10)).expect("sender runs");
     assert!(out.status.success(), "{target}: {out:?}");

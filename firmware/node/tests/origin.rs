@@ -583,7 +583,8 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
         return;
     }
     let mut swarm = Swarm::start("outage", 2, Setup::default());
-    swarm.ingester_after_first_request();
+    let ingester = swarm.ingester_after_first_request();
+    let led = |swarm: &Swarm, i: usize| swarm.status(i).map(|s| s["box"]["led"].clone());
     std::thread::sleep(Duration::from_secs(4));
     let Swarm { bed, origin, .. } = &mut swarm;
     origin.stop_server(bed).expect("origin stopped");
@@ -603,6 +604,14 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     let (after, reason) = unavailable.expect("a 503 once the window is stale");
     assert!(reason.contains("origin"), "the 503 says why: {reason}");
     eprintln!("503 after {after:?}: {reason}");
+    // The ingester's status LED says what is wrong. The standby may have taken over when the
+    // segments stopped, and then sees the same; otherwise it has nothing to show.
+    assert_eq!(led(&swarm, ingester), Some(Value::from("origin-unreachable")));
+    let other = led(&swarm, 1 - ingester);
+    assert!(
+        other == Some(Value::from("searching")) || other == Some(Value::from("origin-unreachable")),
+        "{other:?}"
+    );
     let Swarm { bed, origin, .. } = &mut swarm;
     origin.start_server(bed).expect("origin back");
     let back = Instant::now();
@@ -611,6 +620,7 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     }
     let played = swarm.play(1, "/hls/live/index.m3u8", 10);
     played.assert_ok(10 * 25 - 10, "after the origin returned");
+    assert_eq!(led(&swarm, ingester), Some(Value::from("streaming")));
 }
 
 /// A VOD origin playlist is served whole with `ENDLIST`, with HEAD and Range on its segments; the

@@ -108,6 +108,8 @@ pub enum Command {
     },
     /// Lift every ban (an operator's action); answers how many peers were banned.
     LiftBans(Sender<usize>),
+    /// What the status LED shows.
+    Health(Sender<Health>),
     /// Say goodbye and stop.
     Shutdown,
 }
@@ -121,6 +123,17 @@ pub struct Window {
     /// How long ago this box completed the newest of them (`None`: it holds none): a live
     /// channel whose newest segment is old has lost its origin.
     pub newest_age: Option<Duration>,
+}
+
+/// The box's state as its status LED shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Peers answering pings.
+    pub peers_alive: usize,
+    /// A segment of some channel completed within the last four target durations (or 10 s).
+    pub streaming: bool,
+    /// This box ingests a channel whose origin fails.
+    pub origin_failing: bool,
 }
 
 /// One segment of an HLS window.
@@ -324,6 +337,20 @@ fn handle_command(
         }
         Command::LiftBans(reply) => {
             let _ = reply.try_send(engine.lift_bans(now));
+        }
+        Command::Health(reply) => {
+            let recent = Duration::from_secs(10);
+            let health = Health {
+                peers_alive: engine.peers().filter(|p| p.alive).count(),
+                streaming: records
+                    .channels
+                    .values()
+                    .any(|c| c.newest.is_some_and(|(_, at)| now.saturating_since(at) <= recent)),
+                origin_failing: records.channels.iter().any(|(&channel, c)| {
+                    engine.is_ingesting(channel) && c.origin.as_ref().is_some_and(|o| o.error.is_some())
+                }),
+            };
+            let _ = reply.try_send(health);
         }
         Command::Viewer(_) | Command::Shutdown => {}
     }
