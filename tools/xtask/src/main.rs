@@ -7,8 +7,20 @@
 //!   cargo-fuzz and a nightly toolchain are present.
 //! - `bench`: the benchmarks whose results go into BENCHMARKS.md.
 //! - `fuzz [SECONDS]`: every fuzz target for SECONDS (default 30) each.
+//! - `dist --board NAME`: the board's release bundle `dist/shoal-<version>-<board>.tar.gz` and
+//!   `dist/shoal_<version>_<arch>.deb` (see `dist.rs` and packaging/README.md).
+//! - `dist-check [--board NAME]... [--system-dpkg]`: builds the minipc-x86_64, rpi4 and
+//!   rpi-zero-w bundles (or minipc-x86_64 and the named ones) and checks them: sizes, `shoal
+//!   version` under qemu-user, the systemd unit, the init script under BusyBox, the .deb in a
+//!   temporary root (and, with --system-dpkg, installed for real and purged). See `dist_check.rs`.
 //!
 //! Each step prints the command it runs; the first failure stops the run with its exit code.
+
+mod board;
+mod dist;
+mod dist_check;
+mod elf;
+mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -23,8 +35,22 @@ fn main() -> ExitCode {
             let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30);
             fuzz(&root, seconds, true)
         }
+        Some("dist") => match args.get(1..) {
+            Some([flag, board]) if flag == "--board" => dist::dist(&root, board).map(drop),
+            _ => {
+                eprintln!("usage: cargo xtask dist --board NAME   (a boards/NAME.toml, or rpi4, rpi-zero-w, minipc-x86_64)");
+                return ExitCode::from(2);
+            }
+        },
+        Some("dist-check") => match dist_check::Options::parse(&args[1..]) {
+            Ok(options) => dist_check::dist_check(&root, &options),
+            Err(message) => {
+                eprintln!("{message}\nusage: cargo xtask dist-check [--board NAME]... [--system-dpkg]");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench | fuzz [SECONDS]>");
+            eprintln!("usage: cargo xtask <ci | bench | fuzz [SECONDS] | dist --board NAME | dist-check [--board NAME]... [--system-dpkg]>");
             return ExitCode::from(2);
         }
     };
@@ -46,7 +72,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
     println!("\n==> {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
