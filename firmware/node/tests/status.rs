@@ -235,17 +235,7 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
-        // SIGTERM to `timeout` reaches the demo too; SIGKILL would stop only `timeout`.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::stop_gracefully(&mut self.child);
     }
 }
 

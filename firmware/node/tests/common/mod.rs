@@ -57,6 +57,21 @@ pub(crate) fn run_bounded(prefix: &[&str], command: &[String], limit: Duration) 
         .unwrap_or_else(|e| panic!("cannot run {prefix:?} {command:?}: {e}"))
 }
 
+/// Stops a child started under `timeout`: SIGTERM (which `timeout` passes on; SIGKILL would
+/// stop only `timeout`), then SIGKILL if it is still there after 5 s.
+pub(crate) fn stop_gracefully(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// The last `lines` lines of `text`, for failure messages.
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
