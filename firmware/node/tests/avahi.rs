@@ -29,7 +29,8 @@ use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
 
 const UDP_PORT: u16 = 7470;
 const HTTP_PORT: u16 = 7471;
-const BOARD: &str = "testbed";
+/// A real profile without GPIO lines, so the boxes announce a board name other than the default.
+const BOARD: &str = "tvbox-aarch64";
 /// The hosts that run boxes.
 const BOXES: [usize; 2] = [0, 1];
 
