@@ -34,7 +34,7 @@ pub mod time;
 pub mod wire;
 
 pub use crypto::{block_hash, Authenticator, Identity, NetworkKey, PublicKey};
-pub use engine::{Config, Counters, Engine, Event, LineupEntry, PublishError, Transmit};
+pub use engine::{Config, Counters, Engine, Event, LineupEntry, LineupFull, PublishError, Transmit};
 pub use id::{ChannelId, NodeId};
 pub use manifest::{Manifest, ManifestError, SegmentInfo, SignedManifest, UnverifiedManifest, BLOCK_SIZE};
 pub use ranges::RangeSet;

@@ -365,6 +365,16 @@ impl Store {
         true
     }
 
+    /// Removes every segment of `channel` (it left the lineup); how many.
+    pub fn remove_channel(&mut self, channel: ChannelId) -> usize {
+        let Some(ring) = self.channels.remove(&channel) else {
+            return 0;
+        };
+        self.used -= ring.values().map(Segment::reserved).sum::<usize>();
+        // Their entries in `arrivals` no longer match a stored segment and are skipped there.
+        ring.len()
+    }
+
     fn evict_oldest(&mut self) -> bool {
         while let Some((arrival, channel, seq)) = self.arrivals.pop_front() {
             let current = self.segment(channel, seq).is_some_and(|s| s.arrival == arrival);

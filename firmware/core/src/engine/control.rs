@@ -7,6 +7,8 @@ use crate::{ChannelId, Instant, NodeId};
 
 /// Each box refreshes its have-maps to every peer this often (besides announcing completions).
 const HAVE_INTERVAL_TICKS: u32 = 20;
+/// Ping intervals during which a changed lineup is repeated in hellos.
+const LINEUP_RESENDS: u32 = 3;
 
 impl Engine {
     /// The engine's timer fired (or the caller just wants it to catch up). Call at
@@ -28,6 +30,9 @@ impl Engine {
     fn tick(&mut self, now: Instant) {
         let ping_interval = self.config.ping_interval;
         let timeout = self.config.peer_timeout;
+        // After a run-time lineup change, pings go with a hello carrying the new lineup.
+        let resend_lineup =
+            self.lineup_changed_at.is_some_and(|t| now.saturating_since(t) <= ping_interval * LINEUP_RESENDS);
         let mut due: Vec<(NodeId, Control)> = Vec::new();
         let mut down: Vec<NodeId> = Vec::new();
         let mut have_due: Vec<NodeId> = Vec::new();
@@ -55,6 +60,9 @@ impl Engine {
                 if now >= peer.next_ping {
                     peer.next_ping = now + ping_interval;
                     due.push((peer.id, Control::Ping));
+                    if resend_lineup {
+                        due.push((peer.id, Control::Hello));
+                    }
                 }
                 if now >= peer.next_have {
                     peer.next_have = now + TICK * HAVE_INTERVAL_TICKS;

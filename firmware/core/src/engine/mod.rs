@@ -152,6 +152,25 @@ struct ChannelState {
     newest_known: Option<u64>,
 }
 
+impl ChannelState {
+    fn new(always_on: bool, me: NodeId, now: Instant, target: Duration) -> Self {
+        ChannelState {
+            always_on,
+            wanted: false,
+            ranking: vec![me],
+            ingester: None,
+            standby: None,
+            ingesting: false,
+            deposed: None,
+            watch_since: now,
+            last_manifest: None,
+            target,
+            demand_lost_at: None,
+            newest_known: None,
+        }
+    }
+}
+
 /// An outstanding block request.
 #[derive(Debug)]
 struct Outstanding {
@@ -209,6 +228,9 @@ pub struct Engine {
     next_tick: Instant,
     next_repair: Option<Instant>,
     membership_changed: bool,
+    /// When the lineup last changed at run time: hellos repeat the new lineup to every peer
+    /// for a few ping intervals, so one lost datagram does not leave a peer with the old one.
+    lineup_changed_at: Option<Instant>,
     closed: bool,
 }
 
@@ -240,23 +262,7 @@ impl Engine {
         let channels = config
             .lineup
             .iter()
-            .map(|e| {
-                let state = ChannelState {
-                    always_on: e.always_on,
-                    wanted: false,
-                    ranking: vec![me],
-                    ingester: None,
-                    standby: None,
-                    ingesting: false,
-                    deposed: None,
-                    watch_since: now,
-                    last_manifest: None,
-                    target: config.default_target_duration,
-                    demand_lost_at: None,
-                    newest_known: None,
-                };
-                (e.channel, state)
-            })
+            .map(|e| (e.channel, ChannelState::new(e.always_on, me, now, config.default_target_duration)))
             .collect();
         Ok(Engine {
             store: Store::new(config.store_budget, config.ring_len),
@@ -279,6 +285,7 @@ impl Engine {
             next_tick: now,
             next_repair: None,
             membership_changed: true,
+            lineup_changed_at: None,
             closed: false,
             config,
         })
@@ -356,6 +363,55 @@ impl Engine {
         if let Some(peer) = self.peers.remove(&node_id) {
             self.forget(now, &peer);
         }
+    }
+
+    /// Adds a channel to this box's lineup at run time (a TV asked for a relay URL that no
+    /// config names). Peers learn the new lineup from hellos; the channel is then elected like
+    /// any other among the boxes that carry it.
+    pub fn add_channel(&mut self, now: Instant, entry: LineupEntry) -> Result<(), LineupFull> {
+        if self.channels.contains_key(&entry.channel) {
+            return Ok(());
+        }
+        if self.channels.len() >= crate::wire::MAX_LINEUP {
+            return Err(LineupFull);
+        }
+        let state = ChannelState::new(entry.always_on, self.me, now, self.config.default_target_duration);
+        self.channels.insert(entry.channel, state);
+        self.lineup_changed(now);
+        Ok(())
+    }
+
+    /// Removes a channel from this box's lineup at run time: stops ingesting it, forgets its
+    /// segments and requests, and tells peers. Whether it was in the lineup.
+    pub fn remove_channel(&mut self, now: Instant, channel: ChannelId) -> bool {
+        let Some(state) = self.channels.remove(&channel) else {
+            return false;
+        };
+        if state.ingesting {
+            self.push_event(Event::IngestStop { channel });
+        }
+        self.store.remove_channel(channel);
+        self.requests.retain(|&(c, _, _), _| c != channel);
+        self.blocks.blocks.retain(|&(c, _, _), _| c != channel);
+        self.manifest_wants.retain(|&(c, _), _| c != channel);
+        self.dissemination.retain(|&(c, _), _| c != channel);
+        self.lineup_changed(now);
+        true
+    }
+
+    /// The channels in this box's lineup.
+    pub fn lineup(&self) -> impl Iterator<Item = ChannelId> + '_ {
+        self.channels.keys().copied()
+    }
+
+    fn lineup_changed(&mut self, now: Instant) {
+        self.lineup_changed_at = Some(now);
+        let ids: Vec<NodeId> = self.peers.values().filter(|p| p.session.is_some()).map(|p| p.id).collect();
+        for id in ids {
+            self.queue_control(id, Control::Hello);
+        }
+        self.membership_changed = true;
+        self.next_tick = now;
     }
 
     /// Whether this box has viewers for `channel`. Peers learn at once.
@@ -570,6 +626,11 @@ impl Engine {
         }
     }
 }
+
+/// The lineup already holds [`crate::wire::MAX_LINEUP`] channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("the lineup is full ({} channels)", crate::wire::MAX_LINEUP)]
+pub struct LineupFull;
 
 /// A peer as reported by [`Engine::peers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

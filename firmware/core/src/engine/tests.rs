@@ -281,3 +281,67 @@ fn regression_an_unwanted_channel_is_not_fetched_at_start() {
     wire.run(Duration::from_secs(5));
     assert!(!wire.engines[0].is_ingesting(channel()));
 }
+
+#[test]
+fn channels_added_at_run_time_are_elected_among_the_boxes_that_added_them() {
+    let relay = ChannelId::derive("udp-239.1.1.1-5000", "udp://@239.1.1.1:5000");
+    let mut wire = Wire::new(vec![config(1, keyed()), config(2, keyed()), config(3, keyed())]);
+    wire.run(Duration::from_millis(200));
+    let entry = LineupEntry { channel: relay, always_on: false };
+    // Box 0 alone carries it: it is elected whatever the hash says, and ingests once wanted.
+    let now = wire.now;
+    wire.engines[0].add_channel(now, entry).expect("room in the lineup");
+    wire.engines[0].want_channel(now, relay, true);
+    wire.drain(0);
+    wire.run(Duration::from_millis(300));
+    assert!(wire.engines[0].is_ingesting(relay));
+    assert_eq!(wire.engines[1].election(relay), None, "box 1 does not carry it");
+    // Box 1 adds it too: both rank the same two boxes, and exactly one of them ingests.
+    let now = wire.now;
+    wire.engines[1].add_channel(now, entry).expect("room in the lineup");
+    wire.drain(1);
+    wire.run(Duration::from_secs(3));
+    let (a, b) = (wire.engines[0].election(relay), wire.engines[1].election(relay));
+    assert_eq!(a, b, "both boxes agree on the election");
+    let ids = [wire.engines[0].node_id(), wire.engines[1].node_id()];
+    let (ingester, standby) = a.expect("carried");
+    assert!(ingester.is_some_and(|n| ids.contains(&n)) && standby.is_some_and(|n| ids.contains(&n)));
+    assert_eq!((0..2).filter(|&i| wire.engines[i].is_ingesting(relay)).count(), 1);
+    // A segment published by the ingester reaches the other carrier, not box 2.
+    let ingesting = (0..2).find(|&i| wire.engines[i].is_ingesting(relay)).expect("one ingests");
+    let now = wire.now;
+    let bytes = vec![7u8; 50_000];
+    wire.engines[ingesting]
+        .publish_segment(now, SegmentInfo::new(relay, 1, Duration::from_secs(1)), &bytes)
+        .expect("publishes");
+    wire.drain(ingesting);
+    wire.run(Duration::from_millis(300));
+    assert!(wire.engines[1 - ingesting].store().segment(relay, 1).is_some_and(|s| s.is_complete()));
+    assert!(wire.engines[2].store().segment(relay, 1).is_none());
+    // Removing it forgets its segments and stops the ingester.
+    let now = wire.now;
+    assert!(wire.engines[ingesting].remove_channel(now, relay));
+    wire.drain(ingesting);
+    assert!(wire.events[ingesting].contains(&Event::IngestStop { channel: relay }));
+    assert!(wire.engines[ingesting].store().segment(relay, 1).is_none());
+    assert!(!wire.engines[ingesting].lineup().any(|c| c == relay));
+    wire.run(Duration::from_secs(3));
+    let other = 1 - ingesting;
+    assert_eq!(wire.engines[other].election(relay).map(|e| e.0), Some(Some(wire.engines[other].node_id())));
+}
+
+#[test]
+fn the_lineup_is_bounded_at_run_time() {
+    let mut wire = Wire::new(vec![config(1, keyed())]);
+    let now = wire.now;
+    for i in 1..crate::wire::MAX_LINEUP {
+        let entry = LineupEntry {
+            channel: ChannelId::derive(&format!("c{i}"), "udp://@239.0.0.1:1"),
+            always_on: false,
+        };
+        wire.engines[0].add_channel(now, entry).expect("room");
+    }
+    let one_more =
+        LineupEntry { channel: ChannelId::derive("extra", "udp://@239.0.0.1:1"), always_on: false };
+    assert_eq!(wire.engines[0].add_channel(now, one_more), Err(LineupFull));
+}
