@@ -7,11 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hyper::StatusCode;
 use serde_json::{json, Value};
 use shoal_core::ChannelId;
 use smol::channel::{bounded, Sender};
 
 use crate::admin::AdminNetworks;
+use crate::broadcast::relay::{relay_channel, RelayPolicy, RelayRefused};
+use crate::broadcast::Encapsulation;
 use crate::discovery::Discovery;
 use crate::guide::GuideCache;
 use crate::http::{AdminAction, Guide, Listing, StoredSegment};
@@ -43,6 +46,36 @@ pub(crate) struct BoxIdentity {
     pub(crate) started: Instant,
 }
 
+/// How this box answers relay URLs (`/udp/…`, `/rtp/…`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RelaySettings {
+    /// What may be joined, and how many at once.
+    pub(crate) policy: RelayPolicy,
+    /// Target segment duration of relayed feeds.
+    pub(crate) segment: Duration,
+    /// Feeds the config lists as channels, by canonical URL: served as those channels.
+    pub(crate) configured: BTreeMap<String, ChannelId>,
+}
+
+impl RelaySettings {
+    /// The settings of `config`.
+    pub(crate) fn of(config: &crate::config::Config) -> RelaySettings {
+        let configured = config
+            .channels
+            .iter()
+            .filter_map(|c| match crate::source::SourceKind::parse(&c.source, c.format) {
+                Ok(crate::source::SourceKind::Ts(crate::broadcast::TsInput::Udp(input))) => {
+                    // A relay URL names no interface: match the feed whatever the config's.
+                    let input = crate::broadcast::UdpInput { interface: None, ..input };
+                    Some((input.canonical(), c.channel_id()))
+                }
+                _ => None,
+            })
+            .collect();
+        RelaySettings { policy: config.relay.clone(), segment: config.relay_segment, configured }
+    }
+}
+
 /// TVs of one channel on this box.
 #[derive(Debug, Default)]
 struct ChannelTvs {
@@ -67,6 +100,7 @@ pub(crate) struct Backend {
     led: Option<crate::status_led::Shown>,
     /// Where `POST /api/reload` goes: the daemon's main loop, which answers with what changed.
     reload: Option<Sender<Sender<String>>>,
+    relay: RelaySettings,
 }
 
 /// What a backend is made of.
@@ -82,6 +116,7 @@ pub(crate) struct BackendParts {
     pub(crate) identify: crate::status_led::IdentifyRequest,
     /// What the LED shows (`None`: no LED task, as in the demo).
     pub(crate) led: Option<crate::status_led::Shown>,
+    pub(crate) relay: RelaySettings,
 }
 
 impl Backend {
@@ -98,6 +133,7 @@ impl Backend {
             identify_until: parts.identify,
             led: parts.led,
             reload: parts.reload,
+            relay: parts.relay,
         })
     }
 
@@ -249,6 +285,36 @@ impl crate::http::Backend for Backend {
     fn served(&self, channel: ChannelId, bytes: usize) {
         if let Ok(mut tvs) = self.tvs.lock() {
             tvs.entry(channel).or_default().bytes += bytes as u64;
+        }
+    }
+
+    async fn relay(
+        &self,
+        encapsulation: Encapsulation,
+        rest: &str,
+    ) -> Result<ChannelId, (StatusCode, String)> {
+        let input = self.relay.policy.check(encapsulation, rest).map_err(|e| {
+            let status = match e {
+                RelayRefused::Malformed => StatusCode::BAD_REQUEST,
+                RelayRefused::Disabled | RelayRefused::NotAllowed(_) => StatusCode::FORBIDDEN,
+                RelayRefused::TooMany(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, e.to_string())
+        })?;
+        let channel = relay_channel(&input, self.relay.segment);
+        let id =
+            self.relay.configured.get(&input.canonical()).copied().unwrap_or_else(|| channel.channel_id());
+        if self.relay.configured.contains_key(&input.canonical()) {
+            return Ok(id);
+        }
+        let (reply, answer) = bounded(1);
+        let gone = || (StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down".to_owned());
+        let command =
+            Command::AddRelay { channel: Box::new(channel), max: self.relay.policy.max_joins, reply };
+        self.commands.send(command).await.map_err(|_| gone())?;
+        match answer.recv().await.map_err(|_| gone())? {
+            Ok(()) => Ok(id),
+            Err(why) => Err((StatusCode::SERVICE_UNAVAILABLE, why)),
         }
     }
 

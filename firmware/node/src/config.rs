@@ -109,6 +109,12 @@ pub struct Config {
     pub led: Option<GpioLine>,
     /// The button, if the box has one.
     pub button: Option<GpioLine>,
+    /// udpxy-style relay URLs (`/udp/…`, `/rtp/…`): whether, which groups, how many.
+    pub relay: crate::broadcast::relay::RelayPolicy,
+    /// Target segment duration for TS feeds relayed through `/udp/` and `/rtp/`.
+    pub relay_segment: std::time::Duration,
+    /// The interface relayed feeds are joined on (`None`: the kernel's route).
+    pub relay_interface: Option<String>,
     /// The channel lineup.
     pub channels: Vec<Channel>,
 }
@@ -132,6 +138,14 @@ pub struct Channel {
     pub logo: Option<String>,
     /// For an HLS master playlist: the highest variant bandwidth to ingest, in bit/s.
     pub max_bitrate: Option<u64>,
+    /// For MPEG-TS feeds (UDP, RTP, HTTP-TS, files): the target segment duration; cuts
+    /// happen at the first keyframe after it.
+    pub segment: std::time::Duration,
+    /// For multicast feeds: the interface to join on (`None`: the kernel's route).
+    pub interface: Option<String>,
+    /// For `http(s)://` sources: `ts` for a continuous MPEG-TS stream, `hls` for a playlist
+    /// (`None`: guessed from the URL).
+    pub format: Option<crate::source::HttpFormat>,
 }
 
 impl Channel {
@@ -162,6 +176,8 @@ struct RawConfig {
     guide: RawGuide,
     #[serde(default)]
     gpio: RawGpio,
+    #[serde(default)]
+    relay: RawRelay,
     #[serde(default, rename = "channel")]
     channels: Vec<Spanned<RawChannel>>,
 }
@@ -214,6 +230,16 @@ struct RawGuide {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawRelay {
+    enabled: Option<bool>,
+    allow: Option<Spanned<Vec<String>>>,
+    max_joins: Option<Spanned<usize>>,
+    segment_s: Option<Spanned<f64>>,
+    interface: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawGpio {
     led: Option<Spanned<GpioSetting>>,
     button: Option<Spanned<GpioSetting>>,
@@ -260,6 +286,19 @@ struct RawChannel {
     group: Option<String>,
     logo: Option<String>,
     max_bitrate: Option<Spanned<u64>>,
+    segment_s: Option<Spanned<f64>>,
+    interface: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+}
+
+/// Segment durations a TS feed may be cut to, in seconds.
+const SEGMENT_RANGE: std::ops::RangeInclusive<f64> = 0.5..=10.0;
+/// Default target duration for TS feeds: short enough for a quick start, long enough that
+/// players' playlists stay small.
+const DEFAULT_SEGMENT_S: f64 = 2.0;
+
+fn valid_interface(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 15 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -459,10 +498,40 @@ impl Config {
             if channels.iter().any(|o| o.id == id) {
                 return Err(invalid("channel.id", Some(c.id.span()), "is used by another channel"));
             }
+            let format =
+                match &c.format {
+                    None => None,
+                    Some(f) => Some(crate::source::HttpFormat::parse(f.get_ref()).ok_or_else(|| {
+                        invalid("channel.format", Some(f.span()), "must be \"hls\" or \"ts\"")
+                    })?),
+                };
             let source = c.source.get_ref().clone();
-            if let Err(e) = crate::source::SourceKind::parse(&source) {
+            if let Err(e) = crate::source::SourceKind::parse(&source, format) {
                 return Err(invalid("channel.source", Some(c.source.span()), &format!("is unusable: {e}")));
             }
+            let segment = match &c.segment_s {
+                None => std::time::Duration::from_secs_f64(DEFAULT_SEGMENT_S),
+                Some(s) if SEGMENT_RANGE.contains(s.get_ref()) => {
+                    std::time::Duration::from_secs_f64(*s.get_ref())
+                }
+                Some(s) => {
+                    return Err(invalid(
+                        "channel.segment_s",
+                        Some(s.span()),
+                        "must be between 0.5 and 10 (seconds)",
+                    ))
+                }
+            };
+            let interface = match c.interface {
+                Some(i) if !valid_interface(i.get_ref()) => {
+                    return Err(invalid(
+                        "channel.interface",
+                        Some(i.span()),
+                        "must be an interface name such as eth0",
+                    ))
+                }
+                i => i.map(Spanned::into_inner),
+            };
             let max_bitrate = match c.max_bitrate {
                 Some(b) if *b.get_ref() < 10_000 => {
                     return Err(invalid(
@@ -493,11 +562,61 @@ impl Config {
                 group: c.group,
                 logo: c.logo,
                 max_bitrate,
+                segment,
+                interface,
+                format,
             });
             if channels.len() > shoal_core::wire::MAX_LINEUP {
                 return Err(invalid("channel", Some(span), "at most 64 channels"));
             }
         }
+        let relay_allow = match raw.relay.allow {
+            None => crate::broadcast::relay::default_allow(),
+            Some(list) => {
+                let span = list.span();
+                list.into_inner()
+                    .iter()
+                    .map(|n| crate::admin::Network::parse(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid("relay.allow", Some(span), &format!("has {e}")))?
+            }
+        };
+        let max_joins = raw.relay.max_joins.as_ref().map_or(8, |m| *m.get_ref());
+        if !(1..=shoal_core::wire::MAX_LINEUP).contains(&max_joins) {
+            return Err(invalid(
+                "relay.max_joins",
+                raw.relay.max_joins.map(|m| m.span()),
+                &format!("must be between 1 and {}", shoal_core::wire::MAX_LINEUP),
+            ));
+        }
+        let relay_segment = match &raw.relay.segment_s {
+            None => std::time::Duration::from_secs_f64(DEFAULT_SEGMENT_S),
+            Some(s) if SEGMENT_RANGE.contains(s.get_ref()) => {
+                std::time::Duration::from_secs_f64(*s.get_ref())
+            }
+            Some(s) => {
+                return Err(invalid(
+                    "relay.segment_s",
+                    Some(s.span()),
+                    "must be between 0.5 and 10 (seconds)",
+                ))
+            }
+        };
+        let relay_interface = match raw.relay.interface {
+            Some(i) if !valid_interface(i.get_ref()) => {
+                return Err(invalid(
+                    "relay.interface",
+                    Some(i.span()),
+                    "must be an interface name such as eth0",
+                ))
+            }
+            i => i.map(Spanned::into_inner),
+        };
+        let relay = crate::broadcast::relay::RelayPolicy {
+            enabled: raw.relay.enabled.unwrap_or(true),
+            allow: relay_allow,
+            max_joins,
+        };
         Ok(Config {
             board,
             board_override,
@@ -522,6 +641,9 @@ impl Config {
             xmltv_url,
             led,
             button,
+            relay,
+            relay_segment,
+            relay_interface,
             channels,
         })
     }
@@ -604,6 +726,12 @@ mod tests {
             "line",
             "active_low",
             "bias",
+            "enabled",
+            "allow",
+            "max_joins",
+            "segment_s",
+            "interface",
+            "format",
         ] {
             assert!(example.contains(&format!("{field} =")), "example lacks {field}");
         }

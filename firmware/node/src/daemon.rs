@@ -126,6 +126,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         reload: config_path.is_some().then_some(reload_requests),
         identify: identify.clone(),
         led: Some(led_shown.clone()),
+        relay: crate::backend::RelaySettings::of(&config),
     })?);
 
     smol::block_on(async {
@@ -133,6 +134,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         let sources = smol::spawn(crate::source::run(
             config.channels.clone(),
             fetcher.clone(),
+            config.relay_interface.clone(),
             ingest_rx,
             commands.clone(),
         ));

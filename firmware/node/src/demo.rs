@@ -48,6 +48,9 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
         group: Some("Demo".into()),
         logo: None,
         max_bitrate: None,
+        segment: crate::testcard::SEGMENT_DURATION,
+        interface: None,
+        format: None,
     }];
     let fetcher = Fetcher::new(None, config.origin_timeout)?;
     config.http_bind = Ipv4Addr::LOCALHOST.into();
@@ -103,6 +106,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
             tasks.push(smol::spawn(crate::source::run(
                 config.channels.clone(),
                 fetcher.clone(),
+                config.relay_interface.clone(),
                 ingest_rx,
                 commands.clone(),
             )));
@@ -121,6 +125,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 reload: None,
                 identify: Default::default(),
                 led: None,
+                relay: crate::backend::RelaySettings::of(&config),
             })?);
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

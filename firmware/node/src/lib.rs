@@ -9,6 +9,7 @@
 pub mod admin;
 mod backend;
 pub mod board;
+pub mod broadcast;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -17,6 +17,7 @@ use shoal_core::{ChannelId, SegmentInfo};
 use smol::channel::{Receiver, Sender};
 use smol::{Task, Timer};
 
+use crate::broadcast::{self, FileInput, TsChannel, TsInput, UdpInput};
 use crate::config::Channel;
 use crate::origin::hls::{self, HlsSource};
 use crate::origin::{Fetcher, OriginUrl};
@@ -39,15 +40,52 @@ pub struct TestPattern {
 pub enum SourceError {
     /// A scheme this build cannot fetch.
     #[error(
-        "unsupported source `{0}` (this build fetches http(s):// HLS, builtin:testcard and test://pattern)"
+        "unsupported source `{0}` (this build takes http(s):// HLS or HTTP-TS, udp://, rtp://, file://, builtin:testcard and test://pattern)"
     )]
     Unsupported(String),
     /// An http(s) URL that cannot be used.
     #[error(transparent)]
     Url(#[from] crate::origin::UrlError),
+    /// A udp://, rtp:// or file:// URL that cannot be used.
+    #[error(transparent)]
+    Input(#[from] broadcast::InputError),
     /// A malformed parameter.
     #[error("bad source parameter in `{0}`: bitrate must be 1000..=100000000 and duration 1..=60 s")]
     BadParameter(String),
+}
+
+/// What an `http(s)://` source serves: an HLS playlist, or one continuous MPEG-TS stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpFormat {
+    /// A master or media playlist.
+    Hls,
+    /// Continuous MPEG-TS (HTTP-TS), as encoders and udpxy serve it.
+    Ts,
+}
+
+impl HttpFormat {
+    /// `hls` or `ts`.
+    pub fn parse(text: &str) -> Option<HttpFormat> {
+        match text {
+            "hls" => Some(HttpFormat::Hls),
+            "ts" => Some(HttpFormat::Ts),
+            _ => None,
+        }
+    }
+
+    /// The format an `http(s)://` URL without a `format` most likely serves: TS when its path
+    /// ends like a TS file or names a udpxy relay, HLS otherwise.
+    fn guess(url: &OriginUrl) -> HttpFormat {
+        let path = url.path_and_query.split('?').next().unwrap_or("").to_ascii_lowercase();
+        let ts = [".ts", ".mpg", ".mpeg", ".m2ts", ".mts"].iter().any(|e| path.ends_with(e))
+            || path.starts_with("/udp/")
+            || path.starts_with("/rtp/");
+        if ts {
+            HttpFormat::Ts
+        } else {
+            HttpFormat::Hls
+        }
+    }
 }
 
 /// What a channel's `source` names.
@@ -55,6 +93,8 @@ pub enum SourceError {
 pub enum SourceKind {
     /// An HLS origin: a master or media playlist over HTTP or HTTPS.
     Hls(OriginUrl),
+    /// A broadcast-style MPEG-TS feed: UDP, RTP, HTTP-TS or a file.
+    Ts(TsInput),
     /// The built-in test card.
     TestCard,
     /// The synthetic test pattern.
@@ -62,11 +102,21 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    /// Parses a channel's `source`.
-    pub fn parse(source: &str) -> Result<SourceKind, SourceError> {
+    /// Parses a channel's `source`; `format` says what an `http(s)://` URL serves.
+    pub fn parse(source: &str, format: Option<HttpFormat>) -> Result<SourceKind, SourceError> {
         let lower = source.get(..8).unwrap_or(source).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
-            return Ok(SourceKind::Hls(OriginUrl::parse(source)?));
+            let url = OriginUrl::parse(source)?;
+            return Ok(match format.unwrap_or_else(|| HttpFormat::guess(&url)) {
+                HttpFormat::Hls => SourceKind::Hls(url),
+                HttpFormat::Ts => SourceKind::Ts(TsInput::Http(url)),
+            });
+        }
+        if lower.starts_with("udp://") || lower.starts_with("rtp://") {
+            return Ok(SourceKind::Ts(TsInput::Udp(UdpInput::parse(source)?)));
+        }
+        if lower.starts_with("file://") {
+            return Ok(SourceKind::Ts(TsInput::File(FileInput::parse(source)?)));
         }
         if source == "builtin:testcard" {
             return Ok(SourceKind::TestCard);
@@ -127,24 +177,35 @@ fn since_epoch() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
-/// Runs sources as the driver asks: one task per channel being ingested. HLS origins are
-/// fetched through `fetcher`.
+/// Runs sources as the driver asks: one task per channel being ingested. HLS origins and
+/// HTTP-TS streams are fetched through `fetcher`; `relay_interface` is where relayed feeds
+/// (channels the driver registers at run time) are joined.
 pub async fn run(
     channels: Vec<Channel>,
     fetcher: Fetcher,
+    relay_interface: Option<String>,
     commands: Receiver<IngestCommand>,
     swarm: Sender<Command>,
 ) {
-    let by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
+    let mut by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
     let mut running: BTreeMap<ChannelId, Task<()>> = BTreeMap::new();
     while let Ok(command) = commands.recv().await {
         match command {
+            IngestCommand::Register(channel) => {
+                let mut channel = *channel;
+                channel.interface = channel.interface.or_else(|| relay_interface.clone());
+                by_id.insert(channel.channel_id(), channel);
+            }
+            IngestCommand::Unregister { channel } => {
+                running.remove(&channel);
+                by_id.remove(&channel);
+            }
             IngestCommand::Start { channel, resume_after } => {
                 let Some(config) = by_id.get(&channel) else {
                     continue;
                 };
                 let swarm = swarm.clone();
-                let task = match SourceKind::parse(&config.source) {
+                let task = match SourceKind::parse(&config.source, config.format) {
                     Ok(SourceKind::Hls(url)) => {
                         let source = HlsSource {
                             channel,
@@ -153,6 +214,16 @@ pub async fn run(
                             max_bitrate: config.max_bitrate,
                         };
                         smol::spawn(hls::run(source, fetcher.clone(), resume_after, swarm))
+                    }
+                    Ok(SourceKind::Ts(input)) => {
+                        let source = TsChannel {
+                            channel,
+                            name: config.id.clone(),
+                            input,
+                            segment: config.segment,
+                            interface: config.interface.clone(),
+                        };
+                        smol::spawn(broadcast::run(source, fetcher.clone(), resume_after, swarm))
                     }
                     Ok(SourceKind::TestCard) => smol::spawn(testcard(channel, resume_after, swarm)),
                     Ok(SourceKind::TestPattern(pattern)) => {
@@ -239,12 +310,37 @@ mod tests {
         assert_eq!(p.segment_len(), 1_000_000);
         assert_eq!(TestPattern::parse("test://pattern").expect("defaults").duration, Duration::from_secs(2));
         assert!(matches!(TestPattern::parse("http://origin/x.m3u8"), Err(SourceError::Unsupported(_))));
-        assert!(matches!(SourceKind::parse("https://o.example/live.m3u8"), Ok(SourceKind::Hls(_))));
-        assert!(matches!(SourceKind::parse("http://bad host/x"), Err(SourceError::Url(_))));
-        assert!(matches!(SourceKind::parse("rtmp://o/x"), Err(SourceError::Unsupported(_))));
-        assert_eq!(SourceKind::parse("builtin:testcard"), Ok(SourceKind::TestCard));
+        assert!(matches!(SourceKind::parse("https://o.example/live.m3u8", None), Ok(SourceKind::Hls(_))));
+        assert!(matches!(SourceKind::parse("http://bad host/x", None), Err(SourceError::Url(_))));
+        assert!(matches!(SourceKind::parse("rtmp://o/x", None), Err(SourceError::Unsupported(_))));
+        assert_eq!(SourceKind::parse("builtin:testcard", None), Ok(SourceKind::TestCard));
         assert!(matches!(TestPattern::parse("test://pattern?duration=0"), Err(SourceError::BadParameter(_))));
         assert!(matches!(TestPattern::parse("test://pattern?speed=3"), Err(SourceError::BadParameter(_))));
+    }
+
+    #[test]
+    fn http_sources_are_hls_unless_they_look_or_are_said_to_be_ts() {
+        let ts = |url: &str, format| {
+            matches!(SourceKind::parse(url, format), Ok(SourceKind::Ts(TsInput::Http(_))))
+        };
+        assert!(ts("http://encoder.local/live.ts", None));
+        assert!(ts("http://udpxy.local:4022/udp/239.1.1.1:5000", None));
+        assert!(ts("http://encoder.local/stream", Some(HttpFormat::Ts)));
+        assert!(!ts("http://encoder.local/stream", None));
+        assert!(!ts("http://encoder.local/live.ts", Some(HttpFormat::Hls)));
+        assert!(matches!(
+            SourceKind::parse("udp://@239.1.1.1:5000", None),
+            Ok(SourceKind::Ts(TsInput::Udp(_)))
+        ));
+        assert!(matches!(
+            SourceKind::parse("rtp://@239.1.1.1:5000", None),
+            Ok(SourceKind::Ts(TsInput::Udp(_)))
+        ));
+        assert!(matches!(
+            SourceKind::parse("file:///srv/a.ts?vod", None),
+            Ok(SourceKind::Ts(TsInput::File(_)))
+        ));
+        assert!(matches!(SourceKind::parse("udp://@239.1.1.1", None), Err(SourceError::Input(_))));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The box's HTTP server (hyper on smol): the lineup (`/playlist.m3u`), live HLS per channel
-//! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`) and
-//! `/api/status`. Routes live in [`route`]; what TVs get is in [`tv`], byte ranges in [`range`].
+//! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`),
+//! udpxy-style relay URLs (`/udp/<group>:<port>`, `/rtp/…`) and `/api/status`. Routes live in [`route`]; what TVs get is in [`tv`], byte ranges in [`range`].
 //!
 //! Bounded like everything facing the network: at most `max_clients` connections at once (more
 //! wait in the kernel's accept queue), 16 KiB and 10 s for request headers, a client that stops
@@ -31,7 +31,7 @@ mod tv;
 
 use stall::StallGuard;
 pub use tv::media_playlist;
-use tv::{hls, lineup, ts, xmltv};
+use tv::{hls, lineup, relay, ts, xmltv};
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,6 +86,13 @@ pub trait Backend: Send + Sync + 'static {
     fn admin_networks(&self) -> String;
     /// Takes an admin action; its result as JSON, or why it failed.
     fn admin(&self, action: AdminAction) -> impl std::future::Future<Output = Result<Value, String>> + Send;
+    /// The channel carrying the feed a relay URL names (`rest` follows `/udp/` or `/rtp/`),
+    /// added to the lineup if need be; or the status and reason to refuse it with.
+    fn relay(
+        &self,
+        encapsulation: crate::broadcast::Encapsulation,
+        rest: &str,
+    ) -> impl std::future::Future<Output = Result<shoal_core::ChannelId, (StatusCode, String)>> + Send;
     /// Whether a guide is configured.
     fn has_guide(&self) -> bool;
     /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
@@ -185,6 +192,13 @@ async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: So
     }
     if let Some(id) = path.strip_prefix("/ts/") {
         return ts(backend.clone(), id, client).await;
+    }
+    for (prefix, encapsulation) in
+        [("/udp/", crate::broadcast::Encapsulation::Udp), ("/rtp/", crate::broadcast::Encapsulation::Rtp)]
+    {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return relay(backend.clone(), encapsulation, rest, client).await;
+        }
     }
     if let Some(name) = path.strip_prefix("/dashboard/") {
         return match dashboard::asset(name) {

@@ -196,7 +196,28 @@ pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str, client: std::net::
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
-    let channel = listing.channel;
+    ts_stream(backend.clone(), listing.channel, client).await
+}
+
+/// `/udp/<group>:<port>` and `/rtp/<group>:<port>`: a udpxy-compatible relay URL. The feed
+/// is carried as a channel of the swarm and streamed like `/ts/<channel>`.
+pub(super) async fn relay<B: Backend>(
+    backend: Arc<B>,
+    encapsulation: crate::broadcast::Encapsulation,
+    rest: &str,
+    client: std::net::IpAddr,
+) -> Response<Body> {
+    match backend.relay(encapsulation, rest).await {
+        Ok(channel) => ts_stream(backend, channel, client).await,
+        Err((status, why)) => error(status, &why),
+    }
+}
+
+async fn ts_stream<B: Backend>(
+    backend: Arc<B>,
+    channel: shoal_core::ChannelId,
+    client: std::net::IpAddr,
+) -> Response<Body> {
     backend.viewer(channel, client).await;
     let window = match first_window(&*backend, channel).await {
         Ok(window) => window,

@@ -149,6 +149,40 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
+/// The body of a continuous response, read as it arrives.
+pub struct BodyStream {
+    body: hyper::body::Incoming,
+    /// Keeps the connection's driver alive while the body is read.
+    _connection: Option<Connection>,
+}
+
+impl BodyStream {
+    /// The next piece of the body; `Ok(None)` when the origin ended it. Nothing arriving within
+    /// `idle` is an error: a live stream that stalls is as good as broken.
+    pub async fn next(&mut self, idle: Duration) -> Result<Option<Bytes>, FetchError> {
+        let read = async {
+            loop {
+                match self.body.frame().await {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(FetchError::Truncated(e.to_string())),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            if !data.is_empty() {
+                                return Ok(Some(data));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        read.or(async {
+            Timer::after(idle).await;
+            Err(FetchError::Timeout(idle))
+        })
+        .await
+    }
+}
+
 struct Connection {
     scheme: Scheme,
     authority: (String, u16),
@@ -191,6 +225,57 @@ impl Session {
         range: Option<(u64, u64)>,
         max_len: usize,
     ) -> Result<Fetched, FetchError> {
+        let (url, response) = self.request(url, range).await?;
+        let declared: Option<usize> = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if declared.is_some_and(|d| d > max_len) {
+            self.connection = None;
+            return Err(FetchError::TooLarge(max_len));
+        }
+        let body = Limited::new(response.into_body(), max_len).collect().await.map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                FetchError::TooLarge(max_len)
+            } else {
+                FetchError::Truncated(e.to_string())
+            }
+        })?;
+        let bytes = body.to_bytes().to_vec();
+        if let Some(d) = declared.filter(|&d| d != bytes.len()) {
+            return Err(FetchError::Truncated(format!("{} of {d} bytes", bytes.len())));
+        }
+        if let Some((_, length)) = range.filter(|&(_, l)| l != bytes.len() as u64) {
+            return Err(FetchError::Truncated(format!("{} bytes of a {length}-byte range", bytes.len())));
+        }
+        Ok(Fetched { url, bytes })
+    }
+
+    /// Opens a continuous stream (HTTP-TS): the response to a GET of `url`, following
+    /// redirects, whose body is then read piece by piece as the origin sends it. Connecting and
+    /// the headers must come within the fetcher's deadline; each read has its own
+    /// (see [`BodyStream::next`]). The stream has its own connection.
+    pub async fn stream(&mut self, url: &OriginUrl) -> Result<BodyStream, FetchError> {
+        let timeout = self.fetcher.timeout;
+        let opened = self.request(url, None).or(async {
+            Timer::after(timeout).await;
+            Err(FetchError::Timeout(timeout))
+        });
+        let result = opened.await;
+        // The connection now carries an endless body: never reuse it for another request.
+        let connection = self.connection.take();
+        let (_, response) = result?;
+        Ok(BodyStream { body: response.into_body(), _connection: connection })
+    }
+
+    /// Sends a GET for `url` and follows redirects; the final URL and the `200` (or `206` for a
+    /// range) response, its body unread.
+    async fn request(
+        &mut self,
+        url: &OriginUrl,
+        range: Option<(u64, u64)>,
+    ) -> Result<(OriginUrl, hyper::Response<hyper::body::Incoming>), FetchError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let sender = self.connect(&url).await?;
@@ -222,30 +307,7 @@ impl Session {
                 self.connection = None;
                 return Err(FetchError::Status(status.as_u16()));
             }
-            let declared: Option<usize> = response
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            if declared.is_some_and(|d| d > max_len) {
-                self.connection = None;
-                return Err(FetchError::TooLarge(max_len));
-            }
-            let body = Limited::new(response.into_body(), max_len).collect().await.map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    FetchError::TooLarge(max_len)
-                } else {
-                    FetchError::Truncated(e.to_string())
-                }
-            })?;
-            let bytes = body.to_bytes().to_vec();
-            if let Some(d) = declared.filter(|&d| d != bytes.len()) {
-                return Err(FetchError::Truncated(format!("{} of {d} bytes", bytes.len())));
-            }
-            if let Some((_, length)) = range.filter(|&(_, l)| l != bytes.len() as u64) {
-                return Err(FetchError::Truncated(format!("{} bytes of a {length}-byte range", bytes.len())));
-            }
-            return Ok(Fetched { url, bytes });
+            return Ok((url, response));
         }
         Err(FetchError::Redirects)
     }

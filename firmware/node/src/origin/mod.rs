@@ -10,5 +10,5 @@ pub mod hls;
 pub mod playlist;
 pub mod url;
 
-pub use client::{FetchError, Fetcher, Session, TrustError};
+pub use client::{BodyStream, FetchError, Fetcher, Session, TrustError};
 pub use url::{OriginUrl, UrlError};

@@ -106,6 +106,23 @@ pub enum Command {
         /// `None`: it answered; otherwise the error.
         error: Option<String>,
     },
+    /// What a TS source counted about its input (UDP/RTP/HTTP-TS/file).
+    InputStats {
+        /// The channel.
+        channel: ChannelId,
+        /// The counts since the source started.
+        stats: crate::broadcast::InputStats,
+    },
+    /// A TV asked for a relayed feed: carry it as a channel (if not yet carried) while it has
+    /// viewers. Answers with why not, if it cannot.
+    AddRelay {
+        /// The feed as a channel.
+        channel: Box<crate::config::Channel>,
+        /// Most relayed feeds carried at once.
+        max: usize,
+        /// Where to answer.
+        reply: Sender<Result<(), String>>,
+    },
     /// Lift every ban (an operator's action); answers how many peers were banned.
     LiftBans(Sender<usize>),
     /// What the status LED shows.
@@ -160,10 +177,19 @@ pub struct WindowSegment {
 pub(crate) const VIEWER_TIMEOUT: Duration = Duration::from_secs(6);
 /// Segments in the HLS window served to TVs.
 const HLS_WINDOW: usize = 6;
+/// A relayed feed nobody has watched for this long leaves the lineup (and its group is left).
+const RELAY_IDLE: Duration = Duration::from_secs(30);
 
 /// What the driver tells the sources.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IngestCommand {
+    /// A channel added at run time (a relayed feed): how to fetch it when elected.
+    Register(Box<crate::config::Channel>),
+    /// A channel added at run time is gone: stop it and forget it.
+    Unregister {
+        /// The channel.
+        channel: ChannelId,
+    },
     /// Start fetching a channel.
     Start {
         /// The channel.
@@ -213,6 +239,8 @@ pub async fn drive(
     let mut send_buf = vec![0u8; 65_536];
     let mut records = Records::new(clock.now(), names);
     let mut viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
+    // Relayed feeds carried at run time, and when a TV last asked for each.
+    let mut relays: BTreeMap<ChannelId, Instant> = BTreeMap::new();
     enum Wake {
         Readable,
         Command(Option<Command>),
@@ -261,6 +289,30 @@ pub async fn drive(
                 if viewers.insert(channel, now).is_none() {
                     engine.want_channel(now, channel, true);
                 }
+                if let Some(seen) = relays.get_mut(&channel) {
+                    *seen = now;
+                }
+            }
+            Wake::Command(Some(Command::AddRelay { channel, max, reply })) => {
+                let id = channel.channel_id();
+                let answer = if relays.contains_key(&id) || engine.lineup().any(|c| c == id) {
+                    relays.entry(id).and_modify(|seen| *seen = now);
+                    Ok(())
+                } else if relays.len() >= max {
+                    Err(format!("this box already relays {max} feeds (relay.max_joins)"))
+                } else {
+                    match engine.add_channel(now, shoal_core::LineupEntry { channel: id, always_on: false }) {
+                        Ok(()) => {
+                            log::info!("relaying {} as channel {}", channel.source, channel.id);
+                            relays.insert(id, now);
+                            records.add_channel(id, channel.name.clone());
+                            let _ = ingest.send(IngestCommand::Register(channel)).await;
+                            Ok(())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                };
+                let _ = reply.try_send(answer);
             }
             Wake::Command(Some(command)) => handle_command(&mut engine, now, command, &mut records, &viewers),
             Wake::Timer => {}
@@ -273,6 +325,15 @@ pub async fn drive(
         for channel in expired {
             viewers.remove(&channel);
             engine.want_channel(now, channel, false);
+        }
+        let idle: Vec<ChannelId> =
+            relays.iter().filter(|(_, &t)| now.saturating_since(t) > RELAY_IDLE).map(|(&c, _)| c).collect();
+        for channel in idle {
+            log::info!("nobody watches relayed {} any more: leaving it", name(&records.names, channel));
+            relays.remove(&channel);
+            engine.remove_channel(now, channel);
+            records.remove_channel(channel);
+            let _ = ingest.send(IngestCommand::Unregister { channel }).await;
         }
         engine.handle_timeout(now);
         flush(&mut engine, &socket, &clock, &mut send_buf, &mut records).await;
@@ -320,6 +381,7 @@ fn handle_command(
             }
         },
         Command::OriginHealth { channel, error } => records.origin_health(now, channel, error),
+        Command::InputStats { channel, stats } => records.input_stats(channel, stats),
         Command::Want { channel, wanted } => engine.want_channel(now, channel, wanted),
         Command::Status(reply) => {
             let _ = reply.try_send(report::status(engine, now, records, viewers));
@@ -352,7 +414,7 @@ fn handle_command(
             };
             let _ = reply.try_send(health);
         }
-        Command::Viewer(_) | Command::Shutdown => {}
+        Command::Viewer(_) | Command::AddRelay { .. } | Command::Shutdown => {}
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct ChannelRecord {
     pub(crate) newest: Option<(u64, Instant)>,
     /// The origin's last answer to this box's source: `None` until it asked.
     pub(crate) origin: Option<OriginRecord>,
+    /// What a TS source last counted about its input (`None`: not a TS source, or not
+    /// ingested here).
+    pub(crate) input: Option<crate::broadcast::InputStats>,
 }
 
 /// How the origin answered this box.
@@ -107,6 +110,25 @@ impl Records {
         }
         if c.newest.is_none_or(|(newest, _)| seq >= newest) {
             c.newest = Some((seq, now));
+        }
+    }
+
+    /// A channel joined the lineup at run time (a relayed feed).
+    pub(crate) fn add_channel(&mut self, channel: ChannelId, name: String) {
+        self.names.insert(channel, name);
+        self.channels.entry(channel).or_default();
+    }
+
+    /// A channel added at run time left the lineup.
+    pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
+        self.names.remove(&channel);
+        self.channels.remove(&channel);
+    }
+
+    /// A TS source's counts about its input.
+    pub(crate) fn input_stats(&mut self, channel: ChannelId, stats: crate::broadcast::InputStats) {
+        if let Some(c) = self.channels.get_mut(&channel) {
+            c.input = Some(stats);
         }
     }
 
@@ -210,6 +232,7 @@ pub(crate) fn status(
                     "segments_fetched": record.origin_segments,
                     "bytes": record.origin_bytes,
                 })),
+                "input": record.input,
                 "segments_from_origin": record.origin_segments,
                 "segments_from_peers": record.peer_segments,
                 "distinct_segments": record.distinct_segments,

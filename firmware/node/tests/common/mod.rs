@@ -11,6 +11,8 @@
 // Each test crate that includes this module uses only some of the helpers.
 #![allow(dead_code)]
 
+pub(crate) mod boxes;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
