@@ -87,6 +87,11 @@ pub struct InputStats {
     pub segments: u64,
     /// Segments cut without a keyframe (one grew too long or too large).
     pub forced_cuts: u64,
+    /// Keyframes the muxer flagged (random-access indicator).
+    pub keyframes_by_flag: u64,
+    /// Keyframes found in the video itself (H.264 IDR / HEVC IRAP NAL units) where the muxer did
+    /// not flag them.
+    pub keyframes_by_scan: u64,
 }
 
 /// Runs until dropped (the ingester is stopped) or, for a VOD file, until its last segment is
@@ -302,19 +307,20 @@ impl Ingest {
                     self.report_stats(false).await?;
                 }
             }
+            let cut = &mut self.cut;
+            self.segmenter.flush(|segment| cut.push_back(segment));
             if file.vod {
                 // The last segment closes the asset.
-                let last = self.segmenter.flush();
-                match last {
-                    Some(segment) => self.publisher.publish(segment, true).await?,
-                    None => self.publisher.end_without_segment(),
+                while let Some(segment) = self.cut.pop_front() {
+                    let last = self.cut.is_empty();
+                    self.publisher.publish(segment, last).await?;
                 }
                 self.report_stats(true).await?;
                 log::info!("{}: the whole file is published", self.source.name);
                 return Ok(());
             }
             // Loop: the file's last segment ends here, and the next starts a new timeline.
-            if let Some(segment) = self.segmenter.flush() {
+            while let Some(segment) = self.cut.pop_front() {
                 Timer::at(start + played).await;
                 played += segment.duration;
                 self.publisher.publish(segment, false).await?;
@@ -357,6 +363,8 @@ impl Ingest {
             transport_errors: c.transport_errors,
             segments: c.segments,
             forced_cuts: c.forced_cuts,
+            keyframes_by_flag: c.keyframes_rai,
+            keyframes_by_scan: c.keyframes_scan,
             ..self.stats
         };
         let report = Command::InputStats { channel: self.source.channel, stats };
@@ -383,10 +391,5 @@ impl Publisher {
         info.end_of_stream = end_of_stream;
         self.next_seq += 1;
         self.swarm.send(Command::Publish { info, bytes: segment.bytes }).await.map_err(|_| Stopped)
-    }
-
-    /// A VOD file whose segments all went out before its end was known: nothing to mark.
-    fn end_without_segment(&self) {
-        log::warn!("channel {}: the file ended right after a segment; its playlist stays open", self.channel);
     }
 }
