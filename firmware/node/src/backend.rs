@@ -17,7 +17,7 @@ use crate::broadcast::relay::{relay_channel, RelayPolicy, RelayRefused};
 use crate::broadcast::Encapsulation;
 use crate::discovery::Discovery;
 use crate::guide::GuideCache;
-use crate::http::{AdminAction, Guide, Listing, StoredSegment};
+use crate::http::{AdminAction, Guide, Listing, StoredSegment, Watch};
 use crate::origin::{Fetcher, OriginUrl};
 use crate::swarm::{self, Command};
 
@@ -101,6 +101,7 @@ pub(crate) struct Backend {
     /// Where `POST /api/reload` goes: the daemon's main loop, which answers with what changed.
     reload: Option<Sender<Sender<String>>>,
     relay: RelaySettings,
+    live: crate::broadcast::live::LiveFeeds,
 }
 
 /// What a backend is made of.
@@ -117,6 +118,8 @@ pub(crate) struct BackendParts {
     /// What the LED shows (`None`: no LED task, as in the demo).
     pub(crate) led: Option<crate::status_led::Shown>,
     pub(crate) relay: RelaySettings,
+    /// The feeds this box receives, for its TVs on `/ts` and `/udp`.
+    pub(crate) live: crate::broadcast::live::LiveFeeds,
 }
 
 impl Backend {
@@ -134,6 +137,7 @@ impl Backend {
             led: parts.led,
             reload: parts.reload,
             relay: parts.relay,
+            live: parts.live,
         })
     }
 
@@ -268,7 +272,7 @@ impl crate::http::Backend for Backend {
         answer.recv().await.ok().flatten()
     }
 
-    async fn viewer(&self, channel: ChannelId, client: IpAddr) {
+    async fn viewer(&self, channel: ChannelId, client: IpAddr, watch: Watch) {
         if let Ok(mut tvs) = self.tvs.lock() {
             let now = Instant::now();
             let clients = &mut tvs.entry(channel).or_default().clients;
@@ -279,7 +283,12 @@ impl crate::http::Backend for Backend {
                 clients.insert(client, now);
             }
         }
-        let _ = self.commands.send(Command::Viewer(channel)).await;
+        let segments = watch == Watch::Segments;
+        let _ = self.commands.send(Command::Viewer { channel, segments }).await;
+    }
+
+    fn live(&self, channel: ChannelId) -> Option<smol::channel::Receiver<hyper::body::Bytes>> {
+        self.live.subscribe(channel)
     }
 
     fn served(&self, channel: ChannelId, bytes: usize) {

@@ -103,6 +103,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
     );
 
     let lineup = current_lineup(&config);
+    let live = crate::broadcast::live::LiveFeeds::default();
     let guide = config
         .xmltv_url
         .as_deref()
@@ -127,14 +128,17 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         identify: identify.clone(),
         led: Some(led_shown.clone()),
         relay: crate::backend::RelaySettings::of(&config),
+        live: live.clone(),
     })?);
 
     smol::block_on(async {
-        let driver = smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names));
+        let driver =
+            smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names, live.clone()));
         let sources = smol::spawn(crate::source::run(
             config.channels.clone(),
             fetcher.clone(),
             config.relay_interface.clone(),
+            live.clone(),
             ingest_rx,
             commands.clone(),
         ));

@@ -102,11 +102,21 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 let _ = commands.try_send(Command::Discovered(found));
             }
             let (ingest, ingest_rx) = bounded(64);
-            tasks.push(smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names)));
+            let live = crate::broadcast::live::LiveFeeds::default();
+            tasks.push(smol::spawn(swarm::drive(
+                engine,
+                socket,
+                clock,
+                command_rx,
+                ingest,
+                names,
+                live.clone(),
+            )));
             tasks.push(smol::spawn(crate::source::run(
                 config.channels.clone(),
                 fetcher.clone(),
                 config.relay_interface.clone(),
+                live.clone(),
                 ingest_rx,
                 commands.clone(),
             )));
@@ -126,6 +136,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 identify: Default::default(),
                 led: None,
                 relay: crate::backend::RelaySettings::of(&config),
+                live: live.clone(),
             })?);
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

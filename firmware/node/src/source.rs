@@ -184,6 +184,7 @@ pub async fn run(
     channels: Vec<Channel>,
     fetcher: Fetcher,
     relay_interface: Option<String>,
+    live: broadcast::live::LiveFeeds,
     commands: Receiver<IngestCommand>,
     swarm: Sender<Command>,
 ) {
@@ -223,7 +224,13 @@ pub async fn run(
                             segment: config.segment,
                             interface: config.interface.clone(),
                         };
-                        smol::spawn(broadcast::run(source, fetcher.clone(), resume_after, swarm))
+                        smol::spawn(broadcast::run(
+                            source,
+                            fetcher.clone(),
+                            live.clone(),
+                            resume_after,
+                            swarm,
+                        ))
                     }
                     Ok(SourceKind::TestCard) => smol::spawn(testcard(channel, resume_after, swarm)),
                     Ok(SourceKind::TestPattern(pattern)) => {

@@ -224,6 +224,12 @@ fn rtp_http_ts_and_file_sources_play() {
     ]
     .concat();
     let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &[config]);
+    // A lone box relaying to its own TV passes the feed through: no segment is cut for it.
+    assert_plays(&stage, &boxes, 0, "/rtp/239.255.10.2:5002", 6);
+    let status = boxes.status(&stage.bed, 0).expect("status");
+    let rtp = Boxes::channel(&status, "rtp").expect("the channel");
+    assert_eq!(rtp["input"]["segments"], 0, "nobody needed segments: {rtp}");
+    assert!(rtp["input"]["bytes"].as_u64() > Some(100_000), "{rtp}");
     for id in ["rtp", "httpts", "file"] {
         assert_plays(&stage, &boxes, 0, &format!("/hls/{id}/index.m3u8"), 8);
         assert_plays(&stage, &boxes, 0, &format!("/ts/{id}"), 6);

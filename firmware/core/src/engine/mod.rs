@@ -330,6 +330,17 @@ impl Engine {
         self.channels.get(&channel).map(|c| (c.ingester, c.standby))
     }
 
+    /// Live peers that carry `channel` (have it in their lineup): 0 when this box is alone
+    /// with it, so nobody else can need its segments.
+    pub fn peers_carrying(&self, channel: ChannelId) -> usize {
+        self.channels.get(&channel).map_or(0, |c| c.ranking.iter().filter(|&&n| n != self.me).count())
+    }
+
+    /// Whether `channel` is fetched even without viewers.
+    pub fn is_always_on(&self, channel: ChannelId) -> bool {
+        self.channels.get(&channel).is_some_and(|c| c.always_on)
+    }
+
     /// Whether this box is fetching `channel` from its origin.
     pub fn is_ingesting(&self, channel: ChannelId) -> bool {
         self.channels.get(&channel).is_some_and(|c| c.ingesting)

@@ -9,6 +9,7 @@
 //! numbered from 0, so every box that reads the same file names its segments alike.
 
 pub mod input;
+pub mod live;
 pub mod relay;
 pub mod rtp;
 pub mod udp;
@@ -16,6 +17,7 @@ pub mod udp;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use hyper::body::Bytes;
 use serde::Serialize;
 use shoal_core::{ChannelId, SegmentInfo};
 use shoal_ts::{Segmenter, SegmenterConfig};
@@ -96,7 +98,13 @@ pub struct InputStats {
 
 /// Runs until dropped (the ingester is stopped) or, for a VOD file, until its last segment is
 /// published.
-pub async fn run(source: TsChannel, fetcher: Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) {
+pub async fn run(
+    source: TsChannel,
+    fetcher: Fetcher,
+    live: live::LiveFeeds,
+    resume_after: Option<u64>,
+    swarm: Sender<Command>,
+) {
     let vod = matches!(&source.input, TsInput::File(f) if f.vod);
     let first = match (resume_after, vod) {
         (_, true) => 0,
@@ -133,7 +141,10 @@ pub async fn run(source: TsChannel, fetcher: Fetcher, resume_after: Option<u64>,
         source,
     };
     let result = match ingest.source.input.clone() {
-        TsInput::Udp(input) => ingest.udp(&input).await,
+        TsInput::Udp(input) => {
+            let feed = live.open(ingest.source.channel);
+            ingest.udp(&input, &feed).await
+        }
         TsInput::Http(url) => ingest.http(&fetcher, &url).await,
         TsInput::File(file) => ingest.file(&file).await,
     };
@@ -164,25 +175,27 @@ impl Ingest {
     }
 
     /// Receives a UDP/RTP feed, joining again when the link changes or the feed goes silent.
-    async fn udp(&mut self, input: &UdpInput) -> Result<(), Stopped> {
+    /// TVs of this box get it live through `feed`; segments are cut while `feed` says they are
+    /// needed.
+    async fn udp(&mut self, input: &UdpInput, live: &live::FeedHandle) -> Result<(), Stopped> {
         let interface = input.interface.clone().or_else(|| self.source.interface.clone());
         let expect_rtp = input.encapsulation == Encapsulation::Rtp;
         let mut buf = vec![0u8; 65_536];
         loop {
-            let feed = match udp::Link::current(interface.as_deref()).and_then(|link| udp::open(input, link))
-            {
-                Ok(feed) => feed,
-                Err(e) => {
-                    self.health(Some(format!("cannot receive {}: {e}", input.canonical()))).await?;
-                    Timer::after(SILENCE).await;
-                    continue;
-                }
-            };
+            let socket =
+                match udp::Link::current(interface.as_deref()).and_then(|link| udp::open(input, link)) {
+                    Ok(socket) => socket,
+                    Err(e) => {
+                        self.health(Some(format!("cannot receive {}: {e}", input.canonical()))).await?;
+                        Timer::after(SILENCE).await;
+                        continue;
+                    }
+                };
             let mut last_data = Instant::now();
             let mut last_link_check = Instant::now();
             let mut healthy = None;
             loop {
-                let readable = async { feed.socket.readable().await.is_ok() }
+                let readable = async { socket.socket.readable().await.is_ok() }
                     .or(async {
                         Timer::after(LINK_CHECK.min(SILENCE)).await;
                         false
@@ -190,17 +203,33 @@ impl Ingest {
                     .await;
                 let mut got = 0;
                 if readable {
+                    let segmenting = live.segmenting();
+                    if !segmenting && self.segmenter.buffered_bytes() > 0 {
+                        // Nobody needs segments now: free the one being cut. When they are
+                        // needed again, the stream resumes after a gap.
+                        self.segmenter.flush(|_| {});
+                        self.publisher.pending_discontinuity = true;
+                    }
+                    let mut tap = live.has_subscribers().then(|| Vec::with_capacity(READ_BATCH * 1316));
                     for _ in 0..READ_BATCH {
-                        let Ok(len) = feed.socket.get_ref().recv(&mut buf) else {
+                        let Ok(len) = socket.socket.get_ref().recv(&mut buf) else {
                             break;
                         };
                         got += 1;
                         self.stats.reads += 1;
                         self.stats.bytes += len as u64;
                         if let Unwrapped::Ts(ts) = self.rtp.unwrap(&buf[..len], expect_rtp) {
-                            let cut = &mut self.cut;
-                            self.segmenter.push(ts, |segment| cut.push_back(segment));
+                            if let Some(tap) = &mut tap {
+                                tap.extend_from_slice(ts);
+                            }
+                            if segmenting {
+                                let cut = &mut self.cut;
+                                self.segmenter.push(ts, |segment| cut.push_back(segment));
+                            }
                         }
+                    }
+                    if let Some(tap) = tap.filter(|t| !t.is_empty()) {
+                        live.send(Bytes::from(tap));
                     }
                     self.drain().await?;
                 }
@@ -221,11 +250,11 @@ impl Ingest {
                 if now.duration_since(last_link_check) >= LINK_CHECK {
                     last_link_check = now;
                     let link = udp::Link::current(interface.as_deref()).ok();
-                    if link.as_ref() != Some(&feed.link) {
+                    if link.as_ref() != Some(&socket.link) {
                         log::info!(
                             "{}: the link changed ({:?} → {link:?}); joining again",
                             self.source.name,
-                            feed.link
+                            socket.link
                         );
                         break;
                     }

@@ -70,12 +70,15 @@ pub trait Backend: Send + Sync + 'static {
         channel: shoal_core::ChannelId,
         seq: u64,
     ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
-    /// A TV at `client` is watching `channel`.
+    /// A TV at `client` is watching `channel`, from segments or from the live feed.
     fn viewer(
         &self,
         channel: shoal_core::ChannelId,
         client: std::net::IpAddr,
+        watch: Watch,
     ) -> impl std::future::Future<Output = ()> + Send;
+    /// The stream of `channel` as this box receives it (a UDP/RTP feed it ingests), if it does.
+    fn live(&self, channel: shoal_core::ChannelId) -> Option<smol::channel::Receiver<Bytes>>;
     /// Counts bytes of `channel`'s segments sent to TVs.
     fn served(&self, channel: shoal_core::ChannelId, bytes: usize);
     /// The swarm report (this box and what its peers answered), or `None` when shutting down.
@@ -97,6 +100,16 @@ pub trait Backend: Send + Sync + 'static {
     fn has_guide(&self) -> bool;
     /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
     fn xmltv(&self) -> impl std::future::Future<Output = Option<Result<Guide, String>>> + Send;
+}
+
+/// How a TV watches a channel: it matters to the ingester, which cuts segments only when
+/// someone uses them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// From segments: HLS, or `/ts` on a box that gets the channel from its peers.
+    Segments,
+    /// From the live feed of the box that receives it.
+    Live,
 }
 
 /// What an operator may ask a box to do (`POST /api/<action>`), from the admin networks only.

@@ -10,7 +10,7 @@ use hyper::{Request, Response, StatusCode};
 use smol::Timer;
 
 use super::range::ranged;
-use super::{error, text, Backend, Body};
+use super::{error, text, Backend, Body, Watch};
 use crate::swarm::{Window, WindowSegment};
 
 /// How long a playlist request for a channel with nothing stored yet waits for its first
@@ -106,7 +106,7 @@ pub(super) async fn hls<B: Backend>(
     };
     let channel = listing.channel;
     if file == "index.m3u8" {
-        backend.viewer(channel, client).await;
+        backend.viewer(channel, client, Watch::Segments).await;
         return match first_window(backend, channel).await {
             Ok(window) => text(
                 StatusCode::OK,
@@ -119,7 +119,7 @@ pub(super) async fn hls<B: Backend>(
     let Some((seq, part)) = parse_segment_name(file) else {
         return error(StatusCode::NOT_FOUND, "no such resource");
     };
-    backend.viewer(channel, client).await;
+    backend.viewer(channel, client, Watch::Segments).await;
     let Some(segment) = backend.segment(channel, seq).await else {
         return error(StatusCode::NOT_FOUND, "segment not held (outside the window)");
     };
@@ -213,32 +213,135 @@ pub(super) async fn relay<B: Backend>(
     }
 }
 
+/// How often a TV on the live feed is counted as a viewer again.
+const LIVE_VIEWER_REFRESH: Duration = Duration::from_secs(1);
+
+/// Continuous MPEG-TS of `channel` for one TV: the live feed when this box receives the channel
+/// (udpxy's way: bytes as they arrive), else segments from the store. A TV on the live feed
+/// goes on from segments if this box stops receiving (another box took the channel over).
 async fn ts_stream<B: Backend>(
     backend: Arc<B>,
     channel: shoal_core::ChannelId,
     client: std::net::IpAddr,
 ) -> Response<Body> {
-    backend.viewer(channel, client).await;
-    let window = match first_window(&*backend, channel).await {
-        Ok(window) => window,
-        Err(response) => return response,
+    backend.viewer(channel, client, Watch::Live).await;
+    // A cold channel: wait (bounded) until this box receives it or has a segment of it.
+    let deadline = std::time::Instant::now() + COLD_START_WAIT;
+    let live = loop {
+        if let Some(live) = backend.live(channel) {
+            break Some(live);
+        }
+        match backend.window(channel).await {
+            None => return error(StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down"),
+            Some(w) if !w.segments.is_empty() => break None,
+            Some(_) if std::time::Instant::now() >= deadline => {
+                let mut response =
+                    error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
+                response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
+                return response;
+            }
+            Some(_) => {
+                Timer::after(COLD_START_POLL).await;
+            }
+        }
     };
-    if window.segments.iter().any(|s| s.init_len > 0) {
-        return error(StatusCode::NOT_FOUND, "the channel is fragmented MP4, not MPEG-TS: play it from /hls");
-    }
-    let second_newest = window.segments.len().saturating_sub(2);
-    let start = window.segments.get(second_newest).map_or(0, |s| s.seq);
-    let frames = smol::stream::unfold((backend, start), move |(backend, seq)| async move {
+    let body = match live {
+        Some(live) => {
+            let segments = segment_stream(backend.clone(), channel, client, None);
+            let live = live_stream(backend, channel, client, live);
+            http_body_util::StreamBody::new(smol::stream::StreamExt::chain(live, segments)).boxed_unsync()
+        }
+        None => {
+            backend.viewer(channel, client, Watch::Segments).await;
+            let window = match first_window(&*backend, channel).await {
+                Ok(window) => window,
+                Err(response) => return response,
+            };
+            if window.segments.iter().any(|s| s.init_len > 0) {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "the channel is fragmented MP4, not MPEG-TS: play it from /hls",
+                );
+            }
+            let second_newest = window.segments.len().saturating_sub(2);
+            let start = window.segments.get(second_newest).map_or(0, |s| s.seq);
+            http_body_util::StreamBody::new(segment_stream(backend, channel, client, Some(start)))
+                .boxed_unsync()
+        }
+    };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+type Frames = std::pin::Pin<
+    Box<
+        dyn smol::stream::Stream<
+                Item = Result<hyper::body::Frame<hyper::body::Bytes>, std::convert::Infallible>,
+            > + Send,
+    >,
+>;
+
+/// The live feed's chunks as body frames, refreshing the TV's viewer mark as they go.
+fn live_stream<B: Backend>(
+    backend: Arc<B>,
+    channel: shoal_core::ChannelId,
+    client: std::net::IpAddr,
+    live: smol::channel::Receiver<hyper::body::Bytes>,
+) -> Frames {
+    let refreshed = std::time::Instant::now();
+    Box::pin(smol::stream::unfold(
+        (backend, live, refreshed),
+        move |(backend, live, mut refreshed)| async move {
+            let chunk = live.recv().await.ok()?;
+            if refreshed.elapsed() >= LIVE_VIEWER_REFRESH {
+                refreshed = std::time::Instant::now();
+                backend.viewer(channel, client, Watch::Live).await;
+            }
+            backend.served(channel, chunk.len());
+            Some((Ok(hyper::body::Frame::data(chunk)), (backend, live, refreshed)))
+        },
+    ))
+}
+
+/// Segments from `start` on (`None`: the newest held when the stream gets there), each as the
+/// swarm completes it; ends when the TV falls out of the window or the channel stops.
+fn segment_stream<B: Backend>(
+    backend: Arc<B>,
+    channel: shoal_core::ChannelId,
+    client: std::net::IpAddr,
+    start: Option<u64>,
+) -> Frames {
+    Box::pin(smol::stream::unfold((backend, start), move |(backend, seq)| async move {
         let deadline = std::time::Instant::now() + TS_STALL;
+        let mut seq = seq;
         loop {
-            backend.viewer(channel, client).await;
-            if let Some(segment) = backend.segment(channel, seq).await {
+            backend.viewer(channel, client, Watch::Segments).await;
+            let next = match seq {
+                Some(seq) => seq,
+                None => {
+                    // Coming from the live feed: go on with the newest segment there is.
+                    let window = backend.window(channel).await?;
+                    match window.segments.last() {
+                        Some(last) if last.init_len == 0 => last.seq,
+                        Some(_) => return None,
+                        None if std::time::Instant::now() >= deadline => return None,
+                        None => {
+                            Timer::after(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            seq = Some(next);
+            if let Some(segment) = backend.segment(channel, next).await {
                 backend.served(channel, segment.bytes.len());
                 let frame = hyper::body::Frame::data(segment.bytes);
-                return Some((Ok::<_, std::convert::Infallible>(frame), (backend, seq + 1)));
+                return Some((Ok(frame), (backend, Some(next + 1))));
             }
             let window = backend.window(channel).await?;
-            if window.segments.first().is_some_and(|s| s.seq > seq) {
+            if window.segments.first().is_some_and(|s| s.seq > next) {
                 log::info!("a /ts client of channel {channel} fell behind the live window; dropping it");
                 return None;
             }
@@ -247,11 +350,7 @@ async fn ts_stream<B: Backend>(
             }
             Timer::after(Duration::from_millis(100)).await;
         }
-    });
-    let mut response = Response::new(http_body_util::StreamBody::new(frames).boxed_unsync());
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
-    response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
+    }))
 }
 
 fn target_duration(window: &[WindowSegment]) -> u64 {

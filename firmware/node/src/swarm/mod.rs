@@ -98,7 +98,12 @@ pub enum Command {
         reply: Sender<Option<crate::http::StoredSegment>>,
     },
     /// A TV fetched something of this channel: it has a viewer for a while.
-    Viewer(ChannelId),
+    Viewer {
+        /// The channel.
+        channel: ChannelId,
+        /// The TV plays segments (HLS, or `/ts` from the store) rather than the live feed.
+        segments: bool,
+    },
     /// How the channel's origin answered the last time this box's source asked it.
     OriginHealth {
         /// The channel.
@@ -234,6 +239,7 @@ pub async fn drive(
     commands: Receiver<Command>,
     ingest: Sender<IngestCommand>,
     names: ChannelNames,
+    live: crate::broadcast::live::LiveFeeds,
 ) {
     let mut recv_buf = vec![0u8; 65_536];
     let mut send_buf = vec![0u8; 65_536];
@@ -241,6 +247,8 @@ pub async fn drive(
     let mut viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
     // Relayed feeds carried at run time, and when a TV last asked for each.
     let mut relays: BTreeMap<ChannelId, Instant> = BTreeMap::new();
+    // When a TV last played each channel from segments (not from a live feed).
+    let mut segment_viewers: BTreeMap<ChannelId, Instant> = BTreeMap::new();
     enum Wake {
         Readable,
         Command(Option<Command>),
@@ -285,9 +293,12 @@ pub async fn drive(
                 flush(&mut engine, &socket, &clock, &mut send_buf, &mut records).await;
                 return;
             }
-            Wake::Command(Some(Command::Viewer(channel))) => {
+            Wake::Command(Some(Command::Viewer { channel, segments })) => {
                 if viewers.insert(channel, now).is_none() {
                     engine.want_channel(now, channel, true);
+                }
+                if segments {
+                    segment_viewers.insert(channel, now);
                 }
                 if let Some(seen) = relays.get_mut(&channel) {
                     *seen = now;
@@ -325,6 +336,14 @@ pub async fn drive(
         for channel in expired {
             viewers.remove(&channel);
             engine.want_channel(now, channel, false);
+        }
+        segment_viewers.retain(|_, &mut t| now.saturating_since(t) <= VIEWER_TIMEOUT);
+        // A live feed's ingester cuts segments only when someone can use them.
+        for channel in engine.lineup().filter(|&c| engine.is_ingesting(c)) {
+            let needed = engine.is_always_on(channel)
+                || engine.peers_carrying(channel) > 0
+                || segment_viewers.contains_key(&channel);
+            live.set_segmenting(channel, needed);
         }
         let idle: Vec<ChannelId> =
             relays.iter().filter(|(_, &t)| now.saturating_since(t) > RELAY_IDLE).map(|(&c, _)| c).collect();
@@ -414,7 +433,7 @@ fn handle_command(
             };
             let _ = reply.try_send(health);
         }
-        Command::Viewer(_) | Command::AddRelay { .. } | Command::Shutdown => {}
+        Command::Viewer { .. } | Command::AddRelay { .. } | Command::Shutdown => {}
     }
 }
 
