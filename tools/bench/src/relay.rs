@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shoal_testbed::{encode_clip, skip_reason, Bed, ClipSpec};
+use shoal_testbed::{skip_reason, Bed};
 
 const CHANNELS: usize = 8;
 const WARM_UP: Duration = Duration::from_secs(12);
@@ -40,10 +40,9 @@ fn main() -> ExitCode {
     let binary = binary.canonicalize().unwrap_or(binary);
     println!("command: cargo run --profile bench -p shoal-bench --bin relay -- {}", binary.display());
     println!(
-        "setup: one box, {CHANNELS} multicast channels (ffmpeg -re -stream_loop -1 -c copy, 1316-byte datagrams), \
-         {CHANNELS} HTTP-TS clients (curl /ts/<channel>), {}x{} clip with 2 s GOPs; warm-up {} s, measured over {} s",
-        1280,
-        720,
+        "setup: one box alone, {CHANNELS} multicast channels (ffmpeg -re -stream_loop -1 -c copy of a constant-rate \
+         1280x720 H.264/AAC clip, 1316-byte datagrams), {CHANNELS} HTTP-TS clients (curl /ts/<channel>, one per \
+         channel, in the headend's namespace); warm-up {} s, measured over {} s",
         WARM_UP.as_secs(),
         WINDOW.as_secs()
     );
@@ -112,13 +111,41 @@ fn ticks_per_second() -> f64 {
     out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
 }
 
+/// A 16 s 1280x720 H.264/AAC clip at a constant `mbit` Mbit/s as muxed (x264 fills to its
+/// rate with filler data, as broadcast encoders do), encoded once into `dir`.
+fn cbr_clip(dir: &Path, mbit: u32) -> Result<PathBuf, String> {
+    let path = dir.join(format!("relay-cbr-{mbit}M.ts"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    // Audio and TS headers add about 1.7 %: aim the video below the channel's rate.
+    let video = format!("{}k", mbit * 980 - 128);
+    let part = dir.join(format!(".relay-cbr-{mbit}M.{}.part", std::process::id()));
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000", "-t", "16"])
+        .args(["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args(["-b:v", &video, "-minrate", &video, "-maxrate", &video, "-bufsize", &video])
+        .args(["-x264-params", "nal-hrd=cbr", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "128k", "-f", "mpegts"])
+        .arg(&part)
+        .status()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
+    if !status.success() {
+        return Err(format!("ffmpeg could not encode the {mbit} Mbit/s clip"));
+    }
+    std::fs::rename(&part, &path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
 fn measure(binary: &Path, mbit: u32) -> Result<Measurement, String> {
     let dir = std::env::temp_dir().join(format!("shoal-relay-{}-{mbit}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clips = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-clips");
-    let spec = ClipSpec { width: 1280, height: 720, video_kbps: mbit * 1000 };
-    let clip = encode_clip(&clips, "relay", spec).map_err(|e| e.to_string())?;
+    let clip = cbr_clip(&clips, mbit)?;
     let clip = clip.to_string_lossy().into_owned();
     let status = std::process::Command::new(binary)
         .args(["keygen", "--out"])

@@ -230,6 +230,19 @@ fn registry(status: &Value) -> Registry {
             "Segments of the channel this box received from peers",
             "/segments_from_peers",
         ),
+        ("channel_input_bytes", "Bytes a TS source (UDP, RTP, HTTP-TS, file) took in", "/input/bytes"),
+        (
+            "channel_input_cc_errors",
+            "Continuity-counter errors in a TS source's stream (lost or damaged packets)",
+            "/input/cc_errors",
+        ),
+        (
+            "channel_input_garbage_bytes",
+            "Bytes a TS source skipped while looking for packet sync",
+            "/input/garbage_bytes",
+        ),
+        ("channel_input_rtp_lost", "RTP packets a TS source found missing", "/input/rtp_lost"),
+        ("channel_input_rejoins", "Times a TS source joined its group again or reconnected", "/input/rejoins"),
     ];
     let channels = status.get("channels").and_then(Value::as_array).unwrap_or(&empty);
     let channel_id = |c: &Value| c.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
