@@ -26,6 +26,7 @@
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -88,7 +89,8 @@ pub struct StoreCounters {
 pub struct Segment {
     manifest: SignedManifest,
     /// Allocated on the first block; its length is already reserved against the budget.
-    data: Vec<u8>,
+    /// Shared (see [`Segment::shared_bytes`]) only once complete, when it no longer changes.
+    data: Arc<Vec<u8>>,
     verified: Vec<u64>,
     verified_count: usize,
     arrival: u64,
@@ -134,6 +136,12 @@ impl Segment {
     /// The whole segment, if complete.
     pub fn bytes(&self) -> Option<&[u8]> {
         self.is_complete().then_some(&self.data[..])
+    }
+
+    /// The whole segment, if complete, shared rather than copied: a box serving one segment to
+    /// many TVs holds it once.
+    pub fn shared_bytes(&self) -> Option<Arc<Vec<u8>>> {
+        self.is_complete().then(|| self.data.clone())
     }
 
     fn reserved(&self) -> usize {
@@ -233,7 +241,7 @@ impl Store {
         self.next_arrival += 1;
         let segment = Segment {
             manifest,
-            data: Vec::new(),
+            data: Arc::new(Vec::new()),
             verified: vec![0; blocks.div_ceil(64)],
             verified_count: 0,
             arrival,
@@ -294,10 +302,11 @@ impl Store {
             return Err(StoreError::BadBlock);
         }
         if segment.data.is_empty() {
-            segment.data = vec![0; segment.reserved()];
+            segment.data = Arc::new(vec![0; segment.reserved()]);
         }
         let start = segment.manifest.manifest().block_offset(index);
-        segment.data[start..start + bytes.len()].copy_from_slice(bytes);
+        // Never shared while incomplete, so this never copies.
+        Arc::make_mut(&mut segment.data)[start..start + bytes.len()].copy_from_slice(bytes);
         segment.verified[index / 64] |= 1 << (index % 64);
         segment.verified_count += 1;
         self.counters.blocks += 1;

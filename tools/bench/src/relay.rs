@@ -47,26 +47,18 @@ fn main() -> ExitCode {
         WINDOW.as_secs()
     );
     let mut ok = true;
-    for mbit in rates {
-        match measure(&binary, mbit) {
+    for mbit in &rates {
+        let mbit = *mbit;
+        match measure(&binary, mbit, false) {
             Ok(m) => {
                 let floor = if mbit == 40 {
                     let pass = m.cpu <= CPU_FLOOR && m.rss_max_kib <= RSS_FLOOR_KIB;
                     ok &= pass;
-                    format!("  floor ≤ 25 % and ≤ 16 MiB: {}", if pass { "met" } else { "NOT met" })
+                    format!("; floor ≤ 25 % and ≤ 16 MiB: {}", if pass { "met" } else { "NOT met" })
                 } else {
                     String::new()
                 };
-                println!(
-                    "{CHANNELS} × {mbit} Mbit/s: CPU {:.1} % of one core, RSS max {:.1} MiB (mean {:.1} MiB), \
-                     store holds {:.1} MiB; each client got {:.1}–{:.1} Mbit/s{floor}",
-                    m.cpu * 100.0,
-                    m.rss_max_kib as f64 / 1024.0,
-                    m.rss_mean_kib as f64 / 1024.0,
-                    m.store_bytes as f64 / 1048576.0,
-                    m.client_mbit.0,
-                    m.client_mbit.1,
-                );
+                println!("alone, {CHANNELS} × {mbit} Mbit/s: {}{floor}", m.describe());
                 ok &= m.client_mbit.0 >= f64::from(mbit) * 0.9;
             }
             Err(e) => {
@@ -75,11 +67,48 @@ fn main() -> ExitCode {
             }
         }
     }
-    println!("reference (their claim, not measured here): rtp2httpd 17 % of a core and 4.5 MB at 8 × 40 Mbit/s");
+    // The same load on a box with a peer that carries the channels: the box now cuts, signs,
+    // stores and pushes segments of the channels it receives, and serves the others from the
+    // segments its peer sends. Reported for comparison (DESIGN.md §11: RSS ≤ store + 16 MiB).
+    for mbit in rates {
+        match measure(&binary, mbit, true) {
+            Ok(m) => {
+                println!(
+                    "with a peer, {CHANNELS} × {mbit} Mbit/s: {}; receives {} of {CHANNELS} channels itself; \
+                     RSS beyond the store {:.1} MiB",
+                    m.describe(),
+                    m.ingested,
+                    (m.rss_max_kib as f64 - m.store_bytes as f64 / 1024.0) / 1024.0
+                );
+            }
+            Err(e) => {
+                eprintln!("relay with a peer at {mbit} Mbit/s: {e}");
+                ok = false;
+            }
+        }
+    }
+    println!(
+        "reference (their claim, not measured here): rtp2httpd 17 % of a core and 4.5 MB at 8 × 40 Mbit/s"
+    );
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+impl Measurement {
+    fn describe(&self) -> String {
+        format!(
+            "CPU {:.1} % of one core, RSS max {:.1} MiB (mean {:.1} MiB), store holds {:.1} MiB; \
+             each client got {:.1}–{:.1} Mbit/s",
+            self.cpu * 100.0,
+            self.rss_max_kib as f64 / 1024.0,
+            self.rss_mean_kib as f64 / 1024.0,
+            self.store_bytes as f64 / 1048576.0,
+            self.client_mbit.0,
+            self.client_mbit.1,
+        )
     }
 }
 
@@ -88,6 +117,8 @@ struct Measurement {
     rss_max_kib: u64,
     rss_mean_kib: u64,
     store_bytes: u64,
+    /// Channels the measured box received itself (the others came from its peer).
+    ingested: usize,
     client_mbit: (f64, f64),
 }
 
@@ -126,7 +157,18 @@ fn cbr_clip(dir: &Path, mbit: u32) -> Result<PathBuf, String> {
         .args(["-nostdin", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000", "-t", "16"])
-        .args(["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-b:v", &video, "-minrate", &video, "-maxrate", &video, "-bufsize", &video])
         .args(["-x264-params", "nal-hrd=cbr", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
         .args(["-c:a", "aac", "-b:a", "128k", "-f", "mpegts"])
@@ -140,8 +182,8 @@ fn cbr_clip(dir: &Path, mbit: u32) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn measure(binary: &Path, mbit: u32) -> Result<Measurement, String> {
-    let dir = std::env::temp_dir().join(format!("shoal-relay-{}-{mbit}", std::process::id()));
+fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, String> {
+    let dir = std::env::temp_dir().join(format!("shoal-relay-{}-{mbit}-{with_peer}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clips = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-clips");
@@ -155,36 +197,98 @@ fn measure(binary: &Path, mbit: u32) -> Result<Measurement, String> {
     if !status.success() {
         return Err("keygen failed".into());
     }
-    let mut bed = Bed::new(2).map_err(|e| e.to_string())?;
+    // Host 0: the box measured; host 1: headend and TVs; host 2: the peer, if any.
+    let mut bed = Bed::new(if with_peer { 3 } else { 2 }).map_err(|e| e.to_string())?;
     bed.set_process_lifetime(WARM_UP + WINDOW + Duration::from_secs(60));
     let mut config = format!(
-        "state_dir = \"{d}/state\"\nnetwork_key_file = \"{d}/net.key\"\n[net]\ninterfaces = [\"eth0\"]\n\
+        "state_dir = \"{d}/state\"\nnetwork_key_file = \"{d}/net.key\"\n[net]\ninterfaces = [\"eth0\"]\nupload_mbit = 1000\n\
          [store]\nbudget_mb = 512\nring_len = 3\nwindow_segments = 2\n",
         d = dir.display()
     );
     for c in 0..CHANNELS {
         let group = format!("239.255.30.{}", c + 1);
-        config.push_str(&format!("[[channel]]\nid = \"ch{c}\"\nsource = \"udp://@{group}:5000\"\ninterface = \"eth0\"\n"));
+        config.push_str(&format!(
+            "[[channel]]\nid = \"ch{c}\"\nsource = \"udp://@{group}:5000\"\ninterface = \"eth0\"\n"
+        ));
         let output = format!("udp://{group}:5000?pkt_size=1316&ttl=1");
-        let args = ["-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", &clip, "-c", "copy", "-f", "mpegts", &output];
-        bed.spawn(1, Path::new("ffmpeg"), &args, &[], &dir.join(format!("ffmpeg{c}.log"))).map_err(|e| e.to_string())?;
+        let args = [
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            &clip,
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            &output,
+        ];
+        bed.spawn(1, Path::new("ffmpeg"), &args, &[], &dir.join(format!("ffmpeg{c}.log")))
+            .map_err(|e| e.to_string())?;
     }
     let config_path = dir.join("box.toml");
-    std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+    std::fs::write(&config_path, &config).map_err(|e| e.to_string())?;
     let config_path = config_path.to_string_lossy().into_owned();
     let shoal = bed
         .spawn(0, binary, &["run", "--config", &config_path], &[], &dir.join("box.log"))
         .map_err(|e| e.to_string())?;
+    if with_peer {
+        let peer_config = dir.join("peer.toml");
+        std::fs::write(&peer_config, config.replace("/state\"", "/peer-state\""))
+            .map_err(|e| e.to_string())?;
+        let peer_config = peer_config.to_string_lossy().into_owned();
+        bed.spawn(2, binary, &["run", "--config", &peer_config], &[], &dir.join("peer.log"))
+            .map_err(|e| e.to_string())?;
+    }
     let pid = bed.pid(shoal).map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_secs(2));
     let box_ip = bed.ip(0);
+    // The TVs come once the box (and its peer) are up: the cold start is not what is measured.
+    let peers_needed = usize::from(with_peer);
+    let up = Instant::now();
+    loop {
+        let status = bed
+            .http_get(0, &format!("http://{box_ip}:7471/api/status"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+        let alive = status
+            .as_ref()
+            .and_then(|s| s["peers"].as_array())
+            .map(|p| p.iter().filter(|p| p["alive"] == true).count());
+        if alive.is_some_and(|a| a >= peers_needed) {
+            break;
+        }
+        if up.elapsed() > Duration::from_secs(30) {
+            return Err("the box (or its peer) did not come up in 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let mut outputs = Vec::new();
     for c in 0..CHANNELS {
         let out = dir.join(format!("client{c}.bytes"));
         let url = format!("http://{box_ip}:7471/ts/ch{c}");
         let seconds = (WARM_UP + WINDOW).as_secs().to_string();
         // curl counts what it received (%{size_download}) and throws the bytes away.
-        let args = ["-s", "-o", "/dev/null", "--max-time", &seconds, "-w", "%{size_download}", &url];
+        // A cold channel answers 503 until its first segment or feed: retry as a TV would,
+        // but never past the run (a timeout counts as transient too).
+        let args = [
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            &seconds,
+            "--retry",
+            "10",
+            "--retry-delay",
+            "1",
+            "--retry-max-time",
+            &seconds,
+            "-w",
+            "%{size_download}\n",
+            &url,
+        ];
         bed.spawn(1, Path::new("curl"), &args, &[], &out).map_err(|e| e.to_string())?;
         outputs.push(out);
     }
@@ -199,17 +303,23 @@ fn measure(binary: &Path, mbit: u32) -> Result<Measurement, String> {
     }
     let end_ticks = cpu_ticks(pid).ok_or("the box stopped")?;
     let cpu = (end_ticks - start_ticks) as f64 / ticks / start.elapsed().as_secs_f64();
-    let store_bytes = bed
+    let status = bed
         .http_get(0, &format!("http://{box_ip}:7471/api/status"))
         .ok()
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
-        .and_then(|s| s["store"]["used_bytes"].as_u64())
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let store_bytes = status["store"]["used_bytes"].as_u64().unwrap_or(0);
+    let ingested =
+        status["channels"].as_array().map_or(0, |c| c.iter().filter(|c| c["ingesting"] == true).count());
     // Let the clients finish (they stop at WARM_UP + WINDOW after they started).
     std::thread::sleep(Duration::from_secs(4));
     let mut rates = Vec::new();
     for out in &outputs {
-        let bytes: f64 = std::fs::read_to_string(out).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0.0);
+        // The last attempt's count (curl prints one line per attempt).
+        let bytes: f64 = std::fs::read_to_string(out)
+            .ok()
+            .and_then(|s| s.lines().filter_map(|l| l.trim().parse().ok()).last())
+            .unwrap_or(0.0);
         rates.push(bytes * 8.0 / (WARM_UP + WINDOW).as_secs_f64() / 1e6);
     }
     let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
@@ -218,5 +328,5 @@ fn measure(binary: &Path, mbit: u32) -> Result<Measurement, String> {
     let rss_mean_kib = samples.iter().sum::<u64>() / samples.len().max(1) as u64;
     drop(bed);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Measurement { cpu, rss_max_kib, rss_mean_kib, store_bytes, client_mbit: (min, max) })
+    Ok(Measurement { cpu, rss_max_kib, rss_mean_kib, store_bytes, ingested, client_mbit: (min, max) })
 }

@@ -242,7 +242,11 @@ fn registry(status: &Value) -> Registry {
             "/input/garbage_bytes",
         ),
         ("channel_input_rtp_lost", "RTP packets a TS source found missing", "/input/rtp_lost"),
-        ("channel_input_rejoins", "Times a TS source joined its group again or reconnected", "/input/rejoins"),
+        (
+            "channel_input_rejoins",
+            "Times a TS source joined its group again or reconnected",
+            "/input/rejoins",
+        ),
     ];
     let channels = status.get("channels").and_then(Value::as_array).unwrap_or(&empty);
     let channel_id = |c: &Value| c.get("id").and_then(Value::as_str).unwrap_or("").to_owned();

@@ -412,7 +412,10 @@ fn handle_command(
         Command::Segment { channel, seq, reply } => {
             let segment = engine.store().segment(channel, seq).and_then(|s| {
                 let init_len = s.manifest().manifest().init_len as usize;
-                s.bytes().map(|b| crate::http::StoredSegment { bytes: Bytes::copy_from_slice(b), init_len })
+                s.shared_bytes().map(|b| crate::http::StoredSegment {
+                    bytes: Bytes::from_owner(SharedBytes(b)),
+                    init_len,
+                })
             });
             let _ = reply.try_send(segment);
         }
@@ -434,6 +437,15 @@ fn handle_command(
             let _ = reply.try_send(health);
         }
         Command::Viewer { .. } | Command::AddRelay { .. } | Command::Shutdown => {}
+    }
+}
+
+/// A stored segment lent to the HTTP server without a copy.
+struct SharedBytes(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 
