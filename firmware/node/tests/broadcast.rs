@@ -465,3 +465,49 @@ fn another_box_joins_when_the_ingester_dies() {
     let played = common::assert_mpv_played(&run, 24.0, 24 * 25, "the TV through the takeover");
     eprintln!("played through the takeover: {played:?}");
 }
+
+/// The box's address changes while it receives a feed: it joins the group again on the
+/// interface's new address and the feed keeps coming.
+#[test]
+fn the_feed_is_joined_again_when_the_address_changes() {
+    if skip() {
+        return;
+    }
+    let mut stage = Stage::new("rejoin", 1);
+    stage.headend(&clip(), "mpegts", "udp://239.255.10.9:5016?pkt_size=1316&ttl=1");
+    let config = format!("{}always_on = true\n", channel("mc", "udp://@239.255.10.9:5016"));
+    let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &[config]);
+    // Asked over loopback: the box's LAN address is about to change.
+    let input = |stage: &Stage| -> serde_json::Value {
+        let body =
+            stage.bed.http_get(0, &format!("http://127.0.0.1:{}/api/status", common::boxes::HTTP_PORT));
+        let status: serde_json::Value =
+            body.ok().and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        Boxes::channel(&status, "mc").map(|c| c["input"].clone()).unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while input(&stage)["segments"].as_u64() < Some(2) {
+        assert!(std::time::Instant::now() < deadline, "no segments:\n{}", boxes.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let old = stage.bed.ip(0);
+    let new = std::net::Ipv4Addr::new(old.octets()[0], old.octets()[1], old.octets()[2], 200);
+    for command in [format!("ip addr add {new}/24 dev eth0"), format!("ip addr del {old}/24 dev eth0")] {
+        let args: Vec<&str> = command.split(' ').collect();
+        let out = stage.bed.exec(0, &args, Duration::from_secs(5)).expect("ip runs");
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while input(&stage)["rejoins"].as_u64() < Some(1) {
+        assert!(std::time::Instant::now() < deadline, "never joined again:\n{}", boxes.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let before = input(&stage);
+    std::thread::sleep(Duration::from_secs(6));
+    let after = input(&stage);
+    assert!(
+        after["segments"].as_u64() >= before["segments"].as_u64().map(|s| s + 2),
+        "the feed stopped after the change: {before} → {after}\n{}",
+        boxes.logs()
+    );
+}
