@@ -318,7 +318,7 @@ fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, Str
         // The last attempt's count (curl prints one line per attempt).
         let bytes: f64 = std::fs::read_to_string(out)
             .ok()
-            .and_then(|s| s.lines().filter_map(|l| l.trim().parse().ok()).last())
+            .and_then(|s| s.lines().rev().find_map(|l| l.trim().parse().ok()))
             .unwrap_or(0.0);
         rates.push(bytes * 8.0 / (WARM_UP + WINDOW).as_secs_f64() / 1e6);
     }
