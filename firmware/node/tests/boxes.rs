@@ -99,14 +99,7 @@ impl Boxes {
     }
 
     fn logs(&self) -> String {
-        (0..self.processes.len())
-            .map(|i| {
-                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        common::boxes::log_tails(&self.dir, self.processes.len(), 15)
     }
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shoal_testbed::{skip_reason, Bed};
 
+mod common;
+
 const UDP_PORT: u16 = 7470;
 const HTTP_PORT: u16 = 7471;
 const BOXES: usize = 3;
@@ -102,14 +104,7 @@ impl Swarm {
     }
 
     fn logs(&self) -> String {
-        (0..BOXES)
-            .map(|i| {
-                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        common::boxes::log_tails(&self.dir, BOXES, 15)
     }
 }
 

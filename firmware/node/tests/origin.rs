@@ -167,20 +167,7 @@ impl Swarm {
 
     /// `curl` from inside box `i`'s host: (status code, body).
     fn get(&self, i: usize, path: &str) -> (u16, Vec<u8>) {
-        let url = self.url(i, path);
-        let out = self
-            .bed
-            .exec(
-                i,
-                &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", &url],
-                Duration::from_secs(15),
-            )
-            .expect("curl runs");
-        let mut body = out.stdout;
-        let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-        let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap_or(0);
-        body.truncate(split);
-        (code, body)
+        common::boxes::curl(&self.bed, i, &self.url(i, path))
     }
 
     /// Plays `path` from box `i` in real time with ffmpeg, judging it as a TV would.
@@ -193,14 +180,7 @@ impl Swarm {
     }
 
     fn logs(&self) -> String {
-        (0..self.boxes.len())
-            .map(|i| {
-                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(12).collect();
-                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        common::boxes::log_tails(&self.dir, self.boxes.len(), 12)
     }
 }
 

@@ -142,32 +142,37 @@ impl Boxes {
 
     /// `curl` from inside box `i`'s host: (status code, body).
     pub(crate) fn get(&self, bed: &Bed, i: usize, path: &str) -> (u16, Vec<u8>) {
-        let url = self.url(bed, i, path);
-        let out = bed
-            .exec(
-                i,
-                &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", &url],
-                Duration::from_secs(15),
-            )
-            .expect("curl runs");
-        let mut body = out.stdout;
-        let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
-        let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap_or(0);
-        body.truncate(split);
-        (code, body)
+        curl(bed, i, &self.url(bed, i, path))
     }
 
     /// The last lines of every box's log, for failure messages.
     pub(crate) fn logs(&self) -> String {
-        (0..self.processes.len())
-            .map(|i| {
-                let log = std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_tails(&self.dir, self.processes.len(), 15)
     }
+}
+
+/// `curl` of `url` from inside host `i`: (status code, body); 0 when nothing answered.
+pub(crate) fn curl(bed: &Bed, i: usize, url: &str) -> (u16, Vec<u8>) {
+    let out = bed
+        .exec(i, &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", url], Duration::from_secs(15))
+        .expect("curl runs");
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let code = String::from_utf8_lossy(&body[split + 1..]).trim().parse().unwrap_or(0);
+    body.truncate(split);
+    (code, body)
+}
+
+/// The last `lines` lines of `box0.log` .. `box<n-1>.log` in `dir`, for failure messages.
+pub(crate) fn log_tails(dir: &Path, boxes: usize, lines: usize) -> String {
+    (0..boxes)
+        .map(|i| {
+            let log = std::fs::read_to_string(dir.join(format!("box{i}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            format!("--- box {i}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Peers a status sees alive.
