@@ -813,12 +813,12 @@ fn channel(status: &Value) -> &Value {
     &status["channels"][0]
 }
 
-/// (seq, sha256) of the complete segments in a box's window.
+/// (seq, content digest) of the complete segments in a box's window.
 fn window(status: &Value) -> Vec<(u64, String)> {
     channel(status)["window"]
         .as_array()
         .map(|w| {
-            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_owned()))).collect()
+            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["content"].as_str()?.to_owned()))).collect()
         })
         .unwrap_or_default()
 }
@@ -863,7 +863,7 @@ fn avahi_on_the_same_box_coexists() {
         .filter(|&i| lan.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
         .collect();
     eprintln!(
-        "{test}: {} segments in common (seq {}..={}), same sha256, after {:.1?}; ingesting: box {ingesting:?}",
+        "{test}: {} segments in common (seq {}..={}), same content, after {:.1?}; ingesting: box {ingesting:?}",
         common.len(),
         common[0].0,
         common[common.len() - 1].0,

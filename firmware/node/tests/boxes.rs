@@ -119,12 +119,12 @@ fn channel(status: &Value) -> &Value {
     &status["channels"][0]
 }
 
-/// (seq, sha256) of the complete segments in a box's window.
+/// (seq, content digest) of the complete segments in a box's window.
 fn window(status: &Value) -> Vec<(u64, String)> {
     channel(status)["window"]
         .as_array()
         .map(|w| {
-            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["sha256"].as_str()?.to_string()))).collect()
+            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["content"].as_str()?.to_string()))).collect()
         })
         .unwrap_or_default()
 }
