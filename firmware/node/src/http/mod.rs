@@ -201,7 +201,8 @@ async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: So
         return response;
     }
     if let Some(rest) = path.strip_prefix("/hls/") {
-        return hls(backend_ref, rest, client, request.headers().get(hyper::header::RANGE)).await;
+        let head = request.method() == Method::HEAD;
+        return hls(backend_ref, rest, client, request.headers().get(hyper::header::RANGE), head).await;
     }
     if let Some(id) = path.strip_prefix("/ts/") {
         return ts(backend.clone(), id, client).await;

@@ -97,6 +97,7 @@ pub(super) async fn hls<B: Backend>(
     rest: &str,
     client: std::net::IpAddr,
     range: Option<&HeaderValue>,
+    head: bool,
 ) -> Response<Body> {
     let Some((id, file)) = rest.split_once('/') else {
         return error(StatusCode::NOT_FOUND, "no such resource");
@@ -133,7 +134,8 @@ pub(super) async fn hls<B: Backend>(
         Part::Media => (segment.bytes, "video/mp2t"),
     };
     let response = ranged(bytes, content_type, range);
-    if let Some(len) = hyper::body::Body::size_hint(response.body()).exact() {
+    // hyper sends no body for HEAD: only bytes that go out count as served.
+    if let Some(len) = hyper::body::Body::size_hint(response.body()).exact().filter(|_| !head) {
         backend.served(channel, len as usize);
     }
     response
