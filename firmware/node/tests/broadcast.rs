@@ -119,6 +119,12 @@ fn a_multicast_feed_plays_on_every_box() {
         assert_plays(&stage, &boxes, i, "/ts/mc", 6);
     }
     let ingesters = boxes.ingesters(&stage.bed, "mc");
+    // mpv as well, on a box that gets the channel from its peers, over HLS and over /ts.
+    let watcher = (ingesters.first().copied().unwrap_or(0) + 1) % 3;
+    for path in ["/hls/mc/index.m3u8", "/ts/mc"] {
+        let run = common::play_mpv(&stage.prefix(watcher), &boxes.url(&stage.bed, watcher, path), 8);
+        common::assert_mpv_played(&run, 6.0, 150, &format!("mpv on box {watcher} {path}"));
+    }
     assert_eq!(ingesters.len(), 1, "exactly one box joins the group: {ingesters:?}");
     let ingester = ingesters[0];
     for i in (0..3).filter(|&i| i != ingester) {
