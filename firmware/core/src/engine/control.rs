@@ -115,7 +115,7 @@ impl Engine {
         }
     }
 
-    fn rank_channel(&mut self, now: Instant, channel: ChannelId) {
+    pub(super) fn rank_channel(&mut self, now: Instant, channel: ChannelId) {
         let mut ranking: Vec<NodeId> =
             self.peers.values().filter(|p| p.is_active(now) && p.carries(channel)).map(|p| p.id).collect();
         ranking.push(self.me);

@@ -393,12 +393,27 @@ impl Engine {
                 return;
             }
         };
-        let state = self.channels.get(&channel).expect("lineup checked by caller");
-        let trusted = state.ranking.iter().take(2).any(|&n| n == signer);
+        let ranked_first = |engine: &Engine| {
+            let state = engine.channels.get(&channel).expect("lineup checked by caller");
+            state.ranking.iter().take(2).any(|&n| n == signer)
+        };
+        let mut trusted = ranked_first(self);
+        let carries = self.peers.get(&signer).is_some_and(|p| p.is_active(now) && p.carries(channel));
+        if !trusted && carries {
+            // The ranking is recomputed on the timer: it may predate this signer's session or
+            // lineup. Judge by a fresh one, or an honest ingester that just came up is struck.
+            self.rank_channel(now, channel);
+            trusted = ranked_first(self);
+        }
         if !trusted {
             self.counters.manifests_not_from_ingester += 1;
             log::info!("{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}", self.me);
-            self.strike(now, signer, BanReason::NotIngester);
+            // Only a peer known to carry the channel, and ranked out by a fresh election, is
+            // misbehaving; one whose lineup (a relayed feed added at run time) has not reached
+            // this box yet is not.
+            if carries {
+                self.strike(now, signer, BanReason::NotIngester);
+            }
             return;
         }
         let duration = manifest.manifest().duration();
