@@ -1,6 +1,7 @@
 //! `cargo xtask dist-check`: evidence that the bundles work, as far as this machine can show
 //! (DESIGN.md §9, TESTBED.md §4 and §6). Each step is timed; the first failure stops the run.
 //!
+//! 0. `shellcheck --shell=sh` of the init script, install.sh and the .deb's maintainer scripts.
 //! 1. `dist` for minipc-x86_64, rpi4 and rpi-zero-w; each binary static and stripped, its size
 //!    printed; the aarch64 one at most 4 MiB (DESIGN.md §11).
 //! 2. `shoal version` of each: natively for x86_64, under `qemu-aarch64-static -cpu cortex-a72`
@@ -26,6 +27,15 @@ use crate::toolchain::debian_tool;
 
 /// The aarch64 binary's ceiling (DESIGN.md §11).
 const AARCH64_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The POSIX shell scripts of the bundles and the .deb: they run under BusyBox ash or dash.
+const SHIPPED_SCRIPTS: [&str; 5] = [
+    "packaging/init.d/shoal",
+    "packaging/install.sh",
+    "packaging/deb/postinst",
+    "packaging/deb/prerm",
+    "packaging/deb/postrm",
+];
 
 /// Boards built and checked: the mini PC first (its binary runs here), then the 64-bit and the
 /// ARMv6 Pi, run under qemu-user with their profile's `qemu_cpu`.
@@ -78,7 +88,7 @@ impl Options {
         Ok(options)
     }
 
-    fn boards(&self) -> Vec<String> {
+    pub(crate) fn boards(&self) -> Vec<String> {
         let mut boards = vec![BOARDS[0].to_owned()];
         let wanted: Vec<String> = if self.boards.is_empty() {
             BOARDS.iter().map(|b| b.to_string()).collect()
@@ -94,14 +104,15 @@ impl Options {
     }
 }
 
-pub(crate) fn dist_check(root: &Path, options: &Options) -> Result<(), String> {
+/// Builds and checks the bundles; returns them (for `mixed-swarm`).
+pub(crate) fn dist_check(root: &Path, options: &Options) -> Result<Vec<Bundle>, String> {
     let mut steps = Steps { done: Vec::new(), start: Instant::now() };
     let result = check(root, options, &mut steps);
     steps.report();
     result
 }
 
-fn check(root: &Path, options: &Options, steps: &mut Steps) -> Result<(), String> {
+fn check(root: &Path, options: &Options, steps: &mut Steps) -> Result<Vec<Bundle>, String> {
     steps.step("tools", || {
         for (program, package) in [
             ("dpkg-deb", "dpkg"),
@@ -112,10 +123,16 @@ fn check(root: &Path, options: &Options, steps: &mut Steps) -> Result<(), String
             ("busybox", "busybox"),
             ("systemd-analyze", "systemd"),
             ("qemu-aarch64-static", "qemu-user-static"),
+            ("shellcheck", "shellcheck"),
         ] {
             debian_tool(program, package)?;
         }
         Ok(())
+    })?;
+    steps.step("shellcheck of the shell scripts that ship", || {
+        let mut command = Command::new("shellcheck");
+        command.args(["--shell=sh"]).args(SHIPPED_SCRIPTS).current_dir(root);
+        output(&mut command).map(|_| println!("    no findings"))
     })?;
     let scratch = root.join("target/dist-check");
     if scratch.exists() {
@@ -153,7 +170,7 @@ fn check(root: &Path, options: &Options, steps: &mut Steps) -> Result<(), String
             system_deb_install(&x86.deb, &x86.version)
         })?;
     }
-    Ok(())
+    Ok(bundles)
 }
 
 /// Output of a command that must succeed.

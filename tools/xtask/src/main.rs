@@ -4,7 +4,9 @@
 //!   the workspace (unit, property, doc and simulation scenarios), the dissemination benchmark's
 //!   floor, the TV start floor (first byte ≤ 50 ms, on the test build of the daemon: slower than
 //!   the release build, so a pass there holds for release), and a short fuzzing run when
-//!   cargo-fuzz and a nightly toolchain are present.
+//!   cargo-fuzz and a nightly toolchain are present; then the ARM steps of issue 6, each timed:
+//!   `cross-test`, `dist-check` (as root with `--system-dpkg`) and `mixed-swarm` on the bundles
+//!   dist-check built.
 //! - `bench`: the benchmarks whose results go into BENCHMARKS.md.
 //! - `fuzz [SECONDS]`: every fuzz target for SECONDS (default 30) each.
 //! - `dist --board NAME`: the board's release bundle `dist/shoal-<version>-<board>.tar.gz` and
@@ -13,17 +15,27 @@
 //!   rpi-zero-w bundles (or minipc-x86_64 and the named ones) and checks them: sizes, `shoal
 //!   version` under qemu-user, the systemd unit, the init script under BusyBox, the .deb in a
 //!   temporary root (and, with --system-dpkg, installed for real and purged). See `dist_check.rs`.
+//! - `ci-boards`: only the ARM steps of `ci`.
+//! - `cross-test`: the unit tests of shoal-core, shoal-boards, shoal-ts and shoal built for
+//!   aarch64-unknown-linux-gnu and armv7-unknown-linux-gnueabihf and run under qemu-user. See
+//!   `cross_test.rs`.
+//! - `mixed-swarm [--board NAME]...`: builds the minipc-x86_64, rpi4 and rpi-zero-w bundles (or
+//!   minipc-x86_64 and the named ones) and runs their binaries as one swarm, the ARM ones under
+//!   qemu-user, in network namespaces. See `mixed_swarm.rs`.
 //!
 //! Each step prints the command it runs; the first failure stops the run with its exit code.
 
 mod board;
+mod cross_test;
 mod dist;
 mod dist_check;
 mod elf;
+mod mixed_swarm;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,14 +55,28 @@ fn main() -> ExitCode {
             }
         },
         Some("dist-check") => match dist_check::Options::parse(&args[1..]) {
-            Ok(options) => dist_check::dist_check(&root, &options),
+            Ok(options) => dist_check::dist_check(&root, &options).map(drop),
             Err(message) => {
                 eprintln!("{message}\nusage: cargo xtask dist-check [--board NAME]... [--system-dpkg]");
                 return ExitCode::from(2);
             }
         },
+        Some("ci-boards") => ci_boards(&root),
+        Some("cross-test") => cross_test::cross_test(&root),
+        Some("mixed-swarm") => match dist_check::Options::parse(&args[1..]) {
+            Ok(options) if !options.system_dpkg => options
+                .boards()
+                .iter()
+                .map(|board| dist::dist(&root, board))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|bundles| mixed_swarm::mixed_swarm(&root, &bundles)),
+            _ => {
+                eprintln!("usage: cargo xtask mixed-swarm [--board NAME]...");
+                return ExitCode::from(2);
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench | fuzz [SECONDS] | dist --board NAME | dist-check [--board NAME]... [--system-dpkg]>");
+            eprintln!("usage: cargo xtask <ci | bench | fuzz [SECONDS] | dist --board NAME | dist-check [--board NAME]... [--system-dpkg] | ci-boards | cross-test | mixed-swarm [--board NAME]...>");
             return ExitCode::from(2);
         }
     };
@@ -103,7 +129,30 @@ fn ci(root: &Path) -> Result<(), String> {
     let tvstart = ["run", "-p", "shoal-bench", "--bin", "tvstart", "--", "--runs", "10", "--cold-runs", "2"];
     run(root, "cargo", &[&tvstart[..], &["--shoal", &shoal]].concat())?;
     let seconds = std::env::var("SHOAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    fuzz(root, seconds, false)
+    fuzz(root, seconds, false)?;
+    ci_boards(root)
+}
+
+/// CI's steps for the boards (issue 6): the unit tests on the boards' CPUs, the bundles, and a
+/// swarm of three architectures. Root (as CI is) also installs the amd64 .deb into this system
+/// for real.
+fn ci_boards(root: &Path) -> Result<(), String> {
+    timed("cargo xtask cross-test", || cross_test::cross_test(root))?;
+    let system_dpkg = toolchain::is_root();
+    let options = dist_check::Options { boards: Vec::new(), system_dpkg };
+    let name = if system_dpkg { "cargo xtask dist-check --system-dpkg" } else { "cargo xtask dist-check" };
+    let bundles = timed(name, || dist_check::dist_check(root, &options))?;
+    timed("cargo xtask mixed-swarm", || mixed_swarm::mixed_swarm(root, &bundles))
+}
+
+/// Runs one CI step, printing what it is and how long it took (also when it failed).
+fn timed<T>(name: &str, step: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    println!("\n==> ci step: {name}");
+    let start = Instant::now();
+    let result = step();
+    let verdict = if result.is_ok() { "passed" } else { "FAILED" };
+    println!("==> ci step: {name}: {verdict} in {:.1} s", start.elapsed().as_secs_f64());
+    result
 }
 
 fn bench(root: &Path) -> Result<(), String> {
@@ -140,7 +189,7 @@ fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
         println!("\n==> fuzz: not run: {message}");
         return Ok(());
     }
-    let targets = ["datagram_decode", "manifest_parse", "engine_datagrams"];
+    let targets = ["datagram_decode", "manifest_parse", "engine_datagrams", "ts_segmenter"];
     let time = format!("-max_total_time={seconds}");
     for target in targets {
         // New inputs go to a scratch corpus under target/, so the committed seed corpus stays
