@@ -7,6 +7,7 @@ use rand_core::RngCore;
 use super::assembly::FragmentError;
 use super::peer::Session;
 use super::sender::Control;
+use super::ELECTION_SETTLING_SEGMENTS;
 use super::{
     block_task, manifest_task, AddrRecord, BanReason, Dissemination, Engine, Event, ManifestWant,
     BAD_MAC_TO_BAN, FLOOD_DROPS_TO_BAN, FLOOD_WINDOW, MAX_MANIFEST_WANTS, MAX_TRACKED_ADDRS, REPAIR_PRIORITY,
@@ -408,10 +409,15 @@ impl Engine {
         if !trusted {
             self.counters.manifests_not_from_ingester += 1;
             log::info!("{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}", self.me);
-            // Only a peer known to carry the channel, and ranked out by a fresh election, is
-            // misbehaving; one whose lineup (a relayed feed added at run time) has not reached
-            // this box yet is not.
-            if carries {
+            // Only a peer known to carry the channel, and ranked out by a fresh election that
+            // has settled, is misbehaving. One whose lineup (a relayed feed added at run time)
+            // has not reached this box yet is not; nor is one that ingested rightly until the
+            // election just changed (a box that was alone publishes a segment or two more
+            // before it learns of the others).
+            let state = self.channels.get(&channel).expect("lineup checked by caller");
+            let settled =
+                now.saturating_since(state.watch_since) >= state.target * ELECTION_SETTLING_SEGMENTS;
+            if carries && settled {
                 self.strike(now, signer, BanReason::NotIngester);
             }
             return;

@@ -123,6 +123,9 @@ const MAX_TRACKED_ADDRS: usize = 256;
 /// A standby waits this many target durations for a new ingester's first segment before it
 /// takes over (origins can be slow to start), and 1.5 between segments after that.
 const TAKEOVER_FIRST_SEGMENTS: u32 = 3;
+/// After an election changes, manifests from the previous ingester are refused without a strike
+/// for this many target durations: its view of the swarm lags by a few datagrams.
+const ELECTION_SETTLING_SEGMENTS: u32 = 3;
 /// A deposed ingester is passed over for this many target durations.
 const DEPOSITION_SEGMENTS: u32 = 10;
 /// An ingester keeps fetching this many target durations after the last viewer left.
