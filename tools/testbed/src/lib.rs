@@ -23,7 +23,8 @@
 //! ([`encode_clip`]) as live HLS (MPEG-TS or fMP4, optionally several variants under a master
 //! playlist) and `origin.py` serves it over HTTP, or HTTPS with a throw-away CA
 //! ([`make_test_ca`]), logging every request and truncating segments on demand; see the
-//! [`origin`] module.
+//! [`origin`] module. [`Origin::start_static`] serves fixed files instead, such as an
+//! on-demand asset made once by [`encode_vod_asset`] (see the [`vod`] module).
 //!
 //! Needs root and iproute2; [`Bed::set_loss`] needs nftables, [`Bed::set_rate`] `tc`,
 //! [`Bed::http_get`] curl, and an [`Origin`] ffmpeg, python3 and (for HTTPS) openssl. Tests call
@@ -57,6 +58,7 @@ pub mod media;
 pub mod origin;
 mod process;
 mod system;
+pub mod vod;
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -68,6 +70,7 @@ pub use error::BedError;
 pub use media::{encode_clip, ClipSpec};
 pub use origin::{AccessEntry, Origin, OriginOptions, Truncate, Truncation};
 pub use process::{ProcessId, Signal, DEFAULT_PROCESS_LIFETIME};
+pub use vod::{encode_vod_asset, VodAsset, VodSpec, VOD_PLAYLIST};
 
 use process::Spawned;
 

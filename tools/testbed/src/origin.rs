@@ -21,6 +21,9 @@
 //! segment once it is one segment past the playlist's window. `seg<N>` numbers are the
 //! playlist's media sequence numbers.
 //!
+//! [`Origin::start_static`] runs the same server over fixed files (an on-demand asset from
+//! [`encode_vod_asset`](crate::encode_vod_asset)), with no ffmpeg.
+//!
 //! A minimal test:
 //!
 //! ```no_run
@@ -319,6 +322,77 @@ impl Origin {
                 Err(error)
             }
         }
+    }
+
+    /// Starts an origin on `host` that serves fixed files, with no encoder: the regular files
+    /// of `content` (not its subdirectories), linked into `<dir>/www/<name>/`, so that
+    /// `origin.url("<name>/index.m3u8")` serves `content/index.m3u8`. Everything else is as for
+    /// [`Origin::start`]: `dir` is created if missing and its `www` directory, access log and
+    /// control file are reset; the server logs every request ([`Origin::segment_fetches`]),
+    /// takes faults ([`Origin::set_truncate`]), and listens on `port` (0: [`DEFAULT_PORT`])
+    /// over plain HTTP when this returns. [`Origin::variants`] is `[name]`, so
+    /// [`Origin::playlist_url`] is `<name>/index.m3u8`.
+    ///
+    /// Files are hard-linked when `content` is on the same file system as `dir` (no copy of a
+    /// large asset), copied otherwise. Meant for an on-demand asset from
+    /// [`encode_vod_asset`](crate::encode_vod_asset): `Origin::start_static(bed, 0, dir, "vod",
+    /// &asset.dir, 0)`. Needs python3.
+    pub fn start_static(
+        bed: &mut Bed,
+        host: usize,
+        dir: &Path,
+        name: &str,
+        content: &Path,
+        port: u16,
+    ) -> Result<Origin, BedError> {
+        let ip = bed.host(host)?.ip;
+        let port = if port == 0 { DEFAULT_PORT } else { port };
+        check_variant_name(name)?;
+        let python = command::find(PYTHON3)?;
+        if !Path::new(ORIGIN_PY).is_file() {
+            return Err(BedError::MissingProgram(PathBuf::from(ORIGIN_PY)));
+        }
+        let files = fs::read_dir(content)
+            .map_err(|e| BedError::io(format!("cannot list {}", content.display()), e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BedError::io(format!("cannot list {}", content.display()), e))?;
+
+        fs::create_dir_all(dir).map_err(|e| BedError::io(format!("cannot create {}", dir.display()), e))?;
+        let dir =
+            dir.canonicalize().map_err(|e| BedError::io(format!("cannot resolve {}", dir.display()), e))?;
+        let www = dir.join("www");
+        let access_log = dir.join("origin-access.log");
+        let control = dir.join("origin-control");
+        for stale in [&www, &access_log, &control] {
+            remove_if_present(stale)?;
+        }
+        let served = www.join(name);
+        fs::create_dir_all(&served)
+            .map_err(|e| BedError::io(format!("cannot create {}", served.display()), e))?;
+        for file in files {
+            let is_file = file.file_type().is_ok_and(|t| t.is_file());
+            if is_file {
+                link_or_copy(&file.path(), &served.join(file.file_name()))?;
+            }
+        }
+
+        let mut origin = Origin {
+            host,
+            ip,
+            port,
+            tls: None,
+            dir,
+            www,
+            access_log,
+            control,
+            variants: vec![name.to_owned()],
+            master: false,
+            encoders: Vec::new(),
+            server: None,
+            server_starts: 0,
+        };
+        origin.spawn_server(bed, &python)?;
+        Ok(origin)
     }
 
     /// Starts the ffmpegs and the server, for [`Origin::start`].
@@ -657,20 +731,37 @@ fn encoder_args(clip: &Path, out: &Path, fmp4: bool, rounds: Option<u32>) -> Vec
 /// Variant names become directory names and URL segments: keep them plain.
 fn check_variant_names(variants: &[(String, ClipSpec)]) -> Result<(), BedError> {
     for (index, (name, _)) in variants.iter().enumerate() {
-        let plain = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !plain {
-            return Err(BedError::InvalidArgument(format!(
-                "variant name {name:?}: use letters, digits, '-', '_' and '.'"
-            )));
-        }
+        check_variant_name(name)?;
         if variants[..index].iter().any(|(other, _)| other == name) {
             return Err(BedError::InvalidArgument(format!("variant name {name:?} appears twice")));
         }
     }
     Ok(())
+}
+
+/// One variant's name: a plain path segment.
+fn check_variant_name(name: &str) -> Result<(), BedError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if plain {
+        Ok(())
+    } else {
+        Err(BedError::InvalidArgument(format!(
+            "variant name {name:?}: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+/// Hard-links `from` as `to`, or copies it when a link is impossible (another file system).
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), BedError> {
+    if fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| BedError::io(format!("cannot copy {} to {}", from.display(), to.display()), e))
 }
 
 /// `www/master.m3u8`: one `#EXT-X-STREAM-INF` per variant, with the clip's measured peak and
