@@ -20,6 +20,7 @@ use crate::guide::GuideCache;
 use crate::http::{AdminAction, Guide, Listing, StoredSegment, Watch};
 use crate::origin::{Fetcher, OriginUrl};
 use crate::swarm::{self, Command};
+use crate::vod::{OriginFetch, Prefill, VodCache};
 
 /// Most TV clients remembered per channel (the oldest are dropped beyond it).
 const MAX_CLIENTS_PER_CHANNEL: usize = 4096;
@@ -102,6 +103,20 @@ pub(crate) struct Backend {
     reload: Option<Sender<Sender<String>>>,
     relay: RelaySettings,
     live: crate::broadcast::live::LiveFeeds,
+    /// The disk tier for on-demand assets, and how segments missing from it are found.
+    vod: Option<VodService>,
+}
+
+/// What answers for on-demand assets beyond the RAM store: this box's disk, the peers' disks,
+/// the origin. Cheap to clone (a prefill runs on its own task).
+#[derive(Clone)]
+struct VodService {
+    commands: Sender<Command>,
+    cache: VodCache,
+    /// How to fetch a segment of each HLS channel from its origin when no peer has it.
+    sources: Arc<BTreeMap<ChannelId, OriginFetch>>,
+    /// Asks peers for the objects on their disks.
+    peer_fetcher: Fetcher,
 }
 
 /// What a backend is made of.
@@ -120,12 +135,41 @@ pub(crate) struct BackendParts {
     pub(crate) relay: RelaySettings,
     /// The feeds this box receives, for its TVs on `/ts` and `/udp`.
     pub(crate) live: crate::broadcast::live::LiveFeeds,
+    /// The disk tier for on-demand assets (`None`: disabled).
+    pub(crate) vod: Option<VodCache>,
+    /// [`vod_sources`] of the config.
+    pub(crate) vod_sources: BTreeMap<ChannelId, OriginFetch>,
+}
+
+/// How each HLS channel of `config` is fetched from its origin, for segments of an on-demand
+/// asset that no peer holds any more.
+pub(crate) fn vod_sources(
+    config: &crate::config::Config,
+    fetcher: &Fetcher,
+) -> BTreeMap<ChannelId, OriginFetch> {
+    config
+        .channels
+        .iter()
+        .filter_map(|c| match crate::source::SourceKind::parse(&c.source, c.format) {
+            Ok(crate::source::SourceKind::Hls(url)) => {
+                let channel = c.channel_id();
+                let source = crate::origin::hls::HlsSource {
+                    channel,
+                    name: c.id.clone(),
+                    url,
+                    max_bitrate: c.max_bitrate,
+                };
+                Some((channel, OriginFetch { source, fetcher: fetcher.clone() }))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Backend {
     pub(crate) fn new(parts: BackendParts) -> Result<Backend, crate::origin::TrustError> {
         Ok(Backend {
-            commands: parts.commands,
+            commands: parts.commands.clone(),
             discovery: parts.discovery,
             lineup: parts.lineup,
             guide: parts.guide,
@@ -138,6 +182,15 @@ impl Backend {
             reload: parts.reload,
             relay: parts.relay,
             live: parts.live,
+            vod: match parts.vod {
+                Some(cache) => Some(VodService {
+                    commands: parts.commands.clone(),
+                    cache,
+                    sources: Arc::new(parts.vod_sources),
+                    peer_fetcher: Fetcher::new(None, crate::vod::PEER_TIMEOUT)?,
+                }),
+                None => None,
+            },
         })
     }
 
@@ -255,6 +308,89 @@ fn object_at<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut serde_js
     value.pointer_mut(pointer).and_then(Value::as_object_mut)
 }
 
+impl VodService {
+    /// A segment of an asset from this box's disk, a peer, or the origin.
+    async fn segment(&self, channel: ChannelId, seq: u64) -> Option<(Vec<u8>, crate::vod::Entry)> {
+        let (reply, answer) = bounded(1);
+        self.commands.send(Command::VodPeers { channel, seq, reply }).await.ok()?;
+        let peers = answer.recv().await.ok()?;
+        self.cache.segment(channel, seq, &peers, &self.peer_fetcher, self.sources.get(&channel)).await
+    }
+
+    /// `shoal prefill`: brings `channel`'s asset onto the LAN (and, if `full`, whole onto this
+    /// box), in the background; [`VodCache::status`] shows how far it got.
+    fn start_prefill(&self, channel: ChannelId, full: bool) -> Result<(), String> {
+        if !self.sources.contains_key(&channel) {
+            return Err("only HLS channels can be prefilled".to_owned());
+        }
+        self.cache.prefill_started(channel, full);
+        let service = self.clone();
+        smol::spawn(async move {
+            let outcome = service.prefill(channel, full).await;
+            match &outcome {
+                Prefill::Failed(why) => log::warn!("prefill of {channel}: {why}"),
+                _ => log::info!("prefill of {channel}: done"),
+            }
+            service.cache.prefill_ended(channel, outcome);
+        })
+        .detach();
+        Ok(())
+    }
+
+    async fn prefill(&self, channel: ChannelId, full: bool) -> Prefill {
+        let deadline = Instant::now() + PREFILL_LIMIT;
+        // Demand the channel (as a TV would) until the swarm has published the whole asset.
+        while !self.cache.is_complete(channel) {
+            if Instant::now() >= deadline {
+                return Prefill::Failed("the asset did not arrive in time".to_owned());
+            }
+            if self.commands.send(Command::Viewer { channel, segments: true }).await.is_err() {
+                return Prefill::Failed("the box is shutting down".to_owned());
+            }
+            smol::Timer::after(Duration::from_millis(500)).await;
+        }
+        if !full {
+            return Prefill::Done;
+        }
+        // Segments that went by before `--full` (or were evicted since): copy them from the LAN.
+        for seq in self.cache.missing(channel).await {
+            if Instant::now() >= deadline {
+                return Prefill::Failed("copying the asset took too long".to_owned());
+            }
+            if self.segment(channel, seq).await.is_none() {
+                return Prefill::Failed(format!("segment {seq} is on no box and the origin did not give it"));
+            }
+        }
+        Prefill::Done
+    }
+}
+
+/// The playlist window of an asset from its catalog.
+fn catalog_window(catalog: &crate::vod::Catalog) -> swarm::Window {
+    let segments = catalog
+        .listable()
+        .map(|(seq, e)| swarm::WindowSegment {
+            seq,
+            duration: e.duration(),
+            discontinuity: e.discontinuity,
+            init_len: e.init_len,
+            // The init section is named by its segment's content: fMP4 assets repeat EXT-X-MAP
+            // per segment (correct, if not minimal).
+            init_id: if e.init_len > 0 {
+                u64::from_le_bytes(e.id[..8].try_into().unwrap_or([0; 8]))
+            } else {
+                0
+            },
+            vod: true,
+            end_of_stream: e.end_of_stream,
+        })
+        .collect();
+    swarm::Window { segments, newest_age: Some(Duration::ZERO) }
+}
+
+/// How long a prefill may take.
+const PREFILL_LIMIT: Duration = Duration::from_secs(6 * 3600);
+
 impl crate::http::Backend for Backend {
     fn lineup(&self) -> &[Listing] {
         &self.lineup
@@ -263,13 +399,30 @@ impl crate::http::Backend for Backend {
     async fn window(&self, channel: ChannelId) -> Option<swarm::Window> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Window { channel, reply }).await.ok()?;
-        answer.recv().await.ok()
+        let window = answer.recv().await.ok()?;
+        // An asset is listed whole from its catalog: the RAM store holds only a few of its
+        // segments, the LAN holds them all.
+        match self.vod.as_ref().and_then(|v| v.cache.catalog(channel)) {
+            Some(catalog) => Some(catalog_window(&catalog)),
+            None => Some(window),
+        }
     }
 
     async fn segment(&self, channel: ChannelId, seq: u64) -> Option<StoredSegment> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Segment { channel, seq, reply }).await.ok()?;
-        answer.recv().await.ok().flatten()
+        if let Some(segment) = answer.recv().await.ok().flatten() {
+            return Some(segment);
+        }
+        let vod = self.vod.as_ref()?;
+        vod.cache.entry(channel, seq)?;
+        let (bytes, entry) = vod.segment(channel, seq).await?;
+        Some(StoredSegment { bytes: bytes.into(), init_len: entry.init_len as usize })
+    }
+
+    async fn object(&self, id: &str) -> Option<hyper::body::Bytes> {
+        let id = shoal_disk::parse_hex(id)?;
+        self.vod.as_ref()?.cache.object(id).await.map(Into::into)
     }
 
     async fn viewer(&self, channel: ChannelId, client: IpAddr, watch: Watch) {
@@ -340,6 +493,10 @@ impl crate::http::Backend for Backend {
         self.commands.send(Command::Status(reply)).await.ok()?;
         let mut status = answer.recv().await.ok()?;
         self.complete_status(&mut status);
+        if let (Some(vod), Some(object)) = (&self.vod, status.as_object_mut()) {
+            let names = self.lineup.iter().map(|l| (l.channel, l.id.clone())).collect();
+            object.insert("cache".into(), vod.cache.status(&names).await);
+        }
         Some(status)
     }
 
@@ -399,6 +556,16 @@ impl crate::http::Backend for Backend {
                 reload.send(reply).await.map_err(|_| "the box is shutting down".to_owned())?;
                 let outcome = answer.recv().await.map_err(|_| "the box is shutting down".to_owned())?;
                 Ok(json!({ "reloaded": true, "outcome": outcome }))
+            }
+            AdminAction::Prefill { channel, full } => {
+                let listing = self
+                    .lineup
+                    .iter()
+                    .find(|c| c.id == channel)
+                    .ok_or_else(|| format!("no channel {channel:?} in the lineup"))?;
+                let vod = self.vod.as_ref().ok_or("this box has no disk cache (cache.enabled = false)")?;
+                vod.start_prefill(listing.channel, full)?;
+                Ok(json!({ "prefilling": channel, "full": full }))
             }
             AdminAction::LiftBans => {
                 let (reply, answer) = bounded(1);

@@ -49,6 +49,17 @@ pub enum Cli {
         /// The box's HTTP address (`--url`).
         url: OriginUrl,
     },
+    /// Bring an on-demand channel's asset onto the LAN before it is watched.
+    Prefill {
+        /// The channel's id in the lineup.
+        channel: String,
+        /// Keep the whole asset on this box too.
+        full: bool,
+        /// The box's HTTP address (`--url`).
+        url: OriginUrl,
+        /// Give up after this long.
+        timeout: std::time::Duration,
+    },
     /// Print version, target and board.
     Version,
     /// Print help.
@@ -66,6 +77,7 @@ commands:
   keygen         write a new network key for a deployment
   check-config   validate a config file and print what it means
   status         summarise a running box and its swarm: peers, channels, traffic, store
+  prefill        fetch an on-demand channel onto the LAN (or whole onto this box) before an event
   demo           three boxes on this machine's loopback sharing a test card: play it in mpv or VLC
   version        print version, target and board
   help [command] print help for a command
@@ -119,6 +131,18 @@ from the origin, from peers and to TVs, and the swarm's origin fetches per segme
 efficiency and uplink savings), every box of the swarm, and the store. Exits 1 when the box
 cannot be reached or does not answer a status.";
 
+const PREFILL_HELP: &str = "\
+usage: shoal prefill <channel> [--full] [--url URL] [--timeout SECONDS]
+
+  <channel>         the channel's id in the lineup (an HLS on-demand asset)
+  --full            also keep every segment on this box's disk, so it plays on with the LAN cut
+  --url URL         the box's HTTP address (default http://127.0.0.1:7471, this box)
+  --timeout SECONDS give up after this long (default 3600)
+
+The swarm fetches the asset from its origin once; each box keeps its share on disk (every
+segment on two boxes), or all of it with --full. Prints progress; exits 0 when every segment
+is on the LAN (with --full: on this box), 1 on an error or at the timeout.";
+
 /// Help text for `command`.
 pub fn help(command: Option<&str>) -> &'static str {
     match command {
@@ -127,6 +151,7 @@ pub fn help(command: Option<&str>) -> &'static str {
         Some("check-config") => CHECK_HELP,
         Some("demo") => DEMO_HELP,
         Some("status") => STATUS_HELP,
+        Some("prefill") => PREFILL_HELP,
         _ => HELP,
     }
 }
@@ -153,6 +178,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
     let mut seconds = None;
     let mut url = None;
     let mut board = None;
+    let mut channel = None;
+    let mut full = false;
+    let mut timeout = std::time::Duration::from_secs(3600);
     while let Some(arg) = parser.next()? {
         match (command.as_str(), arg) {
             (_, Long("help") | Short('h')) => return Ok(Cli::Help(Some(command))),
@@ -178,7 +206,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
             }
             ("demo", Long("port")) => port = parser.value()?.parse()?,
             ("demo", Long("seconds")) => seconds = Some(parser.value()?.parse()?),
-            ("status", Long("url") | Short('u')) => {
+            ("prefill", Value(v)) if channel.is_none() => channel = Some(v.string()?),
+            ("prefill", Long("full")) => full = true,
+            ("prefill", Long("timeout")) => {
+                let seconds: u64 = parser.value()?.parse()?;
+                if !(1..=7 * 86_400).contains(&seconds) {
+                    return Err(lexopt::Error::Custom("--timeout must be 1 to 604800 seconds".into()));
+                }
+                timeout = std::time::Duration::from_secs(seconds);
+            }
+            ("status" | "prefill", Long("url") | Long("http") | Short('u')) => {
                 let text = parser.value()?.string()?;
                 let parsed = status_cli::parse_url(&text)
                     .map_err(|e| lexopt::Error::Custom(format!("--url: {e}").into()))?;
@@ -200,6 +237,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Er
                 None => status_cli::parse_url(status_cli::DEFAULT_URL)
                     .map_err(|e| lexopt::Error::Custom(e.to_string().into()))?,
             },
+        },
+        "prefill" => Cli::Prefill {
+            channel: channel.ok_or_else(|| {
+                lexopt::Error::Custom("prefill: which channel? (shoal prefill <channel>)".into())
+            })?,
+            full,
+            url: match url {
+                Some(url) => url,
+                None => status_cli::parse_url(status_cli::DEFAULT_URL)
+                    .map_err(|e| lexopt::Error::Custom(e.to_string().into()))?,
+            },
+            timeout,
         },
         "demo" => {
             if port < 1024 || u32::from(port) + 2 * boxes as u32 > 65_535 {
@@ -273,5 +322,18 @@ mod tests {
         assert!(bad.starts_with("--url: `ftp://box` is not an http:// or https:// URL"), "{bad}");
         assert!(parse(args(&["status", "--url"])).is_err());
         assert!(parse(args(&["status", "extra"])).is_err());
+        let Cli::Prefill { channel, full, url, timeout } =
+            parse(args(&["prefill", "films", "--full", "--url", "10.0.0.7:7471", "--timeout", "60"]))
+                .expect("valid")
+        else {
+            panic!("not prefill")
+        };
+        assert_eq!(
+            (channel.as_str(), full, url.to_string(), timeout.as_secs()),
+            ("films", true, "http://10.0.0.7:7471/".into(), 60)
+        );
+        assert!(parse(args(&["prefill"])).unwrap_err().to_string().contains("which channel"));
+        assert!(parse(args(&["prefill", "a", "b"])).is_err());
+        assert!(parse(args(&["prefill", "a", "--timeout", "0"])).is_err());
     }
 }

@@ -115,8 +115,19 @@ pub struct Config {
     pub relay_segment: std::time::Duration,
     /// The interface relayed feeds are joined on (`None`: the kernel's route).
     pub relay_interface: Option<String>,
+    /// The disk tier for on-demand assets (`None`: `cache.enabled = false`).
+    pub cache: Option<CacheSettings>,
     /// The channel lineup.
     pub channels: Vec<Channel>,
+}
+
+/// Where and how much of on-demand assets a box keeps on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// The directory (on a USB disk or the SD card); default `<state_dir>/cache`.
+    pub dir: PathBuf,
+    /// Bytes of segments kept at most; the least recently used go first.
+    pub max_bytes: u64,
 }
 
 /// One channel of the lineup.
@@ -178,6 +189,8 @@ struct RawConfig {
     gpio: RawGpio,
     #[serde(default)]
     relay: RawRelay,
+    #[serde(default)]
+    cache: RawCache,
     #[serde(default, rename = "channel")]
     channels: Vec<Spanned<RawChannel>>,
 }
@@ -240,6 +253,14 @@ struct RawRelay {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawCache {
+    enabled: Option<bool>,
+    dir: Option<Spanned<PathBuf>>,
+    max_mb: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawGpio {
     led: Option<Spanned<GpioSetting>>,
     button: Option<Spanned<GpioSetting>>,
@@ -296,6 +317,8 @@ const SEGMENT_RANGE: std::ops::RangeInclusive<f64> = 0.5..=10.0;
 /// Default target duration for TS feeds: short enough for a quick start, long enough that
 /// players' playlists stay small.
 const DEFAULT_SEGMENT_S: f64 = 2.0;
+/// Default size of the disk tier for on-demand assets, in MiB.
+const DEFAULT_CACHE_MB: u64 = 1024;
 
 fn valid_interface(name: &str) -> bool {
     !name.is_empty() && name.len() <= 15 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
@@ -617,6 +640,23 @@ impl Config {
             allow: relay_allow,
             max_joins,
         };
+        let cache_dir = match raw.cache.dir {
+            Some(d) if !d.get_ref().is_absolute() => {
+                return Err(invalid("cache.dir", Some(d.span()), "must be an absolute path"))
+            }
+            Some(d) => d.into_inner(),
+            None => state_dir.join("cache"),
+        };
+        let (max_mb, span) =
+            raw.cache.max_mb.map(|s| (*s.get_ref(), Some(s.span()))).unwrap_or((DEFAULT_CACHE_MB, None));
+        if !(16..=(1 << 24)).contains(&max_mb) {
+            return Err(invalid("cache.max_mb", span, "must be between 16 and 16777216 (MiB)"));
+        }
+        let cache = raw
+            .cache
+            .enabled
+            .unwrap_or(true)
+            .then_some(CacheSettings { dir: cache_dir, max_bytes: max_mb << 20 });
         Ok(Config {
             board,
             board_override,
@@ -644,6 +684,7 @@ impl Config {
             relay,
             relay_segment,
             relay_interface,
+            cache,
             channels,
         })
     }
@@ -679,6 +720,7 @@ impl Config {
         );
         check("guide.xmltv", self.xmltv_url != new.xmltv_url);
         check("gpio", (&self.led, &self.button) != (&new.led, &new.button));
+        check("cache", self.cache != new.cache);
         check("channel", self.channels != new.channels);
         changed
     }
@@ -718,6 +760,8 @@ mod tests {
             "admin_networks",
             "ca_file",
             "timeout_s",
+            "max_mb",
+            "dir",
             "xmltv",
             "max_channels",
             "led",

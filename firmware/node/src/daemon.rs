@@ -104,6 +104,15 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
 
     let lineup = current_lineup(&config);
     let live = crate::broadcast::live::LiveFeeds::default();
+    // Without its disk tier a box still serves live channels (and VOD from RAM): a cache
+    // directory that cannot be opened is reported, not fatal.
+    let vod = config.cache.as_ref().and_then(|c| match crate::vod::VodCache::open(&c.dir, c.max_bytes) {
+        Ok(vod) => Some(vod),
+        Err(e) => {
+            log::error!("cache: cannot use {}: {e}; on-demand assets are not kept on disk", c.dir.display());
+            None
+        }
+    });
     let guide = config
         .xmltv_url
         .as_deref()
@@ -129,11 +138,20 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
         led: Some(led_shown.clone()),
         relay: crate::backend::RelaySettings::of(&config),
         live: live.clone(),
+        vod: vod.clone(),
+        vod_sources: crate::backend::vod_sources(&config, &fetcher),
     })?);
 
     smol::block_on(async {
-        let driver =
-            smol::spawn(swarm::drive(engine, socket, clock, command_rx, ingest, names, live.clone()));
+        let driver = smol::spawn(swarm::drive(
+            engine,
+            socket,
+            clock,
+            command_rx,
+            ingest,
+            names,
+            swarm::Serving { live: live.clone(), vod: vod.clone() },
+        ));
         let sources = smol::spawn(crate::source::run(
             config.channels.clone(),
             fetcher.clone(),
@@ -208,6 +226,9 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             log::warn!("driver did not stop within 3 s");
         })
         .await;
+        if let Some(vod) = &vod {
+            vod.save_all().await;
+        }
     });
     if let Some(discovery) = discovery.lock().ok().and_then(|mut d| d.take()) {
         discovery.shutdown();

@@ -5,6 +5,7 @@
 //! mDNS: mdns-sd joins the mDNS group on every interface as soon as it starts, which would
 //! announce a demo on the real LAN. Everything else is what `shoal run` does.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 command_rx,
                 ingest,
                 names,
-                live.clone(),
+                swarm::Serving { live: live.clone(), vod: None },
             )));
             tasks.push(smol::spawn(crate::source::run(
                 config.channels.clone(),
@@ -137,6 +138,9 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 led: None,
                 relay: crate::backend::RelaySettings::of(&config),
                 live: live.clone(),
+                // The demo's boxes keep nothing on disk.
+                vod: None,
+                vod_sources: BTreeMap::new(),
             })?);
             tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
             shutdowns.push(commands);

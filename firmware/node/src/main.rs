@@ -52,6 +52,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cli::Prefill { channel, full, url, timeout } => {
+            match shoal::prefill_cli::run(&channel, full, &url, timeout, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shoal prefill: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cli::Keygen { out, force } => match shoal::keys::generate_network_key(&out, force) {
             Ok(key) => {
                 let fp = key.fingerprint();

@@ -339,6 +339,26 @@ impl Engine {
         self.channels.get(&channel).map_or(0, |c| c.ranking.iter().filter(|&&n| n != self.me).count())
     }
 
+    /// The live boxes that carry `channel`, this one included, in election order (empty for a
+    /// channel outside the lineup).
+    pub fn carriers(&self, channel: ChannelId) -> &[NodeId] {
+        self.channels.get(&channel).map_or(&[], |c| c.ranking.as_slice())
+    }
+
+    /// How many live peers carrying `channel` said (in their latest `Have`) that they hold
+    /// segment `seq` complete. Only the newest 64 segments of a peer are known.
+    pub fn holders(&self, channel: ChannelId, seq: u64) -> usize {
+        let Some(state) = self.channels.get(&channel) else {
+            return 0;
+        };
+        state
+            .ranking
+            .iter()
+            .filter(|&&n| n != self.me)
+            .filter(|n| self.peers.get(n).is_some_and(|p| p.holds(channel, seq)))
+            .count()
+    }
+
     /// Whether `channel` is fetched even without viewers.
     pub fn is_always_on(&self, channel: ChannelId) -> bool {
         self.channels.get(&channel).is_some_and(|c| c.always_on)

@@ -68,13 +68,18 @@ pub(super) async fn dashboard<B: Backend>(backend: &B) -> Response<Body> {
     response
 }
 
-/// The admin action a path names (`/api/<path>`), if any.
-pub(super) fn admin_action(path: &str) -> Option<AdminAction> {
+/// The admin action a path names (`/api/<path>`, with its query), if any.
+pub(super) fn admin_action(path: &str, query: Option<&str>) -> Option<AdminAction> {
     match path {
         "identify" => Some(AdminAction::Identify),
         "reload" => Some(AdminAction::Reload),
         "lift-bans" => Some(AdminAction::LiftBans),
-        _ => None,
+        _ => {
+            // `prefill/<channel>[?full]`
+            let channel = path.strip_prefix("prefill/").filter(|c| !c.is_empty() && !c.contains('/'))?;
+            let full = query.is_some_and(|q| q.split('&').any(|p| p == "full" || p == "full=1"));
+            Some(AdminAction::Prefill { channel: channel.to_owned(), full })
+        }
     }
 }
 

@@ -31,7 +31,7 @@ mod tv;
 
 use stall::StallGuard;
 pub use tv::media_playlist;
-use tv::{hls, lineup, relay, ts, xmltv};
+use tv::{hls, lineup, object, relay, ts, xmltv};
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +79,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = ()> + Send;
     /// The stream of `channel` as this box receives it (a UDP/RTP feed it ingests), if it does.
     fn live(&self, channel: shoal_core::ChannelId) -> Option<smol::channel::Receiver<Bytes>>;
+    /// An object of the disk tier by its content id (64 hex digits), verified, for a peer.
+    fn object(&self, id: &str) -> impl std::future::Future<Output = Option<Bytes>> + Send;
     /// Counts bytes of `channel`'s segments sent to TVs.
     fn served(&self, channel: shoal_core::ChannelId, bytes: usize);
     /// The swarm report (this box and what its peers answered), or `None` when shutting down.
@@ -113,7 +115,7 @@ pub enum Watch {
 }
 
 /// What an operator may ask a box to do (`POST /api/<action>`), from the admin networks only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdminAction {
     /// Blink the status LED (and flag the box on the dashboard) so a technician finds it.
     Identify,
@@ -121,6 +123,13 @@ pub enum AdminAction {
     Reload,
     /// Lift every ban on a peer.
     LiftBans,
+    /// Bring an on-demand channel's asset onto the LAN (`shoal prefill`).
+    Prefill {
+        /// The channel's URL id.
+        channel: String,
+        /// Also keep the whole asset on this box.
+        full: bool,
+    },
 }
 
 /// A complete segment as stored: an fMP4 segment starts with its init section.
@@ -192,7 +201,8 @@ async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: So
     }
     let path = request.uri().path();
     let client = peer.ip();
-    if let Some(action) = path.strip_prefix("/api/").and_then(api::admin_action) {
+    if let Some(action) = path.strip_prefix("/api/").and_then(|p| api::admin_action(p, request.uri().query()))
+    {
         return api::admin(backend_ref, &request, action, client).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
@@ -203,6 +213,9 @@ async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: So
     if let Some(rest) = path.strip_prefix("/hls/") {
         let head = request.method() == Method::HEAD;
         return hls(backend_ref, rest, client, request.headers().get(hyper::header::RANGE), head).await;
+    }
+    if let Some(id) = path.strip_prefix("/cache/") {
+        return object(backend_ref, id, request.headers().get(hyper::header::RANGE)).await;
     }
     if let Some(id) = path.strip_prefix("/ts/") {
         return ts(backend.clone(), id, client).await;

@@ -141,6 +141,23 @@ pub(super) async fn hls<B: Backend>(
     response
 }
 
+/// `/cache/<content id>`: an object of this box's disk tier (a segment of an on-demand asset,
+/// named by the SHA-256 of its bytes), for a peer whose TV needs it. The peer checks the hash;
+/// the bytes never change, so they may be cached for good.
+pub(super) async fn object<B: Backend>(backend: &B, id: &str, range: Option<&HeaderValue>) -> Response<Body> {
+    match backend.object(id).await {
+        Some(bytes) => {
+            let mut response = ranged(bytes, "application/octet-stream", range);
+            response.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=31536000, immutable"),
+            );
+            response
+        }
+        None => error(StatusCode::NOT_FOUND, "no such object on this box"),
+    }
+}
+
 /// A live channel whose newest segment is older than this many target durations has lost its
 /// origin: the box has served its buffered window and now says so with a 503.
 const STALE_TARGET_DURATIONS: u32 = 4;

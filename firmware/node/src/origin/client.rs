@@ -206,8 +206,24 @@ impl Session {
         range: Option<(u64, u64)>,
         max_len: usize,
     ) -> Result<Fetched, FetchError> {
+        self.call(hyper::Method::GET, url, range, max_len).await
+    }
+
+    /// POSTs an empty body to `url` (an admin action of a box) and reads the answer, as
+    /// [`Session::get`] does.
+    pub async fn post(&mut self, url: &OriginUrl, max_len: usize) -> Result<Fetched, FetchError> {
+        self.call(hyper::Method::POST, url, None, max_len).await
+    }
+
+    async fn call(
+        &mut self,
+        method: hyper::Method,
+        url: &OriginUrl,
+        range: Option<(u64, u64)>,
+        max_len: usize,
+    ) -> Result<Fetched, FetchError> {
         let timeout = self.fetcher.timeout;
-        let result = self.get_following(url, range, max_len).or(async {
+        let result = self.get_following(method, url, range, max_len).or(async {
             Timer::after(timeout).await;
             Err(FetchError::Timeout(timeout))
         });
@@ -221,11 +237,12 @@ impl Session {
 
     async fn get_following(
         &mut self,
+        method: hyper::Method,
         url: &OriginUrl,
         range: Option<(u64, u64)>,
         max_len: usize,
     ) -> Result<Fetched, FetchError> {
-        let (url, response) = self.request(url, range).await?;
+        let (url, response) = self.request(method, url, range).await?;
         let declared: Option<usize> = response
             .headers()
             .get(hyper::header::CONTENT_LENGTH)
@@ -258,7 +275,7 @@ impl Session {
     /// (see [`BodyStream::next`]). The stream has its own connection.
     pub async fn stream(&mut self, url: &OriginUrl) -> Result<BodyStream, FetchError> {
         let timeout = self.fetcher.timeout;
-        let opened = self.request(url, None).or(async {
+        let opened = self.request(hyper::Method::GET, url, None).or(async {
             Timer::after(timeout).await;
             Err(FetchError::Timeout(timeout))
         });
@@ -269,17 +286,20 @@ impl Session {
         Ok(BodyStream { body: response.into_body(), _connection: connection })
     }
 
-    /// Sends a GET for `url` and follows redirects; the final URL and the `200` (or `206` for a
+    /// Sends `method` for `url` and follows redirects; the final URL and the `200` (or `206` for a
     /// range) response, its body unread.
     async fn request(
         &mut self,
+        method: hyper::Method,
         url: &OriginUrl,
         range: Option<(u64, u64)>,
     ) -> Result<(OriginUrl, hyper::Response<hyper::body::Incoming>), FetchError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let sender = self.connect(&url).await?;
-            let mut request = Request::get(url.path_and_query.as_str())
+            let mut request = Request::builder()
+                .method(method.clone())
+                .uri(url.path_and_query.as_str())
                 .header(hyper::header::HOST, url.authority())
                 .header(hyper::header::USER_AGENT, USER_AGENT)
                 .header(hyper::header::ACCEPT_ENCODING, "identity");

@@ -47,9 +47,9 @@ pub struct HlsSource {
     pub max_bitrate: Option<u64>,
 }
 
-/// Why a playlist could not be had.
+/// Why a playlist or segment could not be had.
 #[derive(Debug, thiserror::Error)]
-enum IngestError {
+pub enum IngestError {
     #[error("fetching {0}: {1}")]
     Fetch(String, FetchError),
     #[error("playlist {0}: {1}")]
@@ -66,6 +66,37 @@ enum IngestError {
     TooLarge(String),
     #[error("the swarm stopped")]
     SwarmGone,
+    #[error("segment {0} is not in the origin's playlist")]
+    NotListed(u64),
+}
+
+/// How long an asset's ingest waits for the carriers to take a segment before it goes on.
+const CARRIER_WAIT: Duration = Duration::from_secs(10);
+const CARRIER_POLL: Duration = Duration::from_millis(20);
+
+/// One segment of `source`'s asset (by media sequence number), fetched from the origin as the
+/// ingester would publish it (init section first): for a box whose TV needs a segment that no
+/// peer holds any more.
+pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<Vec<u8>, IngestError> {
+    // Nothing is published: the swarm side of this ingest is a closed channel.
+    let (swarm, _) = smol::channel::bounded(1);
+    let mut ingest = Ingest {
+        session: fetcher.session(),
+        media_url: None,
+        next: None,
+        resumed: false,
+        pending_discontinuity: false,
+        init: None,
+        failures: 0,
+        swarm,
+        source,
+    };
+    let media = ingest.media_playlist().await?;
+    let segment = media.segments.iter().find(|s| s.seq == seq).ok_or(IngestError::NotListed(seq))?;
+    match ingest.fetch_bytes(segment).await? {
+        Some((bytes, _)) => Ok(bytes),
+        None => Err(IngestError::NotListed(seq)),
+    }
 }
 
 /// Runs until dropped (the ingester is stopped) or, for a VOD asset, until its last segment is
@@ -252,8 +283,49 @@ impl Ingest {
         vod: bool,
         end_of_stream: bool,
     ) -> Result<(), IngestError> {
-        let Some(base) = self.media_url.clone() else {
+        if vod {
+            self.wait_for_carriers(segment.seq).await?;
+        }
+        let Some((bytes, init_len)) = self.fetch_bytes(segment).await? else {
             return Ok(());
+        };
+        let info = SegmentInfo {
+            discontinuity: segment.discontinuity || std::mem::take(&mut self.pending_discontinuity),
+            init_len: init_len as u32,
+            vod,
+            end_of_stream,
+            ..SegmentInfo::new(self.source.channel, segment.seq, segment.duration)
+        };
+        log::debug!("{}: publishing segment {} ({} bytes)", self.source.name, segment.seq, bytes.len());
+        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)
+    }
+
+    /// An asset is published no faster than the slowest carrier takes it: segment `seq` waits
+    /// until every live carrier holds `seq - VOD_IN_FLIGHT` (bounded: a box that stopped
+    /// answering is not waited for long).
+    async fn wait_for_carriers(&mut self, seq: u64) -> Result<(), IngestError> {
+        let Some(behind) = seq.checked_sub(crate::vod::VOD_IN_FLIGHT) else {
+            return Ok(());
+        };
+        let deadline = std::time::Instant::now() + CARRIER_WAIT;
+        while std::time::Instant::now() < deadline {
+            let (reply, answer) = smol::channel::bounded(1);
+            let ask = Command::Delivered { channel: self.source.channel, seq: behind, reply };
+            self.swarm.send(ask).await.map_err(|_| IngestError::SwarmGone)?;
+            if answer.recv().await.map_err(|_| IngestError::SwarmGone)? {
+                return Ok(());
+            }
+            Timer::after(CARRIER_POLL).await;
+        }
+        log::info!("{}: carriers are slow to take segment {behind}; going on", self.source.name);
+        Ok(())
+    }
+
+    /// Fetches one segment's bytes (retrying) and checks them: the bytes with any init section
+    /// first, and the init section's length; `None` before the media playlist is known.
+    async fn fetch_bytes(&mut self, segment: &Segment) -> Result<Option<(Vec<u8>, usize)>, IngestError> {
+        let Some(base) = self.media_url.clone() else {
+            return Ok(None);
         };
         let url = base.join(&segment.uri).map_err(|e| IngestError::Url(base.to_string(), e))?;
         let shown = url.to_string();
@@ -294,15 +366,7 @@ impl Ingest {
         if bytes.len() > MAX_SEGMENT_LEN {
             return Err(IngestError::TooLarge(shown));
         }
-        let info = SegmentInfo {
-            discontinuity: segment.discontinuity || std::mem::take(&mut self.pending_discontinuity),
-            init_len: init_len as u32,
-            vod,
-            end_of_stream,
-            ..SegmentInfo::new(self.source.channel, segment.seq, segment.duration)
-        };
-        log::debug!("{}: publishing segment {} ({} bytes)", self.source.name, segment.seq, bytes.len());
-        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)
+        Ok(Some((bytes, init_len)))
     }
 
     /// The init section `map` (fetched once while it stays the same).

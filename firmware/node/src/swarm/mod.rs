@@ -128,6 +128,26 @@ pub enum Command {
         /// Where to answer.
         reply: Sender<Result<(), String>>,
     },
+    /// Whether every live carrier of `channel` holds segment `seq` (an asset's ingest waits
+    /// for it before publishing further).
+    Delivered {
+        /// The channel.
+        channel: ChannelId,
+        /// The segment.
+        seq: u64,
+        /// Where to answer.
+        reply: Sender<bool>,
+    },
+    /// The HTTP addresses of the peers that carry `channel`, the owners of segment `seq` of
+    /// its asset first (where its bytes are on disk).
+    VodPeers {
+        /// The channel.
+        channel: ChannelId,
+        /// The segment.
+        seq: u64,
+        /// Where to answer.
+        reply: Sender<Vec<SocketAddr>>,
+    },
     /// Lift every ban (an operator's action); answers how many peers were banned.
     LiftBans(Sender<usize>),
     /// What the status LED shows.
@@ -209,6 +229,14 @@ pub enum IngestCommand {
     },
 }
 
+/// What the driver keeps up to date for serving TVs besides the store.
+pub struct Serving {
+    /// The live feeds this box receives: the driver says when their segments are needed.
+    pub live: crate::broadcast::live::LiveFeeds,
+    /// The disk tier: complete segments of on-demand assets go into it.
+    pub vod: Option<crate::vod::VodCache>,
+}
+
 /// Opens the swarm's UDP socket on every IPv4 address with generous buffers.
 pub fn bind(port: u16) -> io::Result<Async<UdpSocket>> {
     bind_to(SocketAddr::from(([0, 0, 0, 0], port)))
@@ -239,8 +267,9 @@ pub async fn drive(
     commands: Receiver<Command>,
     ingest: Sender<IngestCommand>,
     names: ChannelNames,
-    live: crate::broadcast::live::LiveFeeds,
+    serving: Serving,
 ) {
+    let Serving { live, vod } = serving;
     let mut recv_buf = vec![0u8; 65_536];
     let mut send_buf = vec![0u8; 65_536];
     let mut records = Records::new(clock.now(), names);
@@ -294,7 +323,9 @@ pub async fn drive(
                 return;
             }
             Wake::Command(Some(Command::Viewer { channel, segments })) => {
-                if viewers.insert(channel, now).is_none() {
+                // An asset this box can serve whole from the LAN needs nothing from the origin.
+                let served_locally = vod.as_ref().is_some_and(|v| v.is_complete(channel));
+                if !served_locally && viewers.insert(channel, now).is_none() {
                     engine.want_channel(now, channel, true);
                 }
                 if segments {
@@ -359,6 +390,9 @@ pub async fn drive(
         while let Some(event) = engine.poll_event() {
             if let Event::SegmentComplete { channel, seq } = event {
                 records.segment_complete(&engine, now, channel, seq);
+                if let Some(vod) = &vod {
+                    record_vod_segment(&engine, vod, channel, seq);
+                }
             }
             handle_event(event, &ingest, &records.names).await;
         }
@@ -419,6 +453,18 @@ fn handle_command(
             });
             let _ = reply.try_send(segment);
         }
+        Command::Delivered { channel, seq, reply } => {
+            let _ = reply.try_send(engine.holders(channel, seq) >= engine.peers_carrying(channel));
+        }
+        Command::VodPeers { channel, seq, reply } => {
+            let me = engine.node_id();
+            let peers = crate::vod::owners_first(engine.carriers(channel), channel, seq)
+                .into_iter()
+                .filter(|&n| n != me)
+                .filter_map(|n| records.peers.get(&n).map(|p| p.http))
+                .collect();
+            let _ = reply.try_send(peers);
+        }
         Command::LiftBans(reply) => {
             let _ = reply.try_send(engine.lift_bans(now));
         }
@@ -438,6 +484,22 @@ fn handle_command(
         }
         Command::Viewer { .. } | Command::AddRelay { .. } | Command::Shutdown => {}
     }
+}
+
+/// A complete segment of an on-demand asset goes into the asset's catalog, and onto this box's
+/// disk if it is one of the segment's owners (in the background: hashing and writing take a
+/// blocking thread).
+fn record_vod_segment(engine: &Engine, vod: &crate::vod::VodCache, channel: ChannelId, seq: u64) {
+    let Some(segment) = engine.store().segment(channel, seq) else { return };
+    let manifest = segment.manifest().manifest();
+    if !manifest.vod {
+        return;
+    }
+    let Some(bytes) = segment.shared_bytes() else { return };
+    let share = crate::vod::keeps_share(engine.node_id(), engine.carriers(channel), channel, seq);
+    let manifest = manifest.clone();
+    let vod = vod.clone();
+    smol::spawn(async move { vod.record(channel, seq, &manifest, bytes, share).await }).detach();
 }
 
 /// A stored segment lent to the HTTP server without a copy.

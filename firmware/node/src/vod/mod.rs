@@ -1,0 +1,554 @@
+//! The on-demand tier: assets fetched once per LAN, kept on disk across restarts, served by
+//! any box.
+//!
+//! The elected ingester fetches a VOD asset (its playlist has `EXT-X-ENDLIST`) from the origin
+//! once and publishes it segment by segment, paced so every carrier keeps up (see
+//! [`VOD_IN_FLIGHT`]). Every carrier receives every segment through the swarm and records it in
+//! the asset's [`Catalog`]; its disk ([`shoal_disk::DiskTier`]) keeps only its *share* — the
+//! segments for which it is among the [`REPLICAS`] highest rendezvous scores of the carriers —
+//! unless the channel is kept whole (`shoal prefill --full`). So an asset far larger than any
+//! box's RAM (or disk) lives on the LAN, each segment on two boxes.
+//!
+//! A TV's request for a segment is answered from the RAM store, else this box's disk, else a
+//! peer's disk over HTTP (`/cache/<content id>`, the owners first), else — only if no peer
+//! has it — the origin. Bytes from a peer or the origin are served only if they hash to the
+//! content id of the signed manifest the catalog recorded, and are then kept on this box's
+//! disk as a cache (least recently used first out).
+//!
+//! On disk: the objects, and one small catalog file per asset, rewritten (temp + rename) every
+//! [`SAVE_EVERY`] new segments and when the asset completes: few writes, for SD cards. After a
+//! restart the catalogs and the objects are back, and a channel whose catalog is complete is
+//! served without asking the swarm, or the origin, for anything: its segments are verified
+//! against their content ids when read.
+
+pub mod catalog;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shoal_core::{ChannelId, NodeId};
+use shoal_disk::{content_id, to_hex, ContentId, DiskError, DiskTier};
+
+pub use catalog::{Catalog, Entry};
+
+use crate::origin::{Fetcher, OriginUrl};
+
+/// Boxes whose disks keep each segment of an asset (by rendezvous score): one can be away.
+pub const REPLICAS: usize = 2;
+/// The ingester publishes segment `n` of an asset only once every live carrier holds segment
+/// `n - VOD_IN_FLIGHT`, so the RAM stores (far smaller than the asset) never drop a segment
+/// before every box has it.
+pub const VOD_IN_FLIGHT: u64 = 4;
+/// A catalog is saved after this many new segments (and when the asset is complete).
+const SAVE_EVERY: usize = 64;
+/// Largest object a peer may send (the swarm's own segment limit).
+const MAX_OBJECT: usize = shoal_core::manifest::MAX_SEGMENT_LEN;
+/// How long a peer has to answer for one object.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts of the tier's work since start.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Segments recorded in a catalog.
+    pub recorded: u64,
+    /// Segments written to disk as this box's share (or whole copy).
+    pub kept: u64,
+    /// TV requests answered from this box's disk.
+    pub disk_hits: u64,
+    /// Objects fetched from a peer's disk.
+    pub peer_fetches: u64,
+    /// Objects fetched from the origin because no peer had them.
+    pub origin_fetches: u64,
+    /// Objects from a peer or the origin that did not hash to their content id (dropped).
+    pub bad_objects: u64,
+    /// Disk writes or reads that failed (the box goes on without them).
+    pub disk_errors: u64,
+}
+
+/// What `shoal prefill` asked of a channel, and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prefill {
+    /// Waiting for the asset to arrive (and, for `--full`, copying the missing segments).
+    Running,
+    /// Every segment is on the LAN (and, for `--full`, on this box).
+    Done,
+    /// Gave up: why.
+    Failed(String),
+}
+
+struct State {
+    catalogs: BTreeMap<ChannelId, Catalog>,
+    /// Channels kept whole on this box.
+    full: BTreeSet<ChannelId>,
+    /// New catalog entries not yet saved, per channel.
+    unsaved: BTreeMap<ChannelId, usize>,
+    prefills: BTreeMap<ChannelId, (bool, Prefill)>,
+    counters: Counters,
+}
+
+/// The on-demand tier of one box: its disk and its catalogs. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct VodCache {
+    /// Locked only on blocking threads (`smol::unblock`): disk I/O never stalls the executor.
+    disk: Arc<Mutex<DiskTier>>,
+    state: Arc<Mutex<State>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock is a bug elsewhere; the data is still consistent enough
+    // to serve (every operation leaves it valid between statements).
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn catalog_name(channel: ChannelId) -> String {
+    format!("catalog-{channel}")
+}
+
+impl VodCache {
+    /// Opens the disk tier in `dir` (at most `cap` bytes of objects) and loads the catalogs
+    /// stored there. A catalog that cannot be read is dropped with a warning (the asset is
+    /// fetched again when watched).
+    pub fn open(dir: &Path, cap: u64) -> Result<VodCache, DiskError> {
+        let disk = DiskTier::open(dir, cap)?;
+        let mut catalogs = BTreeMap::new();
+        for name in disk.meta_names()? {
+            let Some(hex) = name.strip_prefix("catalog-") else { continue };
+            let Some(channel) = parse_channel(hex) else { continue };
+            match disk.get_meta(&name) {
+                Ok(Some(bytes)) => match Catalog::decode(&bytes) {
+                    Ok(catalog) => {
+                        log::info!(
+                            "cache: asset {channel}: {} segments known{}",
+                            catalog.len(),
+                            if catalog.is_complete() { ", complete" } else { "" }
+                        );
+                        catalogs.insert(channel, catalog);
+                    }
+                    Err(e) => {
+                        log::warn!("cache: dropping the catalog of {channel}: {e}");
+                        let _ = disk.remove_meta(&name);
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => log::warn!("cache: cannot read the catalog of {channel}: {e}"),
+            }
+        }
+        log::info!(
+            "cache: {} objects, {} of {} MiB used, in {}",
+            disk.len(),
+            disk.used() >> 20,
+            disk.cap() >> 20,
+            disk.dir().display()
+        );
+        Ok(VodCache {
+            disk: Arc::new(Mutex::new(disk)),
+            state: Arc::new(Mutex::new(State {
+                catalogs,
+                full: BTreeSet::new(),
+                unsaved: BTreeMap::new(),
+                prefills: BTreeMap::new(),
+                counters: Counters::default(),
+            })),
+        })
+    }
+
+    /// Whether every segment of `channel`'s asset is in its catalog: the box can list it, and
+    /// serve it from the LAN, without the origin.
+    pub fn is_complete(&self, channel: ChannelId) -> bool {
+        lock(&self.state).catalogs.get(&channel).is_some_and(Catalog::is_complete)
+    }
+
+    /// The catalog entry of a segment.
+    pub fn entry(&self, channel: ChannelId, seq: u64) -> Option<Entry> {
+        lock(&self.state).catalogs.get(&channel).and_then(|c| c.get(seq).copied())
+    }
+
+    /// A copy of `channel`'s catalog (for a playlist), if it knows any segment.
+    pub fn catalog(&self, channel: ChannelId) -> Option<Catalog> {
+        lock(&self.state).catalogs.get(&channel).filter(|c| !c.is_empty()).cloned()
+    }
+
+    /// Keep every segment of `channel` on this box's disk from now on.
+    pub fn keep_whole(&self, channel: ChannelId) {
+        lock(&self.state).full.insert(channel);
+    }
+
+    /// Whether this box keeps `channel` whole.
+    pub fn keeps_whole(&self, channel: ChannelId) -> bool {
+        lock(&self.state).full.contains(&channel)
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        lock(&self.state).counters
+    }
+
+    /// Records a segment of an asset that this box completed (from the swarm or its own
+    /// ingest), and keeps its bytes on disk if `share` says this box is one of its owners or the
+    /// channel is kept whole. Hashing and writing run on a blocking thread.
+    pub async fn record(
+        &self,
+        channel: ChannelId,
+        seq: u64,
+        manifest: &shoal_core::Manifest,
+        bytes: Arc<Vec<u8>>,
+        share: bool,
+    ) {
+        let keep = share || self.keeps_whole(channel);
+        let disk = self.disk.clone();
+        let (id, error) = smol::unblock(move || {
+            let id = content_id(&bytes);
+            let error = if keep { lock(&disk).put(&id, &bytes).err() } else { None };
+            (id, error)
+        })
+        .await;
+        let entry = Entry {
+            duration_us: manifest.duration_us,
+            discontinuity: manifest.discontinuity,
+            end_of_stream: manifest.end_of_stream,
+            len: manifest.length,
+            init_len: manifest.init_len,
+            id,
+        };
+        let save = {
+            let mut state = lock(&self.state);
+            if let Some(e) = &error {
+                state.counters.disk_errors += 1;
+                log::warn!("cache: could not keep segment {seq} of {channel}: {e}");
+            } else if keep {
+                state.counters.kept += 1;
+            }
+            let catalog = state.catalogs.entry(channel).or_default();
+            if !catalog.insert(seq, entry) {
+                return;
+            }
+            let complete = catalog.is_complete();
+            state.counters.recorded += 1;
+            let unsaved = state.unsaved.entry(channel).or_default();
+            *unsaved += 1;
+            let due = *unsaved >= SAVE_EVERY || complete;
+            if due {
+                *unsaved = 0;
+            }
+            due.then(|| state.catalogs[&channel].encode())
+        };
+        if let Some(encoded) = save {
+            self.save(channel, encoded).await;
+        }
+    }
+
+    /// Writes `channel`'s encoded catalog (temp + rename).
+    async fn save(&self, channel: ChannelId, encoded: Vec<u8>) {
+        let disk = self.disk.clone();
+        let result = smol::unblock(move || lock(&disk).put_meta(&catalog_name(channel), &encoded)).await;
+        if let Err(e) = result {
+            lock(&self.state).counters.disk_errors += 1;
+            log::warn!("cache: could not save the catalog of {channel}: {e}");
+        }
+    }
+
+    /// Saves every catalog with unsaved entries (at shutdown).
+    pub async fn save_all(&self) {
+        let pending: Vec<(ChannelId, Vec<u8>)> = {
+            let mut state = lock(&self.state);
+            let channels: Vec<ChannelId> =
+                state.unsaved.iter().filter(|(_, &n)| n > 0).map(|(&c, _)| c).collect();
+            channels
+                .into_iter()
+                .filter_map(|c| {
+                    state.unsaved.insert(c, 0);
+                    state.catalogs.get(&c).map(|cat| (c, cat.encode()))
+                })
+                .collect()
+        };
+        for (channel, encoded) in pending {
+            self.save(channel, encoded).await;
+        }
+    }
+
+    /// An object from this box's disk, verified (a torn or rotten file is dropped and `None`).
+    pub async fn object(&self, id: ContentId) -> Option<Vec<u8>> {
+        let disk = self.disk.clone();
+        match smol::unblock(move || lock(&disk).get(&id)).await {
+            Ok(found) => found,
+            Err(e) => {
+                lock(&self.state).counters.disk_errors += 1;
+                log::warn!("cache: reading {}: {e}", to_hex(&id));
+                None
+            }
+        }
+    }
+
+    /// Whether this box's disk holds the object.
+    pub async fn holds(&self, id: ContentId) -> bool {
+        let disk = self.disk.clone();
+        smol::unblock(move || lock(&disk).contains(&id)).await
+    }
+
+    /// Keeps bytes fetched from elsewhere (already verified) on this box's disk.
+    async fn keep(&self, id: ContentId, bytes: Vec<u8>) {
+        let disk = self.disk.clone();
+        if let Err(e) = smol::unblock(move || lock(&disk).put(&id, &bytes)).await {
+            lock(&self.state).counters.disk_errors += 1;
+            log::warn!("cache: could not keep {}: {e}", to_hex(&id));
+        }
+    }
+
+    /// Segment `seq` of `channel` when the RAM store lacks it: from this box's disk, else a
+    /// peer (`peers`, owners first, their HTTP addresses), else the origin through `origin`.
+    /// `None` if the catalog does not know the segment or nobody could give bytes that hash
+    /// to its content id.
+    pub async fn segment(
+        &self,
+        channel: ChannelId,
+        seq: u64,
+        peers: &[SocketAddr],
+        peer_fetcher: &Fetcher,
+        origin: Option<&OriginFetch>,
+    ) -> Option<(Vec<u8>, Entry)> {
+        let entry = self.entry(channel, seq)?;
+        if let Some(bytes) = self.object(entry.id).await {
+            lock(&self.state).counters.disk_hits += 1;
+            return Some((bytes, entry));
+        }
+        if let Some(bytes) = self.fetch_from_peers(entry.id, peers, peer_fetcher).await {
+            lock(&self.state).counters.peer_fetches += 1;
+            self.keep(entry.id, bytes.clone()).await;
+            return Some((bytes, entry));
+        }
+        let origin = origin?;
+        match origin.fetch(seq).await {
+            Ok(bytes) if content_id(&bytes) == entry.id => {
+                lock(&self.state).counters.origin_fetches += 1;
+                log::info!("cache: segment {seq} of {channel} was on no peer: fetched from the origin");
+                self.keep(entry.id, bytes.clone()).await;
+                Some((bytes, entry))
+            }
+            Ok(_) => {
+                lock(&self.state).counters.bad_objects += 1;
+                log::warn!(
+                    "cache: the origin's segment {seq} of {channel} differs from the one the swarm published"
+                );
+                None
+            }
+            Err(e) => {
+                log::warn!("cache: segment {seq} of {channel} from the origin: {e}");
+                None
+            }
+        }
+    }
+
+    /// Asks each peer in turn for an object; the first answer that hashes right.
+    async fn fetch_from_peers(
+        &self,
+        id: ContentId,
+        peers: &[SocketAddr],
+        fetcher: &Fetcher,
+    ) -> Option<Vec<u8>> {
+        let hex = to_hex(&id);
+        let mut session = fetcher.session();
+        for peer in peers {
+            let Ok(url) = OriginUrl::parse(&format!("http://{peer}/cache/{hex}")) else { continue };
+            match session.get(&url, None, MAX_OBJECT).await {
+                Ok(fetched) if content_id(&fetched.bytes) == id => return Some(fetched.bytes),
+                Ok(_) => {
+                    lock(&self.state).counters.bad_objects += 1;
+                    log::warn!("cache: peer {peer} sent an object that is not {hex}");
+                }
+                // 404: not held there; other errors: that peer is away. Try the next.
+                Err(e) => log::debug!("cache: {hex} from {peer}: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Starts (or restarts) a prefill of `channel`; its progress shows in [`VodCache::status`].
+    pub fn prefill_started(&self, channel: ChannelId, full: bool) {
+        if full {
+            self.keep_whole(channel);
+        }
+        lock(&self.state).prefills.insert(channel, (full, Prefill::Running));
+    }
+
+    /// Records how a prefill ended.
+    pub fn prefill_ended(&self, channel: ChannelId, outcome: Prefill) {
+        if let Some(p) = lock(&self.state).prefills.get_mut(&channel) {
+            p.1 = outcome;
+        }
+    }
+
+    /// The segments of `channel`'s catalog that this box's disk lacks.
+    pub async fn missing(&self, channel: ChannelId) -> Vec<u64> {
+        let Some(catalog) = self.catalog(channel) else { return Vec::new() };
+        let disk = self.disk.clone();
+        smol::unblock(move || {
+            let disk = lock(&disk);
+            catalog.iter().filter(|(_, e)| !disk.contains(&e.id)).map(|(s, _)| s).collect()
+        })
+        .await
+    }
+
+    /// Per-asset cache state for `/api/status`: `channel` → name.
+    pub async fn status(&self, names: &BTreeMap<ChannelId, String>) -> Value {
+        let catalogs: Vec<AssetState> = {
+            let state = lock(&self.state);
+            state
+                .catalogs
+                .iter()
+                .map(|(&c, cat)| (c, cat.clone(), state.full.contains(&c), state.prefills.get(&c).cloned()))
+                .collect()
+        };
+        let disk = self.disk.clone();
+        let (assets, used, cap, objects, disk_counters) = smol::unblock(move || {
+            let disk = lock(&disk);
+            let assets: Vec<Value> = catalogs
+                .iter()
+                .map(|(channel, catalog, full, prefill)| {
+                    let on_disk = catalog.iter().filter(|(_, e)| disk.contains(&e.id)).count();
+                    let bytes: u64 = catalog.iter().map(|(_, e)| u64::from(e.len)).sum();
+                    let duration: Duration = catalog.iter().map(|(_, e)| e.duration()).sum();
+                    let prefill = prefill.as_ref().map(|(full, p)| {
+                        let (state, error) = match p {
+                            Prefill::Running => ("running", None),
+                            Prefill::Done => ("done", None),
+                            Prefill::Failed(why) => ("failed", Some(why.clone())),
+                        };
+                        json!({ "full": full, "state": state, "error": error })
+                    });
+                    json!({
+                        "channel": channel.to_string(),
+                        "segments_known": catalog.len(),
+                        "segments_total": catalog.total(),
+                        "complete": catalog.is_complete(),
+                        "segments_on_disk": on_disk,
+                        "bytes": bytes,
+                        "duration_s": duration.as_secs_f64(),
+                        "whole_copy": full,
+                        "prefill": prefill,
+                    })
+                })
+                .collect();
+            (assets, disk.used(), disk.cap(), disk.len(), disk.counters())
+        })
+        .await;
+        let assets: Vec<Value> = assets
+            .into_iter()
+            .map(|mut a| {
+                let name = a["channel"].as_str().and_then(parse_channel).and_then(|c| names.get(&c).cloned());
+                a["name"] = json!(name);
+                a
+            })
+            .collect();
+        let c = self.counters();
+        json!({
+            "disk": {
+                "used_bytes": used,
+                "cap_bytes": cap,
+                "objects": objects,
+                "evictions": disk_counters.evictions,
+                "corrupt": disk_counters.corrupt,
+                "write_errors": disk_counters.write_errors,
+            },
+            "assets": assets,
+            "counters": {
+                "recorded": c.recorded,
+                "kept": c.kept,
+                "disk_hits": c.disk_hits,
+                "peer_fetches": c.peer_fetches,
+                "origin_fetches": c.origin_fetches,
+                "bad_objects": c.bad_objects,
+                "disk_errors": c.disk_errors,
+            },
+        })
+    }
+}
+
+/// An asset's catalog, whether this box keeps it whole, and its prefill (full, state).
+type AssetState = (ChannelId, Catalog, bool, Option<(bool, Prefill)>);
+
+/// Whether `me` is among the [`REPLICAS`] boxes of `carriers` that keep segment `seq` of
+/// `channel`.
+pub fn keeps_share(me: NodeId, carriers: &[NodeId], channel: ChannelId, seq: u64) -> bool {
+    owners_first(carriers, channel, seq).iter().take(REPLICAS).any(|&n| n == me)
+}
+
+/// `carriers` ordered by their rendezvous score for segment `seq` of `channel`: the owners of
+/// the segment first.
+pub fn owners_first(carriers: &[NodeId], channel: ChannelId, seq: u64) -> Vec<NodeId> {
+    let score = |node: &NodeId| {
+        let mut h = Sha256::new();
+        h.update(b"shoal-vod");
+        h.update(node.0);
+        h.update(channel.0);
+        h.update(seq.to_le_bytes());
+        let d = h.finalize();
+        u64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
+    };
+    let mut ordered: Vec<(u64, NodeId)> = carriers.iter().map(|n| (score(n), *n)).collect();
+    ordered.sort_by(|a, b| b.cmp(a));
+    ordered.into_iter().map(|(_, n)| n).collect()
+}
+
+fn parse_channel(hex: &str) -> Option<ChannelId> {
+    if hex.len() != 16 {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(ChannelId(out))
+}
+
+/// How a box fetches one segment of an asset from its origin, when no peer has it.
+pub struct OriginFetch {
+    /// The channel's HLS source.
+    pub source: crate::origin::hls::HlsSource,
+    /// The origin fetcher (with the configured CA).
+    pub fetcher: Fetcher,
+}
+
+impl OriginFetch {
+    /// Segment `seq`'s bytes (with any init section), as the ingester would have published them.
+    pub async fn fetch(&self, seq: u64) -> Result<Vec<u8>, crate::origin::hls::IngestError> {
+        crate::origin::hls::fetch_one(self.source.clone(), self.fetcher.clone(), seq).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_segment_has_replicas_owners_and_shares_spread() {
+        let boxes: Vec<NodeId> = (0..4u8).map(|i| NodeId([i; 16])).collect();
+        let channel = ChannelId([7; 8]);
+        let mut per_box = [0usize; 4];
+        for seq in 0..400 {
+            let owners: Vec<usize> =
+                (0..4).filter(|&i| keeps_share(boxes[i], &boxes, channel, seq)).collect();
+            assert_eq!(owners.len(), REPLICAS, "segment {seq}");
+            for i in owners {
+                per_box[i] += 1;
+            }
+            // The order does not depend on how the carriers were listed.
+            let mut reversed = boxes.clone();
+            reversed.reverse();
+            assert_eq!(owners_first(&boxes, channel, seq), owners_first(&reversed, channel, seq));
+        }
+        // 800 copies over 4 boxes: each near 200.
+        assert!(per_box.iter().all(|&n| (150..=250).contains(&n)), "{per_box:?}");
+    }
+
+    #[test]
+    fn channel_names_round_trip() {
+        let c = ChannelId([0xab, 1, 2, 3, 4, 5, 6, 0xff]);
+        assert_eq!(parse_channel(&c.to_string()), Some(c));
+        assert_eq!(parse_channel("xyz"), None);
+    }
+}

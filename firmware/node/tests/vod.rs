@@ -1,0 +1,225 @@
+//! The LAN caching appliance on real boxes: a 20-minute on-demand asset behind a counting
+//! origin, four boxes whose RAM stores are far smaller than the asset, `shoal prefill`, every
+//! box playing the asset start to end with ffmpeg (as fast as it decodes), seeking, byte
+//! ranges, a restart served from disk with no origin traffic, and a box whose cache disk fills
+//! up for real (a small tmpfs). Needs root (CI runs as root); without it the test says why it
+//! is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_testbed::{encode_vod_asset, skip_reason, Bed, Origin, VodSpec};
+
+mod common;
+use common::boxes::Boxes;
+
+const BOXES: usize = 4;
+/// The box whose cache lives on a tmpfs smaller than its share of the asset.
+const SMALL_DISK_BOX: usize = 3;
+const TMPFS_MB: u64 = 12;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shoal-vod-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "shoal-test", &dir.to_string_lossy()])
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "cannot mount a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// ffmpeg reading the whole playlist as fast as it decodes (no `-re`), or `seconds` of it from
+/// `start`.
+fn ffmpeg_args(url: &str, start: Option<u32>, seconds: Option<u32>) -> Vec<String> {
+    let mut args: Vec<String> = ["ffmpeg", "-nostdin", "-v", "error"].map(str::to_owned).to_vec();
+    if let Some(s) = start {
+        args.extend(["-ss".to_owned(), s.to_string()]);
+    }
+    args.extend(["-i".to_owned(), url.to_owned()]);
+    if let Some(t) = seconds {
+        args.extend(["-t".to_owned(), t.to_string()]);
+    }
+    args.extend(["-f", "null", "-", "-progress", "pipe:1"].map(str::to_owned));
+    args
+}
+
+fn spawn_player(bed: &Bed, host: usize, args: &[String]) -> std::process::Child {
+    Command::new("timeout")
+        .args(["-k", "5", "300", "ip", "netns", "exec", bed.namespace(host)])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg starts")
+}
+
+fn asset_of<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status.pointer("/cache/assets")?.as_array()?.iter().find(|a| a["name"] == name)
+}
+
+fn prefill(bed: &Bed, i: usize, full: bool) -> Output {
+    let mut args = vec![
+        "ip",
+        "netns",
+        "exec",
+        bed.namespace(i),
+        common::boxes::shoal().to_str().expect("utf-8 path"),
+        "prefill",
+        "films",
+        "--timeout",
+        "400",
+    ];
+    if full {
+        args.push("--full");
+    }
+    Command::new("timeout").args(["-k", "5", "420"]).args(&args).output().expect("prefill runs")
+}
+
+#[test]
+fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_box() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    common::require("ffmpeg", "ffmpeg");
+    let asset = encode_vod_asset(Path::new(env!("CARGO_TARGET_TMPDIR")), VodSpec::TWENTY_MINUTES)
+        .expect("the asset encodes");
+    let dir = scratch("appliance");
+    let mut bed = Bed::new(BOXES + 1).expect("test bed");
+    let origin_host = BOXES;
+    let origin = Origin::start_static(&mut bed, origin_host, &dir.join("origin"), "films", &asset.dir, 0)
+        .expect("origin starts");
+    let small_disk = Tmpfs::mount(&dir.join("small-disk"), TMPFS_MB);
+    let configs: Vec<String> = (0..BOXES)
+        .map(|i| {
+            // Box 3's cap is larger than its tmpfs: the disk fills before the cap is reached.
+            let cache = if i == SMALL_DISK_BOX {
+                format!("dir = \"{}\"\nmax_mb = 64", small_disk.0.display())
+            } else {
+                format!("dir = \"{}/cache{i}\"\nmax_mb = 256", dir.display())
+            };
+            format!(
+                "[store]\nbudget_mb = 16\n[cache]\n{cache}\n\
+                 [[channel]]\nid = \"films\"\nname = \"Films\"\nsource = \"{}\"\n",
+                origin.url("films/index.m3u8")
+            )
+        })
+        .collect();
+    let mut boxes = Boxes::start(&mut bed, &dir, &configs);
+    boxes.wait_for_peers(&bed, Duration::from_secs(20));
+
+    // Prefill from box 0: the swarm fetches the asset once; each box keeps its share.
+    let out = prefill(&bed, 0, false);
+    assert!(
+        out.status.success(),
+        "prefill failed: {}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        boxes.logs()
+    );
+    let fetches = origin.segment_fetches();
+    assert_eq!(fetches.len(), asset.segments, "every segment fetched: {fetches:?}");
+    assert!(fetches.values().all(|&n| n == 1), "a segment was fetched twice: {fetches:?}");
+    let complete = boxes.wait_all(&bed, Duration::from_secs(20), |s| {
+        asset_of(s, "films").is_some_and(|a| a["complete"] == true && a["segments_total"] == asset.segments)
+    });
+    assert!(complete, "not every box knows the whole asset:\n{}", boxes.logs());
+    let on_disk: u64 = (0..BOXES)
+        .filter_map(|i| boxes.status(&bed, i))
+        .filter_map(|s| asset_of(&s, "films").and_then(|a| a["segments_on_disk"].as_u64()))
+        .sum();
+    assert!(
+        on_disk >= asset.segments as u64,
+        "the boxes' disks hold {on_disk} segments of {}",
+        asset.segments
+    );
+
+    // Every box plays the whole asset at once, as fast as ffmpeg decodes.
+    let frames_expected = u64::from(VodSpec::TWENTY_MINUTES.minutes) * 60 * 25 * 99 / 100;
+    let players: Vec<_> = (0..BOXES)
+        .map(|i| {
+            spawn_player(&bed, i, &ffmpeg_args(&boxes.url(&bed, i, "/hls/films/index.m3u8"), None, None))
+        })
+        .collect();
+    for (i, player) in players.into_iter().enumerate() {
+        let out = player.wait_with_output().expect("ffmpeg ran");
+        if let Err(why) = common::judge_ffmpeg(&out, frames_expected) {
+            panic!("box {i} did not play the asset: {why}\n{}", boxes.logs());
+        }
+    }
+    let after_play = origin.fetch_log().len();
+    let fetches = origin.segment_fetches();
+    assert!(fetches.values().all(|&n| n == 1), "playing made the origin serve a segment again: {fetches:?}");
+
+    // The small disk filled up: the box evicted (or failed writes), kept running, and played.
+    let status = boxes.status(&bed, SMALL_DISK_BOX).expect("the small-disk box answers");
+    let disk = &status["cache"]["disk"];
+    assert!(
+        disk["evictions"].as_u64().unwrap_or(0) + disk["write_errors"].as_u64().unwrap_or(0) > 0,
+        "the small disk never filled: {disk}"
+    );
+    assert!(disk["used_bytes"].as_u64().unwrap_or(u64::MAX) <= TMPFS_MB << 20, "{disk}");
+
+    // Seeking into the middle, and a byte range of a segment, from box 1.
+    let out = common::run_bounded(
+        &["ip", "netns", "exec", bed.namespace(1)],
+        &ffmpeg_args(&boxes.url(&bed, 1, "/hls/films/index.m3u8"), Some(600), Some(10)),
+        Duration::from_secs(60),
+    );
+    common::assert_played(&out, 240, "seek to 10:00 on box 1");
+    let segment = std::fs::read(asset.dir.join("seg300.ts")).expect("segment 300");
+    let ranged = bed
+        .exec(
+            1,
+            &["curl", "-s", "-r", "1000-1999", &boxes.url(&bed, 1, "/hls/films/300.ts")],
+            Duration::from_secs(15),
+        )
+        .expect("curl runs");
+    assert_eq!(ranged.stdout, segment[1000..2000], "byte range of segment 300");
+
+    // A restart: box 2 comes back with its disk and catalog, and plays with no origin traffic.
+    boxes.kill(&mut bed, 2);
+    boxes.restart(&mut bed, 2);
+    boxes.wait_for_peers(&bed, Duration::from_secs(20));
+    let out = common::run_bounded(
+        &["ip", "netns", "exec", bed.namespace(2)],
+        &ffmpeg_args(&boxes.url(&bed, 2, "/hls/films/index.m3u8"), None, None),
+        Duration::from_secs(240),
+    );
+    common::assert_played(&out, frames_expected, "box 2 after its restart");
+    let status = boxes.status(&bed, 2).expect("box 2 answers");
+    assert!(
+        status["cache"]["counters"]["disk_hits"].as_u64().unwrap_or(0) > 0,
+        "box 2 served nothing from its disk: {}",
+        status["cache"]
+    );
+    let log = origin.fetch_log();
+    assert_eq!(
+        log.len(),
+        after_play,
+        "the origin was asked again after the restart: {:?}",
+        &log[after_play..]
+    );
+    drop(small_disk);
+}
