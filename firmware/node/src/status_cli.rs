@@ -207,6 +207,9 @@ pub fn render(status: &Value, swarm: Option<&Value>) -> String {
         render_swarm(&mut out, swarm);
     }
     render_store(&mut out, &status["store"]);
+    if status["cache"].is_object() {
+        render_cache(&mut out, &status["cache"]);
+    }
     out
 }
 
@@ -418,6 +421,46 @@ fn render_store(out: &mut String, store: &Value) {
         let _ = write!(line, ", {evicted} segments evicted");
     }
     let _ = writeln!(out, "\nStore: {line}");
+}
+
+/// The disk tier: how full, and each on-demand asset's state on this box.
+fn render_cache(out: &mut String, cache: &Value) {
+    let disk = &cache["disk"];
+    let _ = writeln!(
+        out,
+        "Cache:  {} of {} on disk, {} segments; {} evicted, {} corrupt, {} write errors",
+        bytes_or_dash(&disk["used_bytes"]),
+        bytes_or_dash(&disk["cap_bytes"]),
+        count_or_dash(&disk["objects"]),
+        count_or_dash(&disk["evictions"]),
+        count_or_dash(&disk["corrupt"]),
+        count_or_dash(&disk["write_errors"]),
+    );
+    let assets = list(&cache["assets"]);
+    if assets.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = assets
+        .iter()
+        .take(MAX_ROWS)
+        .map(|a| {
+            let total = count(&a["segments_total"]).map_or_else(|| "?".to_owned(), |t| t.to_string());
+            let prefill = match (a.pointer("/prefill/state").and_then(Value::as_str), &a["whole_copy"]) {
+                (Some(state), Value::Bool(true)) => format!("{state} (whole copy)"),
+                (Some(state), _) => state.to_owned(),
+                (None, _) => DASH.to_owned(),
+            };
+            vec![
+                a["name"].as_str().unwrap_or(DASH).to_owned(),
+                format!("{}/{total}", count_or_dash(&a["segments_known"])),
+                count_or_dash(&a["segments_on_disk"]),
+                bytes_or_dash(&a["bytes"]),
+                prefill,
+            ]
+        })
+        .collect();
+    table(out, &["ASSET", "ON LAN", "ON DISK", "SIZE", "PREFILL"], &rows);
+    more(out, assets.len());
 }
 
 /// The three swarm figures of a channel or of the totals (DESIGN.md section 5).
@@ -676,6 +719,28 @@ mod tests {
             swarm_missing: Some("this box has no /api/swarm".into()),
         };
         assert!(snapshot.render().ends_with("\n(no swarm view: this box has no /api/swarm)\n"));
+    }
+
+    #[test]
+    fn the_disk_cache_and_its_assets_are_shown() {
+        let mut with_cache = status();
+        with_cache["cache"] = json!({
+            "disk": { "used_bytes": 3 << 20, "cap_bytes": 1 << 30, "objects": 300, "evictions": 0,
+                      "corrupt": 1, "write_errors": 0 },
+            "assets": [{ "name": "films", "segments_known": 600, "segments_total": 600,
+                         "segments_on_disk": 300, "bytes": 45 << 20, "whole_copy": true,
+                         "prefill": { "state": "done" } }],
+        });
+        let text = render(&with_cache, None);
+        assert!(
+            text.contains("Cache:  3.0 MiB of 1.0 GiB on disk, 300 segments; 0 evicted, 1 corrupt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("films") && text.contains("600/600") && text.contains("done (whole copy)"),
+            "{text}"
+        );
+        assert!(!render(&status(), None).contains("Cache:"), "a box without a disk tier shows none");
     }
 
     #[test]

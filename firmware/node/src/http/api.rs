@@ -323,7 +323,60 @@ fn registry(status: &Value) -> Registry {
     let bans = Counter::<u64>::default();
     bans.inc_by(u64_at(status, "/security/bans"));
     registry.register("bans", "Peers banned for misbehaving", bans);
+    if status.get("cache").is_some_and(Value::is_object) {
+        register_cache(&mut registry, status);
+    }
     registry
+}
+
+/// The disk tier's figures (a box without one has none of these).
+fn register_cache(registry: &mut Registry, status: &Value) {
+    for (name, help, pointer) in [
+        ("cache_used_bytes", "Bytes of on-demand segments on this box's disk", "/cache/disk/used_bytes"),
+        ("cache_cap_bytes", "The disk tier's byte cap", "/cache/disk/cap_bytes"),
+        ("cache_objects", "Segments on this box's disk", "/cache/disk/objects"),
+    ] {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(gauge_i64(u64_at(status, pointer)));
+        registry.register(name, help, gauge);
+    }
+    let counters = [
+        ("cache_evictions", "Segments evicted from disk (cap or full disk)", "/cache/disk/evictions"),
+        (
+            "cache_corrupt",
+            "Segments on disk that failed their hash when read (dropped)",
+            "/cache/disk/corrupt",
+        ),
+        ("cache_write_errors", "Segments that could not be written to disk", "/cache/disk/write_errors"),
+        ("cache_disk_hits", "Segments served to TVs from this box's disk", "/cache/counters/disk_hits"),
+        ("cache_peer_fetches", "Segments fetched from a peer's disk", "/cache/counters/peer_fetches"),
+        (
+            "cache_origin_fetches",
+            "Segments fetched from the origin because no peer had them",
+            "/cache/counters/origin_fetches",
+        ),
+        (
+            "cache_bad_objects",
+            "Segments from a peer or the origin that failed their hash",
+            "/cache/counters/bad_objects",
+        ),
+    ];
+    for (name, help, pointer) in counters {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(u64_at(status, pointer));
+        registry.register(name, help, counter);
+    }
+    let empty = Vec::new();
+    let assets = status.pointer("/cache/assets").and_then(Value::as_array).unwrap_or(&empty);
+    let known = Family::<Labels, Gauge>::default();
+    let on_disk = Family::<Labels, Gauge>::default();
+    for a in assets {
+        let l = labels(&[("channel", a.get("name").and_then(Value::as_str).unwrap_or(""))]);
+        known.get_or_create(&l).set(gauge_i64(u64_at(a, "/segments_known")));
+        on_disk.get_or_create(&l).set(gauge_i64(u64_at(a, "/segments_on_disk")));
+    }
+    registry.register("asset_segments_known", "Segments of an on-demand asset in this box's catalog", known);
+    registry.register("asset_segments_on_disk", "Segments of an on-demand asset on this box's disk", on_disk);
 }
 
 #[cfg(test)]
@@ -340,6 +393,9 @@ mod tests {
             "store": { "used_bytes": 5, "budget_bytes": 10, "evicted": 2 },
             "counters": { "datagrams_in": 4, "datagrams_out": 6, "bytes_in": 40, "bytes_out": 60 },
             "security": { "bans": 1, "rejected": { "bad_mac": 9 } },
+            "cache": { "disk": { "used_bytes": 300, "cap_bytes": 1000, "objects": 3, "evictions": 2 },
+                       "counters": { "peer_fetches": 5 },
+                       "assets": [{ "name": "films", "segments_known": 600, "segments_on_disk": 310 }] },
         });
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry(&status)).expect("encodes");
@@ -353,6 +409,10 @@ mod tests {
             "shoal_peers{state=\"banned\"} 1",
             "shoal_rejected_datagrams_total{reason=\"bad_mac\"} 9",
             "shoal_info{version=\"0.1.0\",board=\"pi4\",node_id=\"ab\"} 1",
+            "shoal_cache_used_bytes 300",
+            "shoal_cache_evictions_total 2",
+            "shoal_cache_peer_fetches_total 5",
+            "shoal_asset_segments_on_disk{channel=\"films\"} 310",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
@@ -365,6 +425,6 @@ mod tests {
         let mut odd = String::new();
         prometheus_client::encoding::text::encode(&mut odd, &registry(&serde_json::json!([])))
             .expect("encodes");
-        assert!(odd.contains("shoal_uptime_seconds 0"));
+        assert!(odd.contains("shoal_uptime_seconds 0") && !odd.contains("shoal_cache"));
     }
 }
