@@ -545,6 +545,62 @@ mod tests {
         assert!(per_box.iter().all(|&n| (150..=250).contains(&n)), "{per_box:?}");
     }
 
+    fn manifest(channel: ChannelId, seq: u64, bytes: &[u8], end_of_stream: bool) -> shoal_core::Manifest {
+        shoal_core::Manifest {
+            channel,
+            seq,
+            signer: NodeId([1; 16]),
+            duration_us: 2_000_000,
+            length: bytes.len() as u32,
+            block_size: shoal_core::BLOCK_SIZE as u32,
+            discontinuity: false,
+            init_len: 0,
+            vod: true,
+            end_of_stream,
+            hashes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn shares_and_catalogs_survive_a_restart_and_only_verified_bytes_come_back() {
+        let dir = std::env::temp_dir().join(format!("shoal-vod-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let channel = ChannelId([3; 8]);
+        let segments: Vec<Vec<u8>> = (0..3u8).map(|n| vec![n; 1000 + usize::from(n)]).collect();
+        smol::block_on(async {
+            let cache = VodCache::open(&dir, 1 << 20).expect("opens");
+            for (seq, bytes) in segments.iter().enumerate() {
+                let m = manifest(channel, seq as u64, bytes, seq == 2);
+                // This box owns segments 0 and 2 only.
+                cache.record(channel, seq as u64, &m, Arc::new(bytes.clone()), seq != 1).await;
+            }
+            assert!(cache.is_complete(channel));
+            assert_eq!(cache.missing(channel).await, vec![1]);
+            let entry = cache.entry(channel, 1).expect("segment 1 is catalogued");
+            assert_eq!((entry.id, entry.len), (content_id(&segments[1]), 1001));
+        });
+        // After a restart: the catalog is back (saved when the asset completed), so are the
+        // kept segments; a segment whose file rotted is dropped, not served.
+        let object = |id: &ContentId| {
+            let hex = to_hex(id);
+            dir.join("objects").join(&hex[..2]).join(hex)
+        };
+        std::fs::write(object(&content_id(&segments[2])), b"rotten").expect("damage segment 2");
+        smol::block_on(async {
+            let cache = VodCache::open(&dir, 1 << 20).expect("opens again");
+            assert!(cache.is_complete(channel));
+            let peers: &[SocketAddr] = &[];
+            let fetcher = Fetcher::new(None, Duration::from_secs(1)).expect("fetcher");
+            let (bytes, _) =
+                cache.segment(channel, 0, peers, &fetcher, None).await.expect("segment 0 from disk");
+            assert_eq!(bytes, segments[0]);
+            assert!(cache.segment(channel, 2, peers, &fetcher, None).await.is_none(), "rotten bytes served");
+            assert!(cache.segment(channel, 9, peers, &fetcher, None).await.is_none());
+            assert_eq!(cache.counters().disk_hits, 1);
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn channel_names_round_trip() {
         let c = ChannelId([0xab, 1, 2, 3, 4, 5, 6, 0xff]);
