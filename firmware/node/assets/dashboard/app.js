@@ -242,6 +242,22 @@
     fill('peers-body', rows, 5, 'No peers heard yet.');
   }
 
+  function renderCache(status) {
+    const cache = obj(status.cache);
+    const disk = obj(cache.disk);
+    const note = $('cache-disk');
+    if (note) note.textContent = `${bytes(count(disk.used_bytes))} of ${bytes(count(disk.cap_bytes))} on this box's disk`;
+    const rows = list(cache.assets).map(obj).map((a) => {
+      const total = count(a.segments_total);
+      const state = text(obj(a.prefill).state);
+      const prefill = state === null ? '—' : a.whole_copy === true ? `${state} (whole copy)` : state;
+      return el('tr', {}, td(text(a.name) || '—'),
+        num(`${orDash(count(a.segments_known))} of ${total === null ? '?' : total}`),
+        num(orDash(count(a.segments_on_disk))), num(bytes(count(a.bytes))), td(prefill));
+    });
+    fill('cache-body', rows, 5, 'No on-demand asset yet.');
+  }
+
   // Keeps the picker's choice while the lineup changes under it.
   function renderPicker(channels) {
     const picker = $('channel-picker');
@@ -337,6 +353,7 @@
         renderBoxes(boxes);
         renderChannels(channels, name);
         renderPeers(s, name);
+        renderCache(s);
         renderPicker(channels);
         sampleTraffic(w, boxes);
       } catch (e) {

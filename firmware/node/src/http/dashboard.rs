@@ -85,6 +85,7 @@ pub(crate) fn page(status: &Value, swarm: &Value) -> String {
     );
     player(&mut out, &channels);
     peers_table(&mut out, status, names);
+    cache_table(&mut out, status);
     out.push_str("<footer>Shoal");
     if let Some(version) = text(&status["box"]["version"]) {
         let _ = write!(out, " {}", escape(version));
@@ -490,6 +491,47 @@ fn peers_table(out: &mut String, status: &Value, names: impl Fn(Option<&str>) ->
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// On-demand assets on this box (only for a box with a disk tier): how much of each the LAN
+/// and this disk hold, and any prefill.
+fn cache_table(out: &mut String, status: &Value) {
+    let cache = &status["cache"];
+    if !cache.is_object() {
+        return;
+    }
+    let disk = &cache["disk"];
+    let _ = write!(
+        out,
+        "<section>\n<h2>On-demand cache</h2>\n<p class=\"note\" id=\"cache-disk\">{} of {} on this box's disk</p>\n\
+         <table id=\"cache\">\n<thead><tr><th>Asset</th><th>On the LAN</th><th>On this disk</th><th>Size</th>\
+         <th>Prefill</th></tr></thead>\n<tbody id=\"cache-body\">\n",
+        bytes(count(&disk["used_bytes"])),
+        bytes(count(&disk["cap_bytes"])),
+    );
+    let assets: Vec<&Value> = items(&cache["assets"]).collect();
+    if assets.is_empty() {
+        out.push_str("<tr><td colspan=\"5\" class=\"empty\">No on-demand asset yet.</td></tr>\n");
+    }
+    for a in assets {
+        let total = count(&a["segments_total"]).map_or(Cow::Borrowed("?"), |t| Cow::Owned(t.to_string()));
+        let known = count(&a["segments_known"]).map_or(Cow::Borrowed("—"), |k| Cow::Owned(k.to_string()));
+        let on_disk =
+            count(&a["segments_on_disk"]).map_or(Cow::Borrowed("—"), |k| Cow::Owned(k.to_string()));
+        let prefill = match (text(&a["prefill"]["state"]), a["whole_copy"] == true) {
+            (Some(state), true) => Cow::Owned(format!("{} (whole copy)", escape(state))),
+            (Some(state), false) => escape(state),
+            (None, _) => Cow::Borrowed("—"),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{known} of {total}</td><td class=\"num\">{on_disk}</td>\
+             <td class=\"num\">{}</td><td>{prefill}</td></tr>",
+            text(&a["name"]).map_or(Cow::Borrowed("—"), escape),
+            bytes(count(&a["bytes"])),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
 /// The first cell of a box's row: short id (full id in the tooltip), board, "this box".
 fn name_cell(out: &mut String, id: Option<&str>, board: Option<&str>, this: bool) {
     out.push_str("<td>");
@@ -705,6 +747,26 @@ mod tests {
         assert!(html.contains("<option value=\"live\">Live TV</option><option value=\"news\">News</option>"));
         assert!(table(&html, "peers").contains("0.3 ms"));
         assert!(html.contains("version 0.1.0") && html.contains("10.99.0.1"));
+    }
+
+    #[test]
+    fn shows_the_cache_only_on_a_box_with_one() {
+        assert!(!page(&status(), &swarm()).contains("id=\"cache\""));
+        let mut with_cache = status();
+        with_cache["cache"] = serde_json::json!({
+            "disk": { "used_bytes": 3145728, "cap_bytes": 1073741824 },
+            "assets": [{ "name": "<films>", "segments_known": 600, "segments_total": 600,
+                         "segments_on_disk": 310, "bytes": 45000000, "whole_copy": false,
+                         "prefill": { "state": "done" } }],
+        });
+        let html = page(&with_cache, &swarm());
+        let cache = table(&html, "cache");
+        assert!(
+            cache.contains("&lt;films&gt;") && cache.contains("600 of 600") && cache.contains(">310<"),
+            "{cache}"
+        );
+        assert!(cache.contains("<td>done</td>"), "{cache}");
+        assert!(html.contains("3.00 MiB of 1.00 GiB on this box"), "{html}");
     }
 
     #[test]
