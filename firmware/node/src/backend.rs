@@ -318,50 +318,104 @@ impl VodService {
     }
 
     /// `shoal prefill`: brings `channel`'s asset onto the LAN (and, if `full`, whole onto this
-    /// box), in the background; [`VodCache::status`] shows how far it got.
+    /// box), in the background; [`VodCache::status`] shows how far it got. A prefill asked
+    /// again replaces the running one.
     fn start_prefill(&self, channel: ChannelId, full: bool) -> Result<(), String> {
         if !self.sources.contains_key(&channel) {
             return Err("only HLS channels can be prefilled".to_owned());
         }
-        self.cache.prefill_started(channel, full);
+        let generation = self.cache.prefill_started(channel, full);
         let service = self.clone();
         smol::spawn(async move {
-            let outcome = service.prefill(channel, full).await;
+            let Some(outcome) = service.prefill(channel, full, generation).await else {
+                return;
+            };
             match &outcome {
                 Prefill::Failed(why) => log::warn!("prefill of {channel}: {why}"),
                 _ => log::info!("prefill of {channel}: done"),
             }
-            service.cache.prefill_ended(channel, outcome);
+            service.cache.prefill_ended(channel, generation, outcome);
         })
         .detach();
         Ok(())
     }
 
-    async fn prefill(&self, channel: ChannelId, full: bool) -> Prefill {
+    /// How prefill `generation` ends; `None` if a later prefill replaced it.
+    async fn prefill(&self, channel: ChannelId, full: bool, generation: u64) -> Option<Prefill> {
+        let failed = |why: &str| Some(Prefill::Failed(why.to_owned()));
         let deadline = Instant::now() + PREFILL_LIMIT;
+        let mut known = 0;
+        let mut progress_at = Instant::now();
         // Demand the channel (as a TV would) until the swarm has published the whole asset.
         while !self.cache.is_complete(channel) {
-            if Instant::now() >= deadline {
-                return Prefill::Failed("the asset did not arrive in time".to_owned());
+            if !self.cache.prefill_current(channel, generation) {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return failed("the asset did not arrive in time");
+            }
+            let catalogued = self.cache.catalog(channel).map_or(0, |c| c.len());
+            if catalogued > known {
+                (known, progress_at) = (catalogued, now);
+            } else if now.duration_since(progress_at) > PREFILL_STALL {
+                return Some(Prefill::Failed(format!(
+                    "no new segment for {} s ({known} arrived): the origin fails or the swarm cannot reach it",
+                    PREFILL_STALL.as_secs()
+                )));
+            }
+            if known == 0 && self.is_live(channel).await {
+                return failed("a live channel: only on-demand assets (EXT-X-ENDLIST) can be prefilled");
             }
             if self.commands.send(Command::Viewer { channel, segments: true }).await.is_err() {
-                return Prefill::Failed("the box is shutting down".to_owned());
+                return failed("the box is shutting down");
             }
             smol::Timer::after(Duration::from_millis(500)).await;
         }
         if !full {
-            return Prefill::Done;
+            return Some(Prefill::Done);
+        }
+        let size: u64 =
+            self.cache.catalog(channel).map_or(0, |c| c.iter().map(|(_, e)| u64::from(e.len)).sum());
+        let cap = self.cache.cap();
+        if size > cap {
+            return Some(Prefill::Failed(format!(
+                "the asset ({} MiB) is larger than this box's cache (cache.max_mb = {})",
+                size >> 20,
+                cap >> 20
+            )));
         }
         // Segments that went by before `--full` (or were evicted since): copy them from the LAN.
         for seq in self.cache.missing(channel).await {
+            if !self.cache.prefill_current(channel, generation) {
+                return None;
+            }
             if Instant::now() >= deadline {
-                return Prefill::Failed("copying the asset took too long".to_owned());
+                return failed("copying the asset took too long");
             }
             if self.segment(channel, seq).await.is_none() {
-                return Prefill::Failed(format!("segment {seq} is on no box and the origin did not give it"));
+                return Some(Prefill::Failed(format!(
+                    "segment {seq} is on no box and the origin did not give it"
+                )));
             }
         }
-        Prefill::Done
+        // A copy that did not stay (a full disk, other assets crowding it out) is not whole.
+        let missing = self.cache.missing(channel).await.len();
+        if missing > 0 {
+            return Some(Prefill::Failed(format!(
+                "{missing} segments could not be kept on this box's disk (full, or crowded out)"
+            )));
+        }
+        Some(Prefill::Done)
+    }
+
+    /// Whether the RAM store holds segments of `channel` that belong to no asset.
+    async fn is_live(&self, channel: ChannelId) -> bool {
+        let (reply, answer) = bounded(1);
+        if self.commands.send(Command::Window { channel, reply }).await.is_err() {
+            return false;
+        }
+        answer.recv().await.is_ok_and(|w| w.segments.last().is_some_and(|s| !s.vod))
     }
 }
 
@@ -374,13 +428,7 @@ fn catalog_window(catalog: &crate::vod::Catalog) -> swarm::Window {
             duration: e.duration(),
             discontinuity: e.discontinuity,
             init_len: e.init_len,
-            // The init section is named by its segment's content: fMP4 assets repeat EXT-X-MAP
-            // per segment (correct, if not minimal).
-            init_id: if e.init_len > 0 {
-                u64::from_le_bytes(e.id[..8].try_into().unwrap_or([0; 8]))
-            } else {
-                0
-            },
+            init_id: e.init_id,
             vod: true,
             end_of_stream: e.end_of_stream,
         })
@@ -390,6 +438,8 @@ fn catalog_window(catalog: &crate::vod::Catalog) -> swarm::Window {
 
 /// How long a prefill may take.
 const PREFILL_LIMIT: Duration = Duration::from_secs(6 * 3600);
+/// A prefill whose asset has not grown for this long fails.
+const PREFILL_STALL: Duration = Duration::from_secs(120);
 
 impl crate::http::Backend for Backend {
     fn lineup(&self) -> &[Listing] {

@@ -141,7 +141,8 @@ usage: shoal prefill <channel> [--full] [--url URL] [--timeout SECONDS]
 
 The swarm fetches the asset from its origin once; each box keeps its share on disk (every
 segment on two boxes), or all of it with --full. Prints progress; exits 0 when every segment
-is on the LAN (with --full: on this box), 1 on an error or at the timeout.";
+is on the LAN (with --full: on this box), 1 on an error or at the timeout. The box goes on in
+the background after a timeout; running the command again follows it anew.";
 
 /// Help text for `command`.
 pub fn help(command: Option<&str>) -> &'static str {

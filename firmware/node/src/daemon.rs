@@ -159,6 +159,7 @@ pub fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), StartErro
             live.clone(),
             ingest_rx,
             commands.clone(),
+            vod.clone(),
         ));
         let forward = {
             let commands = commands.clone();

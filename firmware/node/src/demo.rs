@@ -120,6 +120,7 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
                 live.clone(),
                 ingest_rx,
                 commands.clone(),
+                None,
             )));
             let backend = Arc::new(Backend::new(BackendParts {
                 commands: commands.clone(),

@@ -13,6 +13,8 @@ use crate::status_cli::{self, StatusError};
 
 /// How often the status is read.
 const POLL: Duration = Duration::from_millis(500);
+/// Status requests that may fail in a row before the prefill is given up.
+const MAX_STATUS_FAILURES: u32 = 10;
 /// Deadline of one request to the box.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,8 +60,24 @@ pub fn run(
         }
         let started = Instant::now();
         let mut last = String::new();
+        let mut failures = 0;
         loop {
-            let status = status_cli::fetch_status(&mut session, base).await?;
+            // A box busy writing its disk may miss a status deadline: only a run of failures
+            // ends the wait.
+            let status = match status_cli::fetch_status(&mut session, base).await {
+                Ok(status) => {
+                    failures = 0;
+                    status
+                }
+                Err(e) if failures < MAX_STATUS_FAILURES => {
+                    failures += 1;
+                    log::debug!("status: {e}; asking again");
+                    session = fetcher.session();
+                    smol::Timer::after(POLL).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let asset = find_asset(&status, channel);
             let line = progress(channel, asset, full);
             if line != last {

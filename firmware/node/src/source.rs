@@ -187,6 +187,7 @@ pub async fn run(
     live: broadcast::live::LiveFeeds,
     commands: Receiver<IngestCommand>,
     swarm: Sender<Command>,
+    vod: Option<crate::vod::VodCache>,
 ) {
     let mut by_id: BTreeMap<ChannelId, Channel> = channels.into_iter().map(|c| (c.channel_id(), c)).collect();
     let mut running: BTreeMap<ChannelId, Task<()>> = BTreeMap::new();
@@ -213,6 +214,14 @@ pub async fn run(
                             name: config.id.clone(),
                             url,
                             max_bitrate: config.max_bitrate,
+                        };
+                        // An asset this box has catalogued is resumed after its catalogued run,
+                        // not fetched from the origin again (the RAM store, where
+                        // `resume_after` comes from, holds only its last few segments).
+                        let catalogued = vod.as_ref().and_then(|v| v.last_listed(channel));
+                        let resume_after = match (resume_after, catalogued) {
+                            (Some(held), Some(listed)) => Some(held.max(listed)),
+                            (held, listed) => held.or(listed),
                         };
                         smol::spawn(hls::run(source, fetcher.clone(), resume_after, swarm))
                     }

@@ -1,6 +1,7 @@
 //! What operators get: `/api/status` (this box), `/api/swarm` (every box it can reach, with the
 //! swarm's figures), `/metrics` (Prometheus), the dashboard page at `/`, and the admin actions
-//! (`POST /api/identify`, `/api/reload`, `/api/lift-bans`), answered only for the admin networks.
+//! (`POST /api/identify`, `/api/reload`, `/api/lift-bans`, `/api/prefill/<channel>[?full]`),
+//! answered only for the admin networks.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -371,7 +372,9 @@ fn register_cache(registry: &mut Registry, status: &Value) {
     let known = Family::<Labels, Gauge>::default();
     let on_disk = Family::<Labels, Gauge>::default();
     for a in assets {
-        let l = labels(&[("channel", a.get("name").and_then(Value::as_str).unwrap_or(""))]);
+        // An asset whose channel left the lineup has no name: its channel id tells it apart.
+        let name = a.get("name").and_then(Value::as_str).or_else(|| a.get("channel").and_then(Value::as_str));
+        let l = labels(&[("channel", name.unwrap_or(""))]);
         known.get_or_create(&l).set(gauge_i64(u64_at(a, "/segments_known")));
         on_disk.get_or_create(&l).set(gauge_i64(u64_at(a, "/segments_on_disk")));
     }

@@ -187,12 +187,13 @@ pub async fn serve<B: Backend>(listener: TcpListener, backend: Arc<B>, max_clien
 /// Every response body: whole (playlists, JSON) or streamed (`/ts`).
 pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
 
-/// Longest request target (path and query) answered; longer ones get 414. No route takes a
-/// query, and a TV's URL is short.
+/// Longest request target (path and query) answered; longer ones get 414. Only the prefill
+/// action reads a query (`?full`), and a TV's URL is short.
 const MAX_TARGET: usize = 2048;
 
 /// Dispatches one request. Every path is matched exactly or parsed into a channel id from the
-/// lineup and a number: nothing here reads files, so there is no path to traverse.
+/// lineup and a number, or (`/cache/`) into a 64-hex-digit content id that the disk tier maps to
+/// its own file name: no request names a file, so there is no path to traverse.
 async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let backend_ref = &*backend;
     let target_len = request.uri().path_and_query().map_or(0, |p| p.as_str().len());

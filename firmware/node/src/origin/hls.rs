@@ -10,6 +10,7 @@
 //! cut short, is skipped (the next published segment is marked discontinuous) rather than
 //! published broken.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use shoal_core::manifest::MAX_SEGMENT_LEN;
@@ -88,6 +89,7 @@ pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<
         pending_discontinuity: false,
         init: None,
         failures: 0,
+        published: VecDeque::new(),
         swarm,
         source,
     };
@@ -110,6 +112,7 @@ pub async fn run(source: HlsSource, fetcher: Fetcher, resume_after: Option<u64>,
         pending_discontinuity: false,
         init: None,
         failures: 0,
+        published: VecDeque::new(),
         swarm,
         source,
     };
@@ -131,6 +134,9 @@ struct Ingest {
     init: Option<(InitSection, OriginUrl, Vec<u8>)>,
     /// Consecutive playlist failures, for backoff.
     failures: u32,
+    /// The last segments of an on-demand asset this ingest published, oldest first (at most
+    /// [`crate::vod::VOD_IN_FLIGHT`]): the pacing waits for the carriers to hold the oldest.
+    published: VecDeque<u64>,
     swarm: Sender<Command>,
 }
 
@@ -284,7 +290,7 @@ impl Ingest {
         end_of_stream: bool,
     ) -> Result<(), IngestError> {
         if vod {
-            self.wait_for_carriers(segment.seq).await?;
+            self.wait_for_carriers().await?;
         }
         let Some((bytes, init_len)) = self.fetch_bytes(segment).await? else {
             return Ok(());
@@ -297,27 +303,38 @@ impl Ingest {
             ..SegmentInfo::new(self.source.channel, segment.seq, segment.duration)
         };
         log::debug!("{}: publishing segment {} ({} bytes)", self.source.name, segment.seq, bytes.len());
-        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)
+        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)?;
+        if vod {
+            if self.published.len() as u64 >= crate::vod::VOD_IN_FLIGHT {
+                self.published.pop_front();
+            }
+            self.published.push_back(segment.seq);
+        }
+        Ok(())
     }
 
-    /// An asset is published no faster than the slowest carrier takes it: segment `seq` waits
-    /// until every live carrier holds `seq - VOD_IN_FLIGHT` (bounded: a box that stopped
-    /// answering is not waited for long).
-    async fn wait_for_carriers(&mut self, seq: u64) -> Result<(), IngestError> {
-        let Some(behind) = seq.checked_sub(crate::vod::VOD_IN_FLIGHT) else {
+    /// An asset is published no faster than the slowest carrier takes it: with
+    /// [`crate::vod::VOD_IN_FLIGHT`] segments published and not yet held by every live carrier,
+    /// the next waits (bounded: a box that stopped answering is not waited for long). Only
+    /// segments this ingest published count: a skipped or never-listed number is not waited for.
+    async fn wait_for_carriers(&mut self) -> Result<(), IngestError> {
+        if (self.published.len() as u64) < crate::vod::VOD_IN_FLIGHT {
+            return Ok(());
+        }
+        let Some(&oldest) = self.published.front() else {
             return Ok(());
         };
         let deadline = std::time::Instant::now() + CARRIER_WAIT;
         while std::time::Instant::now() < deadline {
             let (reply, answer) = smol::channel::bounded(1);
-            let ask = Command::Delivered { channel: self.source.channel, seq: behind, reply };
+            let ask = Command::Delivered { channel: self.source.channel, seq: oldest, reply };
             self.swarm.send(ask).await.map_err(|_| IngestError::SwarmGone)?;
             if answer.recv().await.map_err(|_| IngestError::SwarmGone)? {
                 return Ok(());
             }
             Timer::after(CARRIER_POLL).await;
         }
-        log::info!("{}: carriers are slow to take segment {behind}; going on", self.source.name);
+        log::info!("{}: carriers are slow to take segment {oldest}; going on", self.source.name);
         Ok(())
     }
 

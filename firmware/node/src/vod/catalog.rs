@@ -16,7 +16,7 @@ use shoal_disk::ContentId;
 /// 2 s segments).
 pub const MAX_ENTRIES: usize = crate::origin::playlist::MAX_SEGMENTS;
 /// Format of the encoded catalog; bumped when `Entry` changes.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// One segment of an asset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +31,8 @@ pub struct Entry {
     pub len: u32,
     /// Length of the fMP4 init section at its start (0: MPEG-TS).
     pub init_len: u32,
+    /// Names the init section's content ([`super::init_id_of`]; 0: none).
+    pub init_id: u64,
     /// SHA-256 of its bytes.
     pub id: ContentId,
 }
@@ -146,6 +148,7 @@ mod tests {
             end_of_stream,
             len: 100,
             init_len: 0,
+            init_id: 0,
             id: [n; 32],
         }
     }

@@ -48,6 +48,11 @@ pub const VOD_IN_FLIGHT: u64 = 4;
 const SAVE_EVERY: usize = 64;
 /// Largest object a peer may send (the swarm's own segment limit).
 const MAX_OBJECT: usize = shoal_core::manifest::MAX_SEGMENT_LEN;
+/// Bytes of segments waiting to be written to disk at most; beyond it a segment is catalogued
+/// but not kept (a slow disk must not hold the asset in memory instead).
+pub const MAX_PENDING_WRITES: usize = 32 << 20;
+/// How long a request waits for another request's fetch of the same segment.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
 /// How long a peer has to answer for one object.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +73,9 @@ pub struct Counters {
     pub bad_objects: u64,
     /// Disk writes or reads that failed (the box goes on without them).
     pub disk_errors: u64,
+    /// Segments not written because [`MAX_PENDING_WRITES`] bytes were already waiting for the
+    /// disk (a slow SD card): they stay on the LAN, and `prefill --full` copies them later.
+    pub writes_skipped: u64,
 }
 
 /// What `shoal prefill` asked of a channel, and how far it got.
@@ -87,8 +95,27 @@ struct State {
     full: BTreeSet<ChannelId>,
     /// New catalog entries not yet saved, per channel.
     unsaved: BTreeMap<ChannelId, usize>,
-    prefills: BTreeMap<ChannelId, (bool, Prefill)>,
+    /// Per channel: the prefill asked last (its generation, whether whole, how far).
+    prefills: BTreeMap<ChannelId, PrefillState>,
+    /// Bumped for every prefill started: a superseded prefill task sees it and stops.
+    prefill_generation: u64,
+    /// Bytes handed to blocking threads for writing and not yet written.
+    pending_write_bytes: usize,
+    /// Segments being fetched from a peer or the origin right now: a second TV asking for
+    /// one waits for that fetch instead of starting another.
+    in_flight: BTreeSet<(ChannelId, u64)>,
+    /// Per channel: how many entries its catalog had when it was last written, so a slower,
+    /// older save never overwrites a newer one.
+    saved_len: BTreeMap<ChannelId, usize>,
     counters: Counters,
+}
+
+/// A prefill's settings and state.
+#[derive(Clone, Debug)]
+struct PrefillState {
+    generation: u64,
+    full: bool,
+    outcome: Prefill,
 }
 
 /// The on-demand tier of one box: its disk and its catalogs. Cheap to clone (shared).
@@ -97,6 +124,8 @@ pub struct VodCache {
     /// Locked only on blocking threads (`smol::unblock`): disk I/O never stalls the executor.
     disk: Arc<Mutex<DiskTier>>,
     state: Arc<Mutex<State>>,
+    /// Catalog saves one at a time, so they land in the order they were taken.
+    save_lock: Arc<smol::lock::Mutex<()>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,8 +181,13 @@ impl VodCache {
                 full: BTreeSet::new(),
                 unsaved: BTreeMap::new(),
                 prefills: BTreeMap::new(),
+                prefill_generation: 0,
+                pending_write_bytes: 0,
+                in_flight: BTreeSet::new(),
+                saved_len: BTreeMap::new(),
                 counters: Counters::default(),
             })),
+            save_lock: Arc::new(smol::lock::Mutex::new(())),
         })
     }
 
@@ -166,6 +200,11 @@ impl VodCache {
     /// The catalog entry of a segment.
     pub fn entry(&self, channel: ChannelId, seq: u64) -> Option<Entry> {
         lock(&self.state).catalogs.get(&channel).and_then(|c| c.get(seq).copied())
+    }
+
+    /// The last segment of the unbroken run `channel`'s catalog lists from its first.
+    pub fn last_listed(&self, channel: ChannelId) -> Option<u64> {
+        lock(&self.state).catalogs.get(&channel).and_then(|c| c.listable().last().map(|(s, _)| s))
     }
 
     /// A copy of `channel`'s catalog (for a playlist), if it knows any segment.
@@ -199,12 +238,24 @@ impl VodCache {
         bytes: Arc<Vec<u8>>,
         share: bool,
     ) {
-        let keep = share || self.keeps_whole(channel);
+        let len = bytes.len();
+        let keep = (share || self.keeps_whole(channel)) && {
+            let mut state = lock(&self.state);
+            if state.pending_write_bytes + len > MAX_PENDING_WRITES {
+                state.counters.writes_skipped += 1;
+                false
+            } else {
+                state.pending_write_bytes += len;
+                true
+            }
+        };
+        let init_len = (manifest.init_len as usize).min(len);
         let disk = self.disk.clone();
-        let (id, error) = smol::unblock(move || {
+        let (id, init_id, written) = smol::unblock(move || {
             let id = content_id(&bytes);
-            let error = if keep { lock(&disk).put(&id, &bytes).err() } else { None };
-            (id, error)
+            let init_id = init_id_of(&bytes[..init_len]);
+            let written = keep.then(|| lock(&disk).put(&id, &bytes));
+            (id, init_id, written)
         })
         .await;
         let entry = Entry {
@@ -213,15 +264,21 @@ impl VodCache {
             end_of_stream: manifest.end_of_stream,
             len: manifest.length,
             init_len: manifest.init_len,
+            init_id,
             id,
         };
         let save = {
             let mut state = lock(&self.state);
-            if let Some(e) = &error {
-                state.counters.disk_errors += 1;
-                log::warn!("cache: could not keep segment {seq} of {channel}: {e}");
-            } else if keep {
-                state.counters.kept += 1;
+            if keep {
+                state.pending_write_bytes -= len;
+            }
+            match written {
+                Some(Err(e)) => {
+                    state.counters.disk_errors += 1;
+                    log::warn!("cache: could not keep segment {seq} of {channel}: {e}");
+                }
+                Some(Ok(shoal_disk::Put::Stored { .. })) => state.counters.kept += 1,
+                Some(Ok(shoal_disk::Put::Present)) | None => {}
             }
             let catalog = state.catalogs.entry(channel).or_default();
             if !catalog.insert(seq, entry) {
@@ -235,26 +292,41 @@ impl VodCache {
             if due {
                 *unsaved = 0;
             }
-            due.then(|| state.catalogs[&channel].encode())
+            due.then(|| state.catalogs[&channel].clone())
         };
-        if let Some(encoded) = save {
-            self.save(channel, encoded).await;
+        if let Some(catalog) = save {
+            self.save(channel, catalog).await;
         }
     }
 
-    /// Writes `channel`'s encoded catalog (temp + rename).
-    async fn save(&self, channel: ChannelId, encoded: Vec<u8>) {
+    /// Writes a copy of `channel`'s catalog (temp + rename), unless a save of a longer one
+    /// already landed (saves are taken in order but could finish out of it). A failed save is
+    /// retried at the next new segment, or at shutdown.
+    async fn save(&self, channel: ChannelId, catalog: Catalog) {
+        let _turn = self.save_lock.lock().await;
+        let len = catalog.len();
+        if lock(&self.state).saved_len.get(&channel).is_some_and(|&saved| saved >= len) {
+            return;
+        }
         let disk = self.disk.clone();
+        let encoded = catalog.encode();
         let result = smol::unblock(move || lock(&disk).put_meta(&catalog_name(channel), &encoded)).await;
-        if let Err(e) = result {
-            lock(&self.state).counters.disk_errors += 1;
-            log::warn!("cache: could not save the catalog of {channel}: {e}");
+        let mut state = lock(&self.state);
+        match result {
+            Ok(()) => {
+                state.saved_len.insert(channel, len);
+            }
+            Err(e) => {
+                state.counters.disk_errors += 1;
+                state.unsaved.insert(channel, SAVE_EVERY);
+                log::warn!("cache: could not save the catalog of {channel}: {e}");
+            }
         }
     }
 
     /// Saves every catalog with unsaved entries (at shutdown).
     pub async fn save_all(&self) {
-        let pending: Vec<(ChannelId, Vec<u8>)> = {
+        let pending: Vec<(ChannelId, Catalog)> = {
             let mut state = lock(&self.state);
             let channels: Vec<ChannelId> =
                 state.unsaved.iter().filter(|(_, &n)| n > 0).map(|(&c, _)| c).collect();
@@ -262,12 +334,12 @@ impl VodCache {
                 .into_iter()
                 .filter_map(|c| {
                     state.unsaved.insert(c, 0);
-                    state.catalogs.get(&c).map(|cat| (c, cat.encode()))
+                    state.catalogs.get(&c).map(|cat| (c, cat.clone()))
                 })
                 .collect()
         };
-        for (channel, encoded) in pending {
-            self.save(channel, encoded).await;
+        for (channel, catalog) in pending {
+            self.save(channel, catalog).await;
         }
     }
 
@@ -316,6 +388,18 @@ impl VodCache {
             lock(&self.state).counters.disk_hits += 1;
             return Some((bytes, entry));
         }
+        // One fetch per segment at a time: a TV asking while another's fetch runs waits for it
+        // and reads what it kept.
+        let _fetching = match self.claim(channel, seq).await {
+            Claim::Mine(guard) => guard,
+            Claim::Done => {
+                if let Some(bytes) = self.object(entry.id).await {
+                    lock(&self.state).counters.disk_hits += 1;
+                    return Some((bytes, entry));
+                }
+                self.claim_now(channel, seq)?
+            }
+        };
         if let Some(bytes) = self.fetch_from_peers(entry.id, peers, peer_fetcher).await {
             lock(&self.state).counters.peer_fetches += 1;
             self.keep(entry.id, bytes.clone()).await;
@@ -343,6 +427,27 @@ impl VodCache {
         }
     }
 
+    /// Waits until nobody else fetches segment `seq` of `channel`, then claims it, or says the
+    /// other fetch finished (the caller looks at the disk again).
+    async fn claim(&self, channel: ChannelId, seq: u64) -> Claim {
+        if let Some(guard) = self.claim_now(channel, seq) {
+            return Claim::Mine(guard);
+        }
+        let deadline = std::time::Instant::now() + IN_FLIGHT_WAIT;
+        while std::time::Instant::now() < deadline {
+            smol::Timer::after(Duration::from_millis(20)).await;
+            if !lock(&self.state).in_flight.contains(&(channel, seq)) {
+                return Claim::Done;
+            }
+        }
+        Claim::Done
+    }
+
+    fn claim_now(&self, channel: ChannelId, seq: u64) -> Option<InFlight> {
+        let fresh = lock(&self.state).in_flight.insert((channel, seq));
+        fresh.then(|| InFlight { state: self.state.clone(), key: (channel, seq) })
+    }
+
     /// Asks each peer in turn for an object; the first answer that hashes right.
     async fn fetch_from_peers(
         &self,
@@ -368,18 +473,37 @@ impl VodCache {
     }
 
     /// Starts (or restarts) a prefill of `channel`; its progress shows in [`VodCache::status`].
-    pub fn prefill_started(&self, channel: ChannelId, full: bool) {
+    /// Returns its generation: a prefill started later supersedes it.
+    pub fn prefill_started(&self, channel: ChannelId, full: bool) -> u64 {
         if full {
             self.keep_whole(channel);
         }
-        lock(&self.state).prefills.insert(channel, (full, Prefill::Running));
+        let mut state = lock(&self.state);
+        state.prefill_generation += 1;
+        let generation = state.prefill_generation;
+        // A whole copy asked before stays asked: a later plain prefill does not undo it.
+        let full = full || state.prefills.get(&channel).is_some_and(|p| p.full);
+        state.prefills.insert(channel, PrefillState { generation, full, outcome: Prefill::Running });
+        generation
     }
 
-    /// Records how a prefill ended.
-    pub fn prefill_ended(&self, channel: ChannelId, outcome: Prefill) {
-        if let Some(p) = lock(&self.state).prefills.get_mut(&channel) {
-            p.1 = outcome;
+    /// Whether prefill `generation` of `channel` is still the one asked for.
+    pub fn prefill_current(&self, channel: ChannelId, generation: u64) -> bool {
+        lock(&self.state).prefills.get(&channel).is_some_and(|p| p.generation == generation)
+    }
+
+    /// Records how prefill `generation` ended (ignored if it was superseded).
+    pub fn prefill_ended(&self, channel: ChannelId, generation: u64, outcome: Prefill) {
+        if let Some(p) = lock(&self.state).prefills.get_mut(&channel).filter(|p| p.generation == generation) {
+            p.outcome = outcome;
         }
+    }
+
+    /// The disk tier's byte cap.
+    pub fn cap(&self) -> u64 {
+        let disk = self.disk.clone();
+        let cap = lock(&disk).cap();
+        cap
     }
 
     /// The segments of `channel`'s catalog that this box's disk lacks.
@@ -397,10 +521,15 @@ impl VodCache {
     pub async fn status(&self, names: &BTreeMap<ChannelId, String>) -> Value {
         let catalogs: Vec<AssetState> = {
             let state = lock(&self.state);
-            state
-                .catalogs
-                .iter()
-                .map(|(&c, cat)| (c, cat.clone(), state.full.contains(&c), state.prefills.get(&c).cloned()))
+            let channels: BTreeSet<ChannelId> =
+                state.catalogs.keys().chain(state.prefills.keys()).copied().collect();
+            channels
+                .into_iter()
+                .map(|c| {
+                    let catalog = state.catalogs.get(&c).cloned().unwrap_or_default();
+                    let prefill = state.prefills.get(&c).map(|p| (p.full, p.outcome.clone()));
+                    (c, catalog, state.full.contains(&c), prefill)
+                })
                 .collect()
         };
         let disk = self.disk.clone();
@@ -463,9 +592,40 @@ impl VodCache {
                 "origin_fetches": c.origin_fetches,
                 "bad_objects": c.bad_objects,
                 "disk_errors": c.disk_errors,
+                "writes_skipped": c.writes_skipped,
             },
         })
     }
+}
+
+/// Who fetches a segment that is on no disk of this box.
+enum Claim {
+    /// This request: the guard releases the claim when dropped.
+    Mine(InFlight),
+    /// Another request fetched it (or gave up): look at the disk again.
+    Done,
+}
+
+/// A claim on fetching one segment; released when dropped.
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    key: (ChannelId, u64),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.state).in_flight.remove(&self.key);
+    }
+}
+
+/// Names an fMP4 init section by its content, so a playlist repeats `EXT-X-MAP` only when it
+/// changes (0 for none); the same naming as the live window's.
+pub fn init_id_of(init: &[u8]) -> u64 {
+    if init.is_empty() {
+        return 0;
+    }
+    let digest = Sha256::digest(init);
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// An asset's catalog, whether this box keeps it whole, and its prefill (full, state).
