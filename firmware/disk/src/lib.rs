@@ -3,13 +3,14 @@
 //!
 //! The API is synchronous `std::fs`; callers run it on a blocking thread (`blocking::unblock`).
 //! One [`DiskTier`] owns its directory: opening a second one on the same directory would delete
-//! the first one's temporary files.
+//! the first one's temporary files. A caller sharing one tier between threads behind a mutex
+//! can keep the slow file I/O outside the lock, see [below](#doing-the-io-outside-a-lock).
 //!
 //! # Layout
 //!
 //! ```text
 //! dir/objects/<first 2 hex digits>/<64 hex digits>   one object, named by the SHA-256 of its bytes
-//! dir/tmp/<n>                                        a write in progress, renamed into place when complete
+//! dir/tmp/<pid>-<n>                                  a write in progress, renamed into place when complete
 //! dir/meta/<name>                                    small named files (an asset catalog), see put_meta
 //! ```
 //!
@@ -34,6 +35,61 @@
 //! keeps an SD card alive. At open, recency is seeded from each file's mtime, that is from when
 //! it was stored: after a reboot, the objects stored longest ago are evicted first.
 //!
+//! # Doing the I/O outside a lock
+//!
+//! [`DiskTier::get`] and [`DiskTier::put`] read, hash and write whole objects (tens of MB) under
+//! `&mut self`; behind a mutex, every other user of the tier would wait for them. Each is also
+//! available in halves, the slow half an associated function that needs no lock:
+//!
+//! - reading: [`lookup`](DiskTier::lookup) under the lock (an [`ObjectRef`], no I/O), then
+//!   [`read_verified`](DiskTier::read_verified) outside it, then under the lock again record the
+//!   [`ReadOutcome`]: [`touch`](DiskTier::touch) for `Ok`, [`forget_corrupt`](DiskTier::forget_corrupt)
+//!   for `Corrupt`, nothing for `Err` (the disk failing: the object is kept).
+//! - writing: [`contains`](DiskTier::contains) and [`tmp_dir`](DiskTier::tmp_dir) under the lock,
+//!   then [`stage`](DiskTier::stage) outside it (hash, write a temporary file), then
+//!   [`commit`](DiskTier::commit) under the lock (evict to fit, rename into place). If staging
+//!   fails with a full disk ([`DiskError::is_disk_full`]), call [`make_room`](DiskTier::make_room)
+//!   under the lock and stage once more. Objects being staged are not counted against the cap
+//!   until committed.
+//!
+//! Between the halves another thread may evict, remove or store the same object; the second
+//! half copes (a [`Staged`] object already held is dropped, a corrupt object already evicted
+//! is only counted as a miss).
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use shoal_disk::{content_id, DiskTier, Put, ReadOutcome};
+//!
+//! let dir = std::env::temp_dir().join(format!("shoal-disk-lock-doc-{}", std::process::id()));
+//! let tier = Mutex::new(DiskTier::open(&dir, 1 << 20)?);
+//! let segment = b"a segment".to_vec();
+//! let id = content_id(&segment);
+//!
+//! let tmp = tier.lock().unwrap().tmp_dir();
+//! let staged = match DiskTier::stage(&tmp, &id, &segment) {
+//!     Err(error) if error.is_disk_full() => {
+//!         tier.lock().unwrap().make_room(segment.len() as u64);
+//!         DiskTier::stage(&tmp, &id, &segment)?
+//!     }
+//!     staged => staged?,
+//! };
+//! assert_eq!(tier.lock().unwrap().commit(staged)?, Put::Stored { evicted: 0 });
+//!
+//! let object = tier.lock().unwrap().lookup(&id).expect("just stored");
+//! match DiskTier::read_verified(&object, &id) {
+//!     ReadOutcome::Ok(bytes) => {
+//!         tier.lock().unwrap().touch(&id);
+//!         assert_eq!(bytes, segment);
+//!     }
+//!     ReadOutcome::Corrupt => tier.lock().unwrap().forget_corrupt(&id),
+//!     ReadOutcome::Err(error) => return Err(error),
+//! }
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), shoal_disk::DiskError>(())
+//! ```
+//!
+//! # Example
+//!
 //! ```
 //! use shoal_disk::{content_id, DiskTier, Put};
 //!
@@ -50,13 +106,16 @@
 #![forbid(unsafe_code)]
 
 mod meta;
+mod stage;
 #[cfg(test)]
 mod tests;
+
+pub use stage::{Staged, TmpDir};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -116,12 +175,12 @@ fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
-/// What [`DiskTier::put`] did.
+/// What [`DiskTier::put`] or [`DiskTier::commit`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Put {
     /// The object was written, after evicting this many least recently used objects.
     Stored {
-        /// Objects evicted to make room (or to recover from a failed write).
+        /// Objects evicted to make room (under the cap, or on a full disk).
         evicted: usize,
     },
     /// The object was already held; it is now the most recently used.
@@ -165,6 +224,16 @@ pub enum DiskError {
     BadName(String),
 }
 
+impl DiskError {
+    /// Whether this is a write that failed because the file system is full or over quota
+    /// (`StorageFull`, ENOSPC; `QuotaExceeded`, EDQUOT): the one failure that evicting objects
+    /// can cure.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, DiskError::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
+}
+
 fn io_error(action: &'static str, path: &Path, source: io::Error) -> DiskError {
     DiskError::Io { action, path: path.to_path_buf(), source }
 }
@@ -176,25 +245,43 @@ pub struct Counters {
     pub puts: u64,
     /// Reads answered with verified bytes.
     pub hits: u64,
-    /// Reads answered with `None`, corrupt objects included.
+    /// Reads answered with `None` ([`DiskTier::get`], or [`DiskTier::lookup`] then
+    /// [`DiskTier::forget_corrupt`]), corrupt objects included.
     pub misses: u64,
-    /// Objects deleted to stay under the cap or to recover from a failed write.
+    /// Objects deleted to stay under the cap or to make room on a full disk.
     pub evictions: u64,
     /// The bytes those evictions freed.
     pub evicted_bytes: u64,
     /// Objects found torn, rotten or missing when read, and deleted.
     pub corrupt: u64,
-    /// Puts that failed with an I/O error even after evicting and retrying.
+    /// Puts and commits that failed with an I/O error (after evicting and retrying once, for a
+    /// full disk). A failed [`DiskTier::stage`] is not seen by the tier: its caller counts it.
     pub write_errors: u64,
     /// Files deleted at open: temporary leftovers and files that cannot be objects.
     pub stray_files_removed: u64,
 }
 
-/// Writes a complete file at a new path. A seam so tests can make the disk "full".
-type Writer = Box<dyn FnMut(&Path, &[u8]) -> io::Result<()> + Send + Sync>;
+/// An object held, as [`DiskTier::lookup`] found it: what [`DiskTier::read_verified`] needs to
+/// read it without the tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// The object's file.
+    pub path: PathBuf,
+    /// Its length in the index, which the file must have.
+    pub len: u64,
+}
 
-fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    File::create_new(path)?.write_all(bytes)
+/// What [`DiskTier::read_verified`] found.
+#[derive(Debug)]
+#[must_use = "record the outcome: touch for Ok, forget_corrupt for Corrupt"]
+pub enum ReadOutcome {
+    /// The object's bytes, of the right length and hash.
+    Ok(Vec<u8>),
+    /// The file is missing, has the wrong length or does not hash to its id (a torn write, bit
+    /// rot, or evicted meanwhile): call [`DiskTier::forget_corrupt`].
+    Corrupt,
+    /// Reading failed otherwise (the disk failing or unplugged): the object may be fine, keep it.
+    Err(DiskError),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -216,10 +303,12 @@ pub struct DiskTier {
     lru: BTreeMap<u64, ContentId>,
     /// The logical clock for stamps: bumped on every put and hit.
     clock: u64,
-    /// Names temporary files; `dir/tmp` is emptied at open, so a counter is unique.
-    next_tmp: AtomicU64,
+    /// `dir/tmp`, the size limit, and the write seam, shared with staging callers.
+    tmp: TmpDir,
+    /// Atomic because [`lookup`](Self::lookup) counts a miss through `&self`.
+    misses: AtomicU64,
+    /// All but `misses`.
     counters: Counters,
-    write: Writer,
 }
 
 impl fmt::Debug for DiskTier {
@@ -229,7 +318,7 @@ impl fmt::Debug for DiskTier {
             .field("cap", &self.cap)
             .field("used", &self.used)
             .field("objects", &self.index.len())
-            .field("counters", &self.counters)
+            .field("counters", &self.counters())
             .finish_non_exhaustive()
     }
 }
@@ -255,9 +344,9 @@ impl DiskTier {
             index: HashMap::new(),
             lru: BTreeMap::new(),
             clock: 0,
-            next_tmp: AtomicU64::new(0),
+            tmp: TmpDir::new(dir.join(TMP), cap),
+            misses: AtomicU64::new(0),
             counters: Counters::default(),
-            write: Box::new(write_file),
         };
         let tmp = dir.join(TMP);
         for entry in list(&tmp)? {
@@ -308,73 +397,10 @@ impl DiskTier {
         self.index.contains_key(id)
     }
 
-    /// Stores `bytes` under `id`.
-    ///
-    /// Refuses bytes that do not hash to `id` ([`DiskError::Mismatch`]), empty objects, and
-    /// objects larger than the cap or [`MAX_OBJECT_LEN`] ([`DiskError::TooLarge`]); nothing is
-    /// written then. An object already held becomes the most recently used ([`Put::Present`]).
-    /// Otherwise least recently used objects are evicted until it fits, it is written to a
-    /// temporary file and renamed into place, without fsync (see the module docs).
-    ///
-    /// If the write fails (disk full, quota, I/O error), the temporary file is removed, least
-    /// recently used objects worth at least the object's length are evicted (at least one),
-    /// and the write is retried once. If that fails too, the error is returned and counted in
-    /// [`Counters::write_errors`]; no temporary file is left behind either way.
-    pub fn put(&mut self, id: &ContentId, bytes: &[u8]) -> Result<Put, DiskError> {
-        let len = bytes.len() as u64;
-        if len == 0 {
-            return Err(DiskError::Empty);
-        }
-        let limit = self.cap.min(MAX_OBJECT_LEN);
-        if len > limit {
-            return Err(DiskError::TooLarge { len, cap: limit });
-        }
-        if content_id(bytes) != *id {
-            return Err(DiskError::Mismatch);
-        }
-        if self.index.contains_key(id) {
-            self.touch(id);
-            return Ok(Put::Present);
-        }
-        let mut evicted = self.evict_to_fit(len);
-        if let Err(first) = self.write_object(id, bytes) {
-            log::warn!("{first}; evicting at least {len} bytes and retrying once");
-            let mut freed = 0;
-            while freed < len {
-                let Some(bytes) = self.evict_lru() else { break };
-                freed += bytes;
-                evicted += 1;
-            }
-            if let Err(second) = self.write_object(id, bytes) {
-                log::warn!("{second}; giving up on {}", to_hex(id));
-                self.counters.write_errors += 1;
-                return Err(second);
-            }
-        }
-        self.insert(*id, len);
-        self.counters.puts += 1;
-        Ok(Put::Stored { evicted })
-    }
-
-    /// Writes the object to a temporary file and renames it into place; on failure, removes
-    /// the temporary file.
-    fn write_object(&mut self, id: &ContentId, bytes: &[u8]) -> Result<(), DiskError> {
-        let tmp = self.tmp_path();
-        let hex = to_hex(id);
-        let shard = self.dir.join(OBJECTS).join(&hex[..2]);
-        let target = shard.join(&hex);
-        let result =
-            (self.write)(&tmp, bytes).map_err(|error| io_error("write", &tmp, error)).and_then(|()| {
-                fs::create_dir_all(&shard).map_err(|error| io_error("create directory", &shard, error))?;
-                fs::rename(&tmp, &target).map_err(|error| io_error("rename into place", &target, error))
-            });
-        if result.is_err() {
-            remove_file_quietly(&tmp);
-        }
-        result
-    }
-
-    /// Reads and verifies an object.
+    /// Reads and verifies an object, all under `&mut self`: [`lookup`](Self::lookup), then
+    /// [`read_verified`](Self::read_verified), then [`touch`](Self::touch) or
+    /// [`forget_corrupt`](Self::forget_corrupt). A caller that keeps the tier behind a lock
+    /// and does not want to hold it while reading calls those itself.
     ///
     /// Returns its bytes and marks it the most recently used; `None` if it is not held. If the
     /// file is missing, has the wrong length or does not hash to `id` (a torn write, bit rot),
@@ -382,32 +408,80 @@ impl DiskTier {
     /// answer is `None`. Other read errors (the disk failing or unplugged) are returned and
     /// leave the index as it is.
     pub fn get(&mut self, id: &ContentId) -> Result<Option<Vec<u8>>, DiskError> {
-        let Some(entry) = self.index.get(id) else {
-            self.counters.misses += 1;
+        let Some(object) = self.lookup(id) else {
             return Ok(None);
         };
-        let path = self.object_path(id);
-        match read_at_most(&path, entry.len) {
-            Ok(bytes) if bytes.len() as u64 == entry.len && content_id(&bytes) == *id => {
+        match Self::read_verified(&object, id) {
+            ReadOutcome::Ok(bytes) => {
                 self.touch(id);
-                self.counters.hits += 1;
                 Ok(Some(bytes))
             }
-            Ok(_) => Ok(self.drop_corrupt(id, &path, "has the wrong length or hash")),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                Ok(self.drop_corrupt(id, &path, "has vanished"))
+            ReadOutcome::Corrupt => {
+                self.forget_corrupt(id);
+                Ok(None)
             }
-            Err(error) => Err(io_error("read", &path, error)),
+            ReadOutcome::Err(error) => Err(error),
         }
     }
 
-    fn drop_corrupt(&mut self, id: &ContentId, path: &Path, what: &str) -> Option<Vec<u8>> {
-        log::warn!("disk tier: {} {what}; deleted", path.display());
-        self.forget(id);
-        remove_file_quietly(path);
+    /// Where the object is and how long it must be, if held; no I/O. `None` counts a miss in
+    /// [`Counters::misses`], as [`get`](Self::get) would; use [`contains`](Self::contains) to
+    /// ask without counting.
+    pub fn lookup(&self, id: &ContentId) -> Option<ObjectRef> {
+        let Some(entry) = self.index.get(id) else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        Some(ObjectRef { path: self.object_path(id), len: entry.len })
+    }
+
+    /// Reads `object` and checks it has its length and hashes to `id`. Needs no tier, so no
+    /// lock: record the outcome afterwards with [`touch`](Self::touch) or
+    /// [`forget_corrupt`](Self::forget_corrupt).
+    ///
+    /// Reads at most one byte more than the expected length, so a file grown by mistake is not
+    /// read whole.
+    pub fn read_verified(object: &ObjectRef, id: &ContentId) -> ReadOutcome {
+        let path = &object.path;
+        match read_at_most(path, object.len) {
+            Ok(bytes) if bytes.len() as u64 == object.len && content_id(&bytes) == *id => {
+                ReadOutcome::Ok(bytes)
+            }
+            Ok(_) => {
+                log::warn!("disk tier: {} has the wrong length or hash", path.display());
+                ReadOutcome::Corrupt
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                log::warn!("disk tier: {} has vanished", path.display());
+                ReadOutcome::Corrupt
+            }
+            Err(error) => ReadOutcome::Err(io_error("read", path, error)),
+        }
+    }
+
+    /// Records a read that returned verified bytes: the object (if still held) becomes the most
+    /// recently used, and a hit is counted.
+    pub fn touch(&mut self, id: &ContentId) {
+        self.promote(id);
+        self.counters.hits += 1;
+    }
+
+    /// Records a read that found the object corrupt: counts a miss and, if the object is still
+    /// in the index, drops it, deletes its file and counts it in [`Counters::corrupt`].
+    ///
+    /// If the object was evicted or removed since [`lookup`](Self::lookup), there is nothing
+    /// to do (its file may have vanished for that very reason). If it was evicted and stored
+    /// again meanwhile, the new copy is dropped too, though it may be sound: a refetch, rare,
+    /// and the index and [`used`](Self::used) stay exact.
+    pub fn forget_corrupt(&mut self, id: &ContentId) {
+        *self.misses.get_mut() += 1;
+        if self.forget(id).is_none() {
+            return;
+        }
+        let path = self.object_path(id);
+        remove_file_quietly(&path);
         self.counters.corrupt += 1;
-        self.counters.misses += 1;
-        None
+        log::warn!("disk tier: dropped corrupt {}", path.display());
     }
 
     /// Deletes an object; whether it was held.
@@ -441,7 +515,7 @@ impl DiskTier {
 
     /// What the tier has done since it was opened.
     pub fn counters(&self) -> Counters {
-        self.counters
+        Counters { misses: self.misses.load(Ordering::Relaxed), ..self.counters }
     }
 
     /// The directory the tier owns.
@@ -454,10 +528,6 @@ impl DiskTier {
         self.dir.join(OBJECTS).join(&hex[..2]).join(hex)
     }
 
-    fn tmp_path(&self) -> PathBuf {
-        self.dir.join(TMP).join(self.next_tmp.fetch_add(1, Ordering::Relaxed).to_string())
-    }
-
     /// Indexes an object as the most recently used.
     fn insert(&mut self, id: ContentId, len: u64) {
         self.clock += 1;
@@ -466,7 +536,8 @@ impl DiskTier {
         self.used += len;
     }
 
-    fn touch(&mut self, id: &ContentId) {
+    /// Makes a held object the most recently used.
+    fn promote(&mut self, id: &ContentId) {
         if let Some(entry) = self.index.get_mut(id) {
             self.lru.remove(&entry.stamp);
             self.clock += 1;

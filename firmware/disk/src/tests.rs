@@ -3,7 +3,8 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
@@ -49,24 +50,30 @@ fn set_mtime(path: &Path, seconds: u64) {
     file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)).expect("set mtime");
 }
 
-/// A writer that fails the first `failures` writes as a full disk does: part of the file
-/// written, then an error.
-fn full_disk(failures: usize) -> Writer {
-    let mut left = failures;
-    Box::new(move |path, bytes| {
-        if left == 0 {
-            return write_file(path, bytes);
+/// A writer that fails the first `failures` writes with `kind`: part of the file written,
+/// then the error.
+fn failing(failures: usize, kind: io::ErrorKind) -> stage::Writer {
+    let left = AtomicUsize::new(failures);
+    Arc::new(move |path, bytes, sync| {
+        if left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
+            return stage::write_file(path, bytes, sync);
         }
-        left -= 1;
         fs::write(path, &bytes[..bytes.len() / 2])?;
-        Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"))
+        Err(io::Error::new(kind, "injected"))
     })
+}
+
+/// A writer that fails the first `failures` writes as a full disk does.
+fn full_disk(failures: usize) -> stage::Writer {
+    failing(failures, io::ErrorKind::StorageFull)
 }
 
 #[test]
 fn tier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<DiskTier>();
+    assert_send_sync::<TmpDir>();
+    assert_send_sync::<Staged>();
 }
 
 #[test]
@@ -301,7 +308,7 @@ fn stray_files_removed_at_open() {
 #[test]
 fn meta_round_trip() {
     let dir = TempDir::new();
-    let tier = open(&dir, 10);
+    let mut tier = open(&dir, 10);
     assert_eq!(tier.get_meta("catalog.json").unwrap(), None);
     tier.put_meta("catalog.json", b"{\"assets\":[]}").unwrap();
     tier.put_meta("catalog.json", b"{\"assets\":[1]}").unwrap();
@@ -320,7 +327,7 @@ fn meta_round_trip() {
 #[test]
 fn meta_bad_names_and_sizes_refused() {
     let dir = TempDir::new();
-    let tier = open(&dir, 10);
+    let mut tier = open(&dir, 10);
     let long = "a".repeat(101);
     for name in ["", ".", "..", "a/b", "../escape", "spa ce", "é", long.as_str()] {
         assert!(matches!(tier.put_meta(name, b"x"), Err(DiskError::BadName(_))), "{name:?}");
@@ -344,7 +351,7 @@ fn write_failure_evicts_and_retries() {
     for (id, bytes) in [&a, &b, &c] {
         tier.put(id, bytes).unwrap();
     }
-    tier.write = full_disk(1);
+    tier.tmp.write = full_disk(1);
     let (big, big_bytes) = object(4, 15);
     // Fits under the cap, but the disk is "full": a and b (20 >= 15 bytes) make room.
     assert_eq!(tier.put(&big, &big_bytes).unwrap(), Put::Stored { evicted: 2 });
@@ -363,7 +370,7 @@ fn write_failure_twice_returns_error_and_leaves_no_temp_file() {
     let mut tier = open(&dir, 100);
     let (a, a_bytes) = object(1, 10);
     tier.put(&a, &a_bytes).unwrap();
-    tier.write = full_disk(2);
+    tier.tmp.write = full_disk(2);
     let (id, bytes) = object(2, 5);
     // Worth less than its length, a still goes: at least one object is evicted.
     match tier.put(&id, &bytes) {
@@ -380,12 +387,289 @@ fn write_failure_twice_returns_error_and_leaves_no_temp_file() {
     assert_eq!((counters.evictions, counters.write_errors, counters.puts), (1, 1, 1));
 
     // With nothing left to evict, it still retries once, then gives up.
-    tier.write = full_disk(2);
+    tier.tmp.write = full_disk(2);
     assert!(matches!(tier.put(&id, &bytes), Err(DiskError::Io { .. })));
     assert_eq!(tier.counters().write_errors, 2);
     assert_eq!(tmp_files(&tier), 0);
     // And once the disk has room again, the put succeeds.
     assert_eq!(tier.put(&id, &bytes).unwrap(), Put::Stored { evicted: 0 });
+}
+
+#[test]
+fn write_error_other_than_full_disk_evicts_nothing() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 100);
+    let (a, a_bytes) = object(1, 10);
+    tier.put(&a, &a_bytes).unwrap();
+    let (id, bytes) = object(2, 10);
+    let kinds = [io::ErrorKind::Other, io::ErrorKind::PermissionDenied, io::ErrorKind::ReadOnlyFilesystem];
+    for (n, kind) in kinds.into_iter().enumerate() {
+        tier.tmp.write = failing(1, kind);
+        match tier.put(&id, &bytes) {
+            Err(error @ DiskError::Io { action: "write", .. }) => assert!(!error.is_disk_full()),
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert!(tier.contains(&a) && !tier.contains(&id));
+        assert_eq!(tier.used(), 10);
+        let counters = tier.counters();
+        assert_eq!((counters.evictions, counters.write_errors), (0, n as u64 + 1));
+        assert_eq!(tmp_files(&tier), 0);
+    }
+    // The one failure was not retried: the next write succeeds without evicting.
+    assert_eq!(tier.put(&id, &bytes).unwrap(), Put::Stored { evicted: 0 });
+}
+
+#[test]
+fn disk_full_is_enospc_or_edquot() {
+    let io = |source| DiskError::Io { action: "write", path: PathBuf::new(), source };
+    assert!(io(io::Error::from(io::ErrorKind::StorageFull)).is_disk_full());
+    assert!(io(io::Error::from(io::ErrorKind::QuotaExceeded)).is_disk_full());
+    assert!(!io(io::Error::from(io::ErrorKind::Other)).is_disk_full());
+    assert!(!DiskError::Mismatch.is_disk_full());
+    #[cfg(target_os = "linux")]
+    {
+        let (enospc, edquot, eio, erofs) = (28, 122, 5, 30);
+        assert!(io(io::Error::from_raw_os_error(enospc)).is_disk_full());
+        assert!(io(io::Error::from_raw_os_error(edquot)).is_disk_full());
+        assert!(!io(io::Error::from_raw_os_error(eio)).is_disk_full());
+        assert!(!io(io::Error::from_raw_os_error(erofs)).is_disk_full());
+    }
+}
+
+#[test]
+fn lookup_read_verified_touch_round_trip() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 20);
+    let [a, b, c] = [1, 2, 3].map(|seed| object(seed, 10));
+    tier.put(&a.0, &a.1).unwrap();
+    tier.put(&b.0, &b.1).unwrap();
+
+    let found = tier.lookup(&a.0).expect("a is held");
+    assert_eq!(found, ObjectRef { path: tier.object_path(&a.0), len: 10 });
+    match DiskTier::read_verified(&found, &a.0) {
+        ReadOutcome::Ok(bytes) => assert_eq!(bytes, a.1),
+        other => panic!("expected the bytes, got {other:?}"),
+    }
+    tier.touch(&a.0); // a is now the most recently used: b goes first
+    assert_eq!(tier.put(&c.0, &c.1).unwrap(), Put::Stored { evicted: 1 });
+    assert!(tier.contains(&a.0) && !tier.contains(&b.0));
+
+    assert_eq!(tier.lookup(&b.0), None);
+    let counters = tier.counters();
+    assert_eq!((counters.hits, counters.misses, counters.corrupt), (1, 1, 0));
+}
+
+#[test]
+fn read_verified_truncated_is_corrupt_and_forget_corrupt_updates_used() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 1000);
+    let (a, a_bytes) = object(1, 100);
+    let (b, b_bytes) = object(2, 30);
+    tier.put(&a, &a_bytes).unwrap();
+    tier.put(&b, &b_bytes).unwrap();
+    let found = tier.lookup(&a).unwrap();
+    File::options().write(true).open(&found.path).unwrap().set_len(50).unwrap();
+
+    assert!(matches!(DiskTier::read_verified(&found, &a), ReadOutcome::Corrupt));
+    tier.forget_corrupt(&a);
+    assert!(!tier.contains(&a) && !found.path.exists());
+    assert_eq!((tier.len(), tier.used()), (1, 30));
+    assert_eq!((tier.counters().corrupt, tier.counters().misses), (1, 1));
+    // Called again (another thread read the same torn file): a miss, nothing else.
+    tier.forget_corrupt(&a);
+    assert_eq!((tier.len(), tier.used()), (1, 30));
+    assert_eq!((tier.counters().corrupt, tier.counters().misses), (1, 2));
+}
+
+#[test]
+fn forget_corrupt_after_eviction_keeps_accounting() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 1000);
+    let (a, a_bytes) = object(1, 100);
+    tier.put(&a, &a_bytes).unwrap();
+
+    // Evicted between lookup and read: the file vanished, nothing is held to drop.
+    let found = tier.lookup(&a).unwrap();
+    assert!(tier.remove(&a));
+    assert!(matches!(DiskTier::read_verified(&found, &a), ReadOutcome::Corrupt));
+    tier.forget_corrupt(&a);
+    assert_eq!((tier.used(), tier.counters().corrupt, tier.counters().misses), (0, 0, 1));
+
+    // Evicted and stored again: the new copy is dropped (approximate), the books stay exact.
+    tier.put(&a, &a_bytes).unwrap();
+    tier.forget_corrupt(&a);
+    assert!(!tier.contains(&a) && !tier.object_path(&a).exists());
+    assert_eq!((tier.len(), tier.used()), (0, 0));
+    assert_eq!(tier.put(&a, &a_bytes).unwrap(), Put::Stored { evicted: 0 });
+    assert_eq!(tier.used(), 100);
+}
+
+#[test]
+fn read_error_keeps_the_object() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 1000);
+    let (id, bytes) = object(1, 100);
+    tier.put(&id, &bytes).unwrap();
+    let found = tier.lookup(&id).unwrap();
+    // A directory where the file was: opening works, reading fails (EISDIR), as a failing disk would.
+    fs::remove_file(&found.path).unwrap();
+    fs::create_dir(&found.path).unwrap();
+
+    assert!(matches!(
+        DiskTier::read_verified(&found, &id),
+        ReadOutcome::Err(DiskError::Io { action: "read", .. })
+    ));
+    assert!(matches!(tier.get(&id), Err(DiskError::Io { action: "read", .. })));
+    assert!(tier.contains(&id));
+    assert_eq!(tier.used(), 100);
+    assert_eq!((tier.counters().corrupt, tier.counters().misses, tier.counters().hits), (0, 0, 0));
+}
+
+#[test]
+fn stage_then_commit() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 20);
+    let [a, b, c] = [1, 2, 3].map(|seed| object(seed, 10));
+    tier.put(&a.0, &a.1).unwrap();
+    tier.put(&b.0, &b.1).unwrap();
+    let tmp = tier.tmp_dir();
+    assert_eq!(tmp.path(), dir.0.join(TMP));
+
+    let staged = DiskTier::stage(&tmp, &c.0, &c.1).unwrap();
+    assert_eq!(staged.id(), &c.0);
+    assert!(staged.path().is_file());
+    assert_eq!((tmp_files(&tier), tier.used()), (1, 20)); // not counted until committed
+    assert_eq!(tier.commit(staged).unwrap(), Put::Stored { evicted: 1 });
+    assert!(!tier.contains(&a.0) && tier.contains(&c.0));
+    assert_eq!((tmp_files(&tier), tier.used()), (0, 20));
+    assert_eq!(tier.get(&c.0).unwrap(), Some(c.1));
+    assert_eq!(tier.counters().puts, 3);
+
+    // Refused as put refuses them, with nothing written.
+    let (d, d_bytes) = object(4, 21);
+    assert!(matches!(DiskTier::stage(&tmp, &d, &d_bytes), Err(DiskError::TooLarge { len: 21, cap: 20 })));
+    assert!(matches!(DiskTier::stage(&tmp, &d, &a.1), Err(DiskError::Mismatch)));
+    assert!(matches!(DiskTier::stage(&tmp, &content_id(&[]), &[]), Err(DiskError::Empty)));
+    assert_eq!(tmp_files(&tier), 0);
+}
+
+#[test]
+fn staged_dropped_without_commit_leaves_no_temp_file() {
+    let dir = TempDir::new();
+    let tier = open(&dir, 100);
+    let (id, bytes) = object(1, 10);
+    let staged = DiskTier::stage(&tier.tmp_dir(), &id, &bytes).unwrap();
+    let path = staged.path().to_path_buf();
+    assert!(path.is_file());
+    drop(staged);
+    assert!(!path.exists());
+    assert_eq!(tmp_files(&tier), 0);
+    assert!(!tier.contains(&id));
+}
+
+#[test]
+fn commit_of_object_already_held_is_present_and_leaves_no_temp_file() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 20);
+    let [a, b, c] = [1, 2, 3].map(|seed| object(seed, 10));
+    tier.put(&a.0, &a.1).unwrap();
+    // Staged while another thread stores the same object.
+    let staged = DiskTier::stage(&tier.tmp_dir(), &a.0, &a.1).unwrap();
+    tier.put(&b.0, &b.1).unwrap();
+    assert_eq!(tier.commit(staged).unwrap(), Put::Present);
+    assert_eq!(tmp_files(&tier), 0);
+    assert_eq!((tier.len(), tier.used(), tier.counters().puts), (2, 20, 2));
+    // And it became the most recently used: b goes first.
+    tier.put(&c.0, &c.1).unwrap();
+    assert!(tier.contains(&a.0) && !tier.contains(&b.0));
+    assert_eq!(tier.get(&a.0).unwrap(), Some(a.1));
+}
+
+#[test]
+fn stage_on_full_disk_then_make_room_and_stage_again() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 100);
+    let [a, b, c] = [1, 2, 3].map(|seed| object(seed, 10));
+    for (id, bytes) in [&a, &b, &c] {
+        tier.put(id, bytes).unwrap();
+    }
+    tier.tmp.write = full_disk(1);
+    let tmp = tier.tmp_dir();
+    let (big, big_bytes) = object(4, 15);
+    let error = DiskTier::stage(&tmp, &big, &big_bytes).unwrap_err();
+    assert!(error.is_disk_full(), "{error}");
+    assert_eq!(tmp_files(&tier), 0);
+    assert_eq!(tier.make_room(15), 2);
+    let staged = DiskTier::stage(&tmp, &big, &big_bytes).unwrap();
+    assert_eq!(tier.commit(staged).unwrap(), Put::Stored { evicted: 0 });
+    assert!(!tier.contains(&a.0) && !tier.contains(&b.0) && tier.contains(&c.0));
+    assert_eq!((tier.used(), tier.counters().evictions, tier.counters().write_errors), (25, 2, 0));
+    // With nothing held, make_room evicts nothing.
+    tier.remove(&c.0);
+    tier.remove(&big);
+    assert_eq!(tier.make_room(1), 0);
+}
+
+#[test]
+fn temp_names_are_unique_across_threads() {
+    let dir = TempDir::new();
+    let tier = open(&dir, 1 << 20);
+    let tmp = tier.tmp_dir();
+    let staged: Vec<Staged> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8u8)
+            .map(|thread| {
+                let tmp = &tmp;
+                scope.spawn(move || {
+                    (0..16u8)
+                        .map(|i| {
+                            let (id, bytes) = object(thread * 16 + i, 10);
+                            DiskTier::stage(tmp, &id, &bytes).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let mut paths: Vec<_> = staged.iter().map(|s| s.path().to_path_buf()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!((paths.len(), tmp_files(&tier)), (128, 128));
+    drop(staged);
+    assert_eq!(tmp_files(&tier), 0);
+}
+
+#[test]
+fn meta_on_full_disk_evicts_and_retries() {
+    let dir = TempDir::new();
+    let mut tier = open(&dir, 100);
+    let [a, b, c] = [1, 2, 3].map(|seed| object(seed, 10));
+    for (id, bytes) in [&a, &b, &c] {
+        tier.put(id, bytes).unwrap();
+    }
+    tier.tmp.write = full_disk(1);
+    tier.put_meta("catalog", &[7; 15]).unwrap();
+    assert_eq!(tier.get_meta("catalog").unwrap(), Some(vec![7; 15]));
+    assert!(!tier.contains(&a.0) && !tier.contains(&b.0) && tier.contains(&c.0));
+    assert_eq!((tier.used(), tier.counters().evictions), (10, 2));
+    assert_eq!(tmp_files(&tier), 0);
+
+    // Full twice: an error, the old version kept, the last object gone.
+    tier.tmp.write = full_disk(2);
+    let error = tier.put_meta("catalog", &[8; 15]).unwrap_err();
+    assert!(error.is_disk_full(), "{error}");
+    assert_eq!(tier.get_meta("catalog").unwrap(), Some(vec![7; 15]));
+    assert!(tier.is_empty());
+    assert_eq!(tmp_files(&tier), 0);
+
+    // Any other error: no eviction, no retry.
+    tier.put(&a.0, &a.1).unwrap();
+    tier.tmp.write = failing(1, io::ErrorKind::PermissionDenied);
+    assert!(tier.put_meta("catalog", &[9; 15]).is_err());
+    assert!(tier.contains(&a.0));
+    assert_eq!(tier.counters().evictions, 3);
+    tier.put_meta("catalog", &[9; 15]).unwrap();
+    assert_eq!(tier.get_meta("catalog").unwrap(), Some(vec![9; 15]));
 }
 
 #[derive(Clone, Debug)]

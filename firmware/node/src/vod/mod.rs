@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shoal_core::{ChannelId, NodeId};
-use shoal_disk::{content_id, to_hex, ContentId, DiskError, DiskTier};
+use shoal_disk::{content_id, to_hex, ContentId, DiskError, DiskTier, ReadOutcome};
 
 pub use catalog::{Catalog, Entry};
 
@@ -254,7 +254,7 @@ impl VodCache {
         let (id, init_id, written) = smol::unblock(move || {
             let id = content_id(&bytes);
             let init_id = init_id_of(&bytes[..init_len]);
-            let written = keep.then(|| lock(&disk).put(&id, &bytes));
+            let written = keep.then(|| store_object(&disk, &id, &bytes));
             (id, init_id, written)
         })
         .await;
@@ -344,11 +344,27 @@ impl VodCache {
     }
 
     /// An object from this box's disk, verified (a torn or rotten file is dropped and `None`).
+    /// The read and the hash run outside the disk's lock: other requests go on meanwhile.
     pub async fn object(&self, id: ContentId) -> Option<Vec<u8>> {
         let disk = self.disk.clone();
-        match smol::unblock(move || lock(&disk).get(&id)).await {
-            Ok(found) => found,
-            Err(e) => {
+        let outcome = smol::unblock(move || {
+            let object = lock(&disk).lookup(&id)?;
+            let outcome = DiskTier::read_verified(&object, &id);
+            match &outcome {
+                ReadOutcome::Ok(_) => lock(&disk).touch(&id),
+                ReadOutcome::Corrupt => lock(&disk).forget_corrupt(&id),
+                ReadOutcome::Err(_) => {}
+            }
+            Some(outcome)
+        })
+        .await?;
+        match outcome {
+            ReadOutcome::Ok(bytes) => Some(bytes),
+            ReadOutcome::Corrupt => {
+                log::warn!("cache: {} failed its hash on disk: dropped", to_hex(&id));
+                None
+            }
+            ReadOutcome::Err(e) => {
                 lock(&self.state).counters.disk_errors += 1;
                 log::warn!("cache: reading {}: {e}", to_hex(&id));
                 None
@@ -356,16 +372,10 @@ impl VodCache {
         }
     }
 
-    /// Whether this box's disk holds the object.
-    pub async fn holds(&self, id: ContentId) -> bool {
-        let disk = self.disk.clone();
-        smol::unblock(move || lock(&disk).contains(&id)).await
-    }
-
     /// Keeps bytes fetched from elsewhere (already verified) on this box's disk.
     async fn keep(&self, id: ContentId, bytes: Vec<u8>) {
         let disk = self.disk.clone();
-        if let Err(e) = smol::unblock(move || lock(&disk).put(&id, &bytes)).await {
+        if let Err(e) = smol::unblock(move || store_object(&disk, &id, &bytes)).await {
             lock(&self.state).counters.disk_errors += 1;
             log::warn!("cache: could not keep {}: {e}", to_hex(&id));
         }
@@ -596,6 +606,28 @@ impl VodCache {
             },
         })
     }
+}
+
+/// Writes an object with the file I/O outside the disk's lock (the lock is taken only to look
+/// it up, to make room and to rename it into place); a full disk gets room made and one more try.
+fn store_object(disk: &Mutex<DiskTier>, id: &ContentId, bytes: &[u8]) -> Result<shoal_disk::Put, DiskError> {
+    let tmp = {
+        let mut tier = lock(disk);
+        if tier.contains(id) {
+            tier.touch(id);
+            return Ok(shoal_disk::Put::Present);
+        }
+        tier.tmp_dir()
+    };
+    let staged = match DiskTier::stage(&tmp, id, bytes) {
+        Ok(staged) => staged,
+        Err(e) if e.is_disk_full() => {
+            lock(disk).make_room(bytes.len() as u64);
+            DiskTier::stage(&tmp, id, bytes)?
+        }
+        Err(e) => return Err(e),
+    };
+    lock(disk).commit(staged)
 }
 
 /// Who fetches a segment that is on no disk of this box.
