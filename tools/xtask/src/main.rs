@@ -7,7 +7,8 @@
 //!   cargo-fuzz and a nightly toolchain are present; then the ARM steps of issue 6, each timed:
 //!   `cross-test`, `dist-check` (as root with `--system-dpkg`) and `mixed-swarm` on the bundles
 //!   dist-check built.
-//! - `bench`: the benchmarks whose results go into BENCHMARKS.md.
+//! - `bench`: the benchmarks whose results go into BENCHMARKS.md (the relay and VOD ones need
+//!   root, python3-libtorrent for the BitTorrent comparison).
 //! - `fuzz [SECONDS]`: every fuzz target for SECONDS (default 30) each.
 //! - `dist --board NAME`: the board's release bundle `dist/shoal-<version>-<board>.tar.gz` and
 //!   `dist/shoal_<version>_<arch>.deb` (see `dist.rs` and packaging/README.md).
@@ -159,7 +160,13 @@ fn bench(root: &Path) -> Result<(), String> {
     dissemination(root, 6)?;
     run(root, "cargo", &["bench", "-p", "shoal-core", "--bench", "core"])?;
     run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "goodput"])?;
-    run(root, "cargo", &["run", "--release", "-p", "shoal-bench", "--bin", "tvstart"])
+    run(root, "cargo", &["run", "--release", "-p", "shoal-bench", "--bin", "tvstart"])?;
+    // The relay and VOD benchmarks run the release daemon in namespaces (root).
+    run(root, "cargo", &["build", "--release", "-p", "shoal"])?;
+    let shoal = root.join("target/release/shoal");
+    let shoal = shoal.to_string_lossy();
+    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "relay", "--", &shoal])?;
+    run(root, "cargo", &["run", "--profile", "bench", "-p", "shoal-bench", "--bin", "vodfill", "--", &shoal])
 }
 
 /// The simulated dissemination benchmark, worst of `seeds` seeds; fails outside 1.0..=1.5.
