@@ -79,6 +79,10 @@ fn asset_of<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 fn prefill(bed: &Bed, i: usize, full: bool) -> Output {
+    prefill_channel(bed, i, "films", full)
+}
+
+fn prefill_channel(bed: &Bed, i: usize, channel: &str, full: bool) -> Output {
     let mut args = vec![
         "ip",
         "netns",
@@ -86,7 +90,7 @@ fn prefill(bed: &Bed, i: usize, full: bool) -> Output {
         bed.namespace(i),
         common::boxes::shoal().to_str().expect("utf-8 path"),
         "prefill",
-        "films",
+        channel,
         "--timeout",
         "400",
     ];
@@ -128,6 +132,11 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
         .collect();
     let mut boxes = Boxes::start(&mut bed, &dir, &configs);
     boxes.wait_for_peers(&bed, Duration::from_secs(20));
+
+    // A channel the box does not have is refused with a reason.
+    let out = prefill_channel(&bed, 0, "nosuch", false);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("refused the prefill"), "{said}");
 
     // Prefill from box 0: the swarm fetches the asset once; each box keeps its share.
     let out = prefill(&bed, 0, false);
