@@ -19,6 +19,10 @@ const BOXES: usize = 4;
 /// The box whose cache lives on a tmpfs smaller than its share of the asset.
 const SMALL_DISK_BOX: usize = 3;
 const TMPFS_MB: u64 = 12;
+/// 20 minutes of small pictures at a rate that makes the asset about six times the boxes' RAM
+/// store (16 MiB, the least a box may have).
+const ASSET: VodSpec = VodSpec { video_kbps: 600, ..VodSpec::TWENTY_MINUTES };
+const STORE_MB: u64 = 16;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("shoal-vod-{}-{name}", std::process::id()));
@@ -107,8 +111,12 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
         return;
     }
     common::require("ffmpeg", "ffmpeg");
-    let asset = encode_vod_asset(Path::new(env!("CARGO_TARGET_TMPDIR")), VodSpec::TWENTY_MINUTES)
-        .expect("the asset encodes");
+    let asset = encode_vod_asset(Path::new(env!("CARGO_TARGET_TMPDIR")), ASSET).expect("the asset encodes");
+    assert!(
+        asset.bytes > 5 * (STORE_MB << 20),
+        "the asset ({} bytes) is not far above the RAM store",
+        asset.bytes
+    );
     let dir = scratch("appliance");
     let mut bed = Bed::new(BOXES + 1).expect("test bed");
     let origin_host = BOXES;
@@ -124,7 +132,7 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
                 format!("dir = \"{}/cache{i}\"\nmax_mb = 256", dir.display())
             };
             format!(
-                "[store]\nbudget_mb = 16\n[cache]\n{cache}\n\
+                "[store]\nbudget_mb = {STORE_MB}\n[cache]\n{cache}\n\
                  [[channel]]\nid = \"films\"\nname = \"Films\"\nsource = \"{}\"\n",
                 origin.url("films/index.m3u8")
             )
@@ -165,7 +173,7 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     );
 
     // Every box plays the whole asset at once, as fast as ffmpeg decodes.
-    let frames_expected = u64::from(VodSpec::TWENTY_MINUTES.minutes) * 60 * 25 * 99 / 100;
+    let frames_expected = u64::from(ASSET.minutes) * 60 * 25 * 99 / 100;
     let players: Vec<_> = (0..BOXES)
         .map(|i| {
             spawn_player(&bed, i, &ffmpeg_args(&boxes.url(&bed, i, "/hls/films/index.m3u8"), None, None))
