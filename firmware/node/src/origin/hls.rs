@@ -81,18 +81,7 @@ const CARRIER_POLL: Duration = Duration::from_millis(20);
 pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<Vec<u8>, IngestError> {
     // Nothing is published: the swarm side of this ingest is a closed channel.
     let (swarm, _) = smol::channel::bounded(1);
-    let mut ingest = Ingest {
-        session: fetcher.session(),
-        media_url: None,
-        next: None,
-        resumed: false,
-        pending_discontinuity: false,
-        init: None,
-        failures: 0,
-        published: VecDeque::new(),
-        swarm,
-        source,
-    };
+    let mut ingest = Ingest::new(source, &fetcher, None, swarm);
     let media = ingest.media_playlist().await?;
     let segment = media.segments.iter().find(|s| s.seq == seq).ok_or(IngestError::NotListed(seq))?;
     match ingest.fetch_bytes(segment).await? {
@@ -104,19 +93,7 @@ pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<
 /// Runs until dropped (the ingester is stopped) or, for a VOD asset, until its last segment is
 /// published.
 pub async fn run(source: HlsSource, fetcher: Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) {
-    let mut ingest = Ingest {
-        session: fetcher.session(),
-        media_url: None,
-        next: resume_after.map(|s| s + 1),
-        resumed: resume_after.is_some(),
-        pending_discontinuity: false,
-        init: None,
-        failures: 0,
-        published: VecDeque::new(),
-        swarm,
-        source,
-    };
-    ingest.run().await;
+    Ingest::new(source, &fetcher, resume_after, swarm).run().await;
 }
 
 struct Ingest {
@@ -141,6 +118,23 @@ struct Ingest {
 }
 
 impl Ingest {
+    /// An ingest of `source` that publishes after `resume_after` (from the start of the
+    /// playlist's window when `None`).
+    fn new(source: HlsSource, fetcher: &Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) -> Self {
+        Ingest {
+            session: fetcher.session(),
+            media_url: None,
+            next: resume_after.map(|s| s + 1),
+            resumed: resume_after.is_some(),
+            pending_discontinuity: false,
+            init: None,
+            failures: 0,
+            published: VecDeque::new(),
+            swarm,
+            source,
+        }
+    }
+
     async fn run(&mut self) {
         let name = self.source.name.clone();
         loop {

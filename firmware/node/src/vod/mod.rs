@@ -511,9 +511,7 @@ impl VodCache {
 
     /// The disk tier's byte cap.
     pub fn cap(&self) -> u64 {
-        let disk = self.disk.clone();
-        let cap = lock(&disk).cap();
-        cap
+        lock(&self.disk).cap()
     }
 
     /// The segments of `channel`'s catalog that this box's disk lacks.
