@@ -1,6 +1,6 @@
-//! The running box as the HTTP server sees it ([`crate::http::Backend`]): it asks the swarm
-//! driver for windows, segments and status, counts TVs and the bytes they get, gathers the swarm
-//! report from the peers' own `/api/status`, and takes admin actions.
+//! The running box as the HTTP server sees it ([`crate::http::Backend`]): it reads the windows
+//! the driver publishes, asks the driver for segments and status, counts the bytes TVs get,
+//! gathers the swarm report from the peers' own `/api/status`, and takes admin actions.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,19 +11,20 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 use shoal_core::ChannelId;
 use smol::channel::{bounded, Sender};
+use smol::future::FutureExt as _;
 
 use crate::admin::AdminNetworks;
-use crate::broadcast::relay::{relay_channel, RelayPolicy, RelayRefused};
-use crate::broadcast::Encapsulation;
+use crate::broadcast::live::LiveFeeds;
 use crate::discovery::Discovery;
 use crate::guide::GuideCache;
-use crate::http::{AdminAction, Guide, Listing, StoredSegment, Watch};
-use crate::origin::{Fetcher, OriginUrl};
-use crate::swarm::{self, Command};
+use crate::http::AdminAction;
+use crate::lineup::relay::{relay_channel, RelayPolicy, RelayRefused};
+use crate::lineup::{Channel, Encapsulation, OriginUrl, SourceKind, TsInput, UdpInput};
+use crate::model::status::{BoxStatus, DiscoveryStatus, Figures, Status, SwarmReport, Traffic};
+use crate::model::{Guide, StoredSegment, Watch, Window, WindowSegment, Windows};
+use crate::origin::Fetcher;
+use crate::swarm::Command;
 use crate::vod::{OriginFetch, Prefill, VodCache};
-
-/// Most TV clients remembered per channel (the oldest are dropped beyond it).
-const MAX_CLIENTS_PER_CHANNEL: usize = 4096;
 /// How long an identify request makes the box blink.
 const IDENTIFY_FOR: Duration = Duration::from_secs(60);
 /// How long the swarm report waits for each peer's status.
@@ -64,10 +65,10 @@ impl RelaySettings {
         let configured = config
             .channels
             .iter()
-            .filter_map(|c| match crate::source::SourceKind::parse(&c.source, c.format) {
-                Ok(crate::source::SourceKind::Ts(crate::broadcast::TsInput::Udp(input))) => {
+            .filter_map(|c| match &c.kind {
+                SourceKind::Ts(TsInput::Udp(input)) => {
                     // A relay URL names no interface: match the feed whatever the config's.
-                    let input = crate::broadcast::UdpInput { interface: None, ..input };
+                    let input = UdpInput { interface: None, ..input.clone() };
                     Some((input.canonical(), c.channel_id()))
                 }
                 _ => None,
@@ -77,32 +78,25 @@ impl RelaySettings {
     }
 }
 
-/// TVs of one channel on this box.
-#[derive(Debug, Default)]
-struct ChannelTvs {
-    /// Client address → when it last fetched something.
-    clients: BTreeMap<IpAddr, Instant>,
-    /// Segment bytes sent.
-    bytes: u64,
-}
-
 /// The HTTP backend of a running box.
 pub(crate) struct Backend {
     commands: Sender<Command>,
     discovery: Arc<Mutex<Option<Discovery>>>,
-    lineup: Vec<Listing>,
+    lineup: Vec<Channel>,
     guide: Option<GuideCache>,
     identity: BoxIdentity,
     admin_networks: AdminNetworks,
     /// Asks peers for their status.
     fetcher: Fetcher,
-    tvs: Mutex<BTreeMap<ChannelId, ChannelTvs>>,
+    /// Segment bytes sent to TVs, per channel (who the TVs are is the driver's to count).
+    served: Mutex<BTreeMap<ChannelId, u64>>,
     identify_until: crate::status_led::IdentifyRequest,
     led: Option<crate::status_led::Shown>,
     /// Where `POST /api/reload` goes: the daemon's main loop, which answers with what changed.
     reload: Option<Sender<Sender<String>>>,
     relay: RelaySettings,
-    live: crate::broadcast::live::LiveFeeds,
+    live: LiveFeeds,
+    windows: Windows,
     /// The disk tier for on-demand assets, and how segments missing from it are found.
     vod: Option<VodService>,
 }
@@ -112,6 +106,7 @@ pub(crate) struct Backend {
 #[derive(Clone)]
 struct VodService {
     commands: Sender<Command>,
+    windows: Windows,
     cache: VodCache,
     /// How to fetch a segment of each HLS channel from its origin when no peer has it.
     sources: Arc<BTreeMap<ChannelId, OriginFetch>>,
@@ -123,7 +118,7 @@ struct VodService {
 pub(crate) struct BackendParts {
     pub(crate) commands: Sender<Command>,
     pub(crate) discovery: Arc<Mutex<Option<Discovery>>>,
-    pub(crate) lineup: Vec<Listing>,
+    pub(crate) lineup: Vec<Channel>,
     pub(crate) guide: Option<GuideCache>,
     pub(crate) identity: BoxIdentity,
     pub(crate) admin_networks: AdminNetworks,
@@ -134,7 +129,9 @@ pub(crate) struct BackendParts {
     pub(crate) led: Option<crate::status_led::Shown>,
     pub(crate) relay: RelaySettings,
     /// The feeds this box receives, for its TVs on `/ts` and `/udp`.
-    pub(crate) live: crate::broadcast::live::LiveFeeds,
+    pub(crate) live: LiveFeeds,
+    /// The windows the driver publishes.
+    pub(crate) windows: Windows,
     /// The disk tier for on-demand assets (`None`: disabled).
     pub(crate) vod: Option<VodCache>,
     /// [`vod_sources`] of the config.
@@ -150,13 +147,13 @@ pub(crate) fn vod_sources(
     config
         .channels
         .iter()
-        .filter_map(|c| match crate::source::SourceKind::parse(&c.source, c.format) {
-            Ok(crate::source::SourceKind::Hls(url)) => {
+        .filter_map(|c| match &c.kind {
+            SourceKind::Hls(url) => {
                 let channel = c.channel_id();
                 let source = crate::origin::hls::HlsSource {
                     channel,
                     name: c.id.clone(),
-                    url,
+                    url: url.clone(),
                     max_bitrate: c.max_bitrate,
                 };
                 Some((channel, OriginFetch { source, fetcher: fetcher.clone() }))
@@ -176,15 +173,17 @@ impl Backend {
             identity: parts.identity,
             admin_networks: parts.admin_networks,
             fetcher: Fetcher::new(None, PEER_STATUS_TIMEOUT)?,
-            tvs: Mutex::new(BTreeMap::new()),
+            served: Mutex::new(BTreeMap::new()),
             identify_until: parts.identify,
             led: parts.led,
             reload: parts.reload,
             relay: parts.relay,
             live: parts.live,
+            windows: parts.windows.clone(),
             vod: match parts.vod {
                 Some(cache) => Some(VodService {
                     commands: parts.commands.clone(),
+                    windows: parts.windows.clone(),
                     cache,
                     sources: Arc::new(parts.vod_sources),
                     peer_fetcher: Fetcher::new(None, crate::vod::PEER_TIMEOUT)?,
@@ -208,104 +207,59 @@ impl Backend {
         addresses
     }
 
-    /// Adds what the HTTP side knows to the driver's status: the box, TVs per channel, the
-    /// channels' lineup ids, discovery counters.
-    fn complete_status(&self, status: &mut Value) {
+    /// Adds what the HTTP side knows to the driver's status: the box, the bytes TVs got (and
+    /// the figures that depend on them), discovery's counters.
+    fn complete_status(&self, status: &mut Status) {
         let now = Instant::now();
         // A box bound to one address (the demo's loopback) is reached there only.
         let addresses = self.identity.http_ip.map_or_else(|| self.addresses(), |ip| vec![ip]);
         let reachable =
             addresses.iter().find(|a| a.is_ipv4()).copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let http = SocketAddr::new(self.identity.http_ip.unwrap_or(reachable), self.identity.http_port);
-        let node_id = status.get("node_id").cloned().unwrap_or(Value::Null);
-        let Some(object) = status.as_object_mut() else {
-            return;
+        status.this_box = BoxStatus {
+            node_id: status.node_id.clone(),
+            board: self.identity.board.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: now.duration_since(self.identity.started).as_secs(),
+            addresses: addresses.iter().map(ToString::to_string).collect(),
+            http_port: self.identity.http_port,
+            http: http.to_string(),
+            identifying: self.identifying(),
+            led: self.led.as_ref().and_then(|l| l.lock().ok().map(|s| (*s).to_owned())),
+            admin_networks: self.admin_networks.describe(),
         };
-        object.insert(
-            "box".into(),
-            json!({
-                "node_id": node_id,
-                "board": self.identity.board,
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_s": now.duration_since(self.identity.started).as_secs(),
-                "addresses": addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "http_port": self.identity.http_port,
-                "http": http.to_string(),
-                "identifying": self.identifying(),
-                "led": self.led.as_ref().and_then(|l| l.lock().ok().map(|s| *s)),
-                "admin_networks": self.admin_networks.describe(),
-            }),
-        );
-        let tvs = self.tvs.lock().map(|mut tvs| {
-            let mut served = 0;
-            let per_channel: BTreeMap<String, (usize, u64)> = tvs
-                .iter_mut()
-                .map(|(channel, c)| {
-                    c.clients.retain(|_, seen| now.duration_since(*seen) <= swarm::VIEWER_TIMEOUT);
-                    served += c.bytes;
-                    (channel.to_string(), (c.clients.len(), c.bytes))
-                })
-                .collect();
-            (per_channel, served)
-        });
-        let (per_channel, served) = tvs.unwrap_or_default();
-        if let Some(channels) = object.get_mut("channels").and_then(Value::as_array_mut) {
-            for c in channels.iter_mut() {
-                let swarm_id = c.get("swarm_id").and_then(Value::as_str).unwrap_or("").to_owned();
-                let id = self.lineup.iter().find(|l| l.channel.to_string() == swarm_id).map(|l| l.id.clone());
-                let (viewers, bytes) = per_channel.get(&swarm_id).copied().unwrap_or_default();
-                if let Some(c) = c.as_object_mut() {
-                    c.insert("id".into(), json!(id));
-                    c.insert("viewers".into(), json!(viewers));
-                    c.insert("bytes_to_tvs".into(), json!(bytes));
-                    // DESIGN.md §5's figures for this box alone (`/api/swarm` has the swarm's).
-                    let at = |key: &str| c.get(key).and_then(Value::as_u64).unwrap_or(0);
-                    let (origin, peers, distinct) =
-                        (at("bytes_from_origin"), at("bytes_from_peers"), at("distinct_segments"));
-                    let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
-                    let figures = json!({
-                        "origin_fetches_per_segment": ratio(at("segments_from_origin"), distinct),
-                        "peer_efficiency": ratio(peers, peers + origin),
-                        "uplink_savings": ratio(origin, bytes).map(|r| 1.0 - r),
-                    });
-                    c.insert("figures".into(), figures);
-                }
-            }
+        // By swarm id, as the status names channels (relayed feeds too).
+        let served: BTreeMap<String, u64> = self
+            .served
+            .lock()
+            .map(|s| s.iter().map(|(id, &bytes)| (id.to_string(), bytes)).collect())
+            .unwrap_or_default();
+        for c in &mut status.channels {
+            c.bytes_to_tvs = served.get(&c.swarm_id).copied().unwrap_or(0);
+            c.figures = Figures::new(&Traffic::of(c));
         }
-        if let Some(counters) = object.get_mut("counters").and_then(Value::as_object_mut) {
-            counters.insert("served_bytes".into(), served.into());
-        }
+        status.counters.served_bytes = served.values().sum();
         let discovery = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
         if let Some(d) = discovery {
-            object.insert(
-                "discovery".into(),
-                json!({
-                    "found": d.found,
-                    "lost": d.lost,
-                    "ignored_foreign_key": d.ignored_foreign_key,
-                    "ignored_bad_txt": d.ignored_bad_txt,
-                    "ignored_version": d.ignored_version,
-                    "errors": d.errors,
-                }),
-            );
-            for path in ["/counters/rejected", "/security/rejected"] {
-                if let Some(rejected) = object_at(status, path) {
-                    rejected.insert("foreign_key".into(), d.ignored_foreign_key.into());
-                }
-            }
+            status.discovery = Some(DiscoveryStatus {
+                found: d.found,
+                lost: d.lost,
+                ignored_foreign_key: d.ignored_foreign_key,
+                ignored_bad_txt: d.ignored_bad_txt,
+                ignored_version: d.ignored_version,
+                errors: d.errors,
+            });
+            status.counters.rejected.foreign_key = Some(d.ignored_foreign_key);
+            status.security.rejected.foreign_key = Some(d.ignored_foreign_key);
         }
     }
 }
 
 /// A peer's status, if it answers in time.
-async fn peer_status(fetcher: &Fetcher, http: &str) -> Option<Value> {
+async fn peer_status(fetcher: &Fetcher, http: &str) -> Option<Status> {
     let url = OriginUrl::parse(&format!("http://{http}/api/status")).ok()?;
     let fetched = fetcher.session().get(&url, None, MAX_PEER_STATUS).await.ok()?;
     serde_json::from_slice(&fetched.bytes).ok()
-}
-
-fn object_at<'a>(value: &'a mut Value, pointer: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
-    value.pointer_mut(pointer).and_then(Value::as_object_mut)
 }
 
 impl VodService {
@@ -367,7 +321,8 @@ impl VodService {
             if known == 0 && self.is_live(channel).await {
                 return failed("a live channel: only on-demand assets (EXT-X-ENDLIST) can be prefilled");
             }
-            if self.commands.send(Command::Viewer { channel, segments: true }).await.is_err() {
+            let demand = Command::Viewer { channel, tv: None, segments: true };
+            if self.commands.send(demand).await.is_err() {
                 return failed("the box is shutting down");
             }
             smol::Timer::after(Duration::from_millis(500)).await;
@@ -411,19 +366,15 @@ impl VodService {
 
     /// Whether the RAM store holds segments of `channel` that belong to no asset.
     async fn is_live(&self, channel: ChannelId) -> bool {
-        let (reply, answer) = bounded(1);
-        if self.commands.send(Command::Window { channel, reply }).await.is_err() {
-            return false;
-        }
-        answer.recv().await.is_ok_and(|w| w.segments.last().is_some_and(|s| !s.vod))
+        self.windows.get(channel).is_some_and(|w| w.segments.last().is_some_and(|s| !s.vod))
     }
 }
 
 /// The playlist window of an asset from its catalog.
-fn catalog_window(catalog: &crate::vod::Catalog) -> swarm::Window {
+fn catalog_window(catalog: &crate::vod::Catalog) -> Window {
     let segments = catalog
         .listable()
-        .map(|(seq, e)| swarm::WindowSegment {
+        .map(|(seq, e)| WindowSegment {
             seq,
             duration: e.duration(),
             discontinuity: e.discontinuity,
@@ -433,7 +384,8 @@ fn catalog_window(catalog: &crate::vod::Catalog) -> swarm::Window {
             end_of_stream: e.end_of_stream,
         })
         .collect();
-    swarm::Window { segments, newest_age: Some(Duration::ZERO) }
+    // Never stale: an asset's age says nothing about its origin.
+    Window { segments, newest_at: Some(Instant::now()) }
 }
 
 /// How long a prefill may take.
@@ -442,20 +394,23 @@ const PREFILL_LIMIT: Duration = Duration::from_secs(6 * 3600);
 const PREFILL_STALL: Duration = Duration::from_secs(120);
 
 impl crate::http::Backend for Backend {
-    fn lineup(&self) -> &[Listing] {
+    fn lineup(&self) -> &[Channel] {
         &self.lineup
     }
 
-    async fn window(&self, channel: ChannelId) -> Option<swarm::Window> {
-        let (reply, answer) = bounded(1);
-        self.commands.send(Command::Window { channel, reply }).await.ok()?;
-        let window = answer.recv().await.ok()?;
+    fn window(&self, channel: ChannelId) -> Option<Arc<Window>> {
         // An asset is listed whole from its catalog: the RAM store holds only a few of its
         // segments, the LAN holds them all.
         match self.vod.as_ref().and_then(|v| v.cache.catalog(channel)) {
-            Some(catalog) => Some(catalog_window(&catalog)),
-            None => Some(window),
+            Some(catalog) => Some(Arc::new(catalog_window(&catalog))),
+            None => self.windows.get(channel),
         }
+    }
+
+    fn changed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let window = self.windows.listen();
+        let feed = self.live.listen();
+        window.or(feed)
     }
 
     async fn segment(&self, channel: ChannelId, seq: u64) -> Option<StoredSegment> {
@@ -476,18 +431,8 @@ impl crate::http::Backend for Backend {
     }
 
     async fn viewer(&self, channel: ChannelId, client: IpAddr, watch: Watch) {
-        if let Ok(mut tvs) = self.tvs.lock() {
-            let now = Instant::now();
-            let clients = &mut tvs.entry(channel).or_default().clients;
-            if clients.len() >= MAX_CLIENTS_PER_CHANNEL && !clients.contains_key(&client) {
-                clients.retain(|_, seen| now.duration_since(*seen) <= swarm::VIEWER_TIMEOUT);
-            }
-            if clients.len() < MAX_CLIENTS_PER_CHANNEL || clients.contains_key(&client) {
-                clients.insert(client, now);
-            }
-        }
         let segments = watch == Watch::Segments;
-        let _ = self.commands.send(Command::Viewer { channel, segments }).await;
+        let _ = self.commands.send(Command::Viewer { channel, tv: Some(client), segments }).await;
     }
 
     fn live(&self, channel: ChannelId) -> Option<smol::channel::Receiver<hyper::body::Bytes>> {
@@ -495,8 +440,8 @@ impl crate::http::Backend for Backend {
     }
 
     fn served(&self, channel: ChannelId, bytes: usize) {
-        if let Ok(mut tvs) = self.tvs.lock() {
-            tvs.entry(channel).or_default().bytes += bytes as u64;
+        if let Ok(mut served) = self.served.lock() {
+            *served.entry(channel).or_default() += bytes as u64;
         }
     }
 
@@ -538,30 +483,22 @@ impl crate::http::Backend for Backend {
         Some(self.guide.as_ref()?.get().await)
     }
 
-    async fn status(&self) -> Option<Value> {
+    async fn status(&self) -> Option<Status> {
         let (reply, answer) = bounded(1);
         self.commands.send(Command::Status(reply)).await.ok()?;
         let mut status = answer.recv().await.ok()?;
         self.complete_status(&mut status);
-        if let (Some(vod), Some(object)) = (&self.vod, status.as_object_mut()) {
-            let names = self.lineup.iter().map(|l| (l.channel, l.id.clone())).collect();
-            object.insert("cache".into(), vod.cache.status(&names).await);
+        if let Some(vod) = &self.vod {
+            let names = self.lineup.iter().map(|l| (l.channel_id(), l.id.clone())).collect();
+            status.cache = Some(vod.cache.status(&names).await);
         }
         Some(status)
     }
 
-    async fn swarm(&self) -> Option<Value> {
+    async fn swarm(&self) -> Option<SwarmReport> {
         let own = crate::http::Backend::status(self).await?;
-        let empty = Vec::new();
-        let peers: Vec<String> = own
-            .get("peers")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty)
-            .iter()
-            .filter(|p| p.get("alive") == Some(&Value::Bool(true)))
-            .filter_map(|p| p.get("http").and_then(Value::as_str).map(str::to_owned))
-            .take(MAX_PEERS_ASKED)
-            .collect();
+        let peers: Vec<String> =
+            own.alive_peers().filter_map(|p| p.http.clone()).take(MAX_PEERS_ASKED).collect();
         // Ask every peer at once (each answer is bounded by the fetcher's timeout).
         let tasks: Vec<_> = peers
             .into_iter()
@@ -577,7 +514,7 @@ impl crate::http::Backend for Backend {
         for task in tasks {
             answers.push(task.await);
         }
-        Some(swarm::swarm_report(&own, &answers))
+        Some(crate::model::status::swarm_report(&own, &answers))
     }
 
     fn is_admin(&self, client: IpAddr) -> bool {
@@ -614,7 +551,7 @@ impl crate::http::Backend for Backend {
                     .find(|c| c.id == channel)
                     .ok_or_else(|| format!("no channel {channel:?} in the lineup"))?;
                 let vod = self.vod.as_ref().ok_or("this box has no disk cache (cache.enabled = false)")?;
-                vod.start_prefill(listing.channel, full)?;
+                vod.start_prefill(listing.channel_id(), full)?;
                 Ok(json!({ "prefilling": channel, "full": full }))
             }
             AdminAction::LiftBans => {

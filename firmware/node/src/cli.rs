@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::origin::OriginUrl;
+use crate::lineup::OriginUrl;
 use crate::status_cli;
 
 /// What the user asked for.

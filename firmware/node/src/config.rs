@@ -12,10 +12,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use shoal_core::ChannelId;
 use toml::Spanned;
 
 use crate::board::{BoardProfile, GpioLine};
+use crate::lineup::relay::{default_allow, RelayPolicy};
+use crate::lineup::{Channel, HttpFormat, OriginUrl, SourceKind};
 
 /// Where `shoal run` looks for its config without `--config`.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/shoal/shoal.toml";
@@ -110,7 +111,7 @@ pub struct Config {
     /// The button, if the box has one.
     pub button: Option<GpioLine>,
     /// udpxy-style relay URLs (`/udp/…`, `/rtp/…`): whether, which groups, how many.
-    pub relay: crate::broadcast::relay::RelayPolicy,
+    pub relay: RelayPolicy,
     /// Target segment duration for TS feeds relayed through `/udp/` and `/rtp/`.
     pub relay_segment: std::time::Duration,
     /// The interface relayed feeds are joined on (`None`: the kernel's route).
@@ -128,42 +129,6 @@ pub struct CacheSettings {
     pub dir: PathBuf,
     /// Bytes of segments kept at most; the least recently used go first.
     pub max_bytes: u64,
-}
-
-/// One channel of the lineup.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Channel {
-    /// Short id, used in URLs.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Where the ingester fetches it (`test://pattern?...` for the built-in test source).
-    pub source: String,
-    /// Fetched even without viewers.
-    pub always_on: bool,
-    /// Channel number in the lineup (`tvg-chno`).
-    pub number: Option<u32>,
-    /// Group in the lineup (`group-title`).
-    pub group: Option<String>,
-    /// Logo URL (`tvg-logo`).
-    pub logo: Option<String>,
-    /// For an HLS master playlist: the highest variant bandwidth to ingest, in bit/s.
-    pub max_bitrate: Option<u64>,
-    /// For MPEG-TS feeds (UDP, RTP, HTTP-TS, files): the target segment duration; cuts
-    /// happen at the first keyframe after it.
-    pub segment: std::time::Duration,
-    /// For multicast feeds: the interface to join on (`None`: the kernel's route).
-    pub interface: Option<String>,
-    /// For `http(s)://` sources: `ts` for a continuous MPEG-TS stream, `hls` for a playlist
-    /// (`None`: guessed from the URL).
-    pub format: Option<crate::source::HttpFormat>,
-}
-
-impl Channel {
-    /// The channel's swarm id.
-    pub fn channel_id(&self) -> ChannelId {
-        ChannelId::derive(&self.id, &self.source)
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -482,7 +447,7 @@ impl Config {
         let xmltv_url = match raw.guide.xmltv {
             None => None,
             Some(url) => {
-                crate::origin::OriginUrl::parse(url.get_ref())
+                OriginUrl::parse(url.get_ref())
                     .map_err(|e| invalid("guide.xmltv", Some(url.span()), &format!("is unusable: {e}")))?;
                 Some(url.into_inner())
             }
@@ -524,14 +489,14 @@ impl Config {
             let format =
                 match &c.format {
                     None => None,
-                    Some(f) => Some(crate::source::HttpFormat::parse(f.get_ref()).ok_or_else(|| {
+                    Some(f) => Some(HttpFormat::parse(f.get_ref()).ok_or_else(|| {
                         invalid("channel.format", Some(f.span()), "must be \"hls\" or \"ts\"")
                     })?),
                 };
             let source = c.source.get_ref().clone();
-            if let Err(e) = crate::source::SourceKind::parse(&source, format) {
-                return Err(invalid("channel.source", Some(c.source.span()), &format!("is unusable: {e}")));
-            }
+            let kind = SourceKind::parse(&source, format).map_err(|e| {
+                invalid("channel.source", Some(c.source.span()), &format!("is unusable: {e}"))
+            })?;
             let segment = match &c.segment_s {
                 None => std::time::Duration::from_secs_f64(DEFAULT_SEGMENT_S),
                 Some(s) if SEGMENT_RANGE.contains(s.get_ref()) => {
@@ -580,6 +545,7 @@ impl Config {
                 id,
                 name,
                 source,
+                kind,
                 always_on: c.always_on,
                 number: c.number,
                 group: c.group,
@@ -587,14 +553,13 @@ impl Config {
                 max_bitrate,
                 segment,
                 interface,
-                format,
             });
             if channels.len() > shoal_core::wire::MAX_LINEUP {
                 return Err(invalid("channel", Some(span), "at most 64 channels"));
             }
         }
         let relay_allow = match raw.relay.allow {
-            None => crate::broadcast::relay::default_allow(),
+            None => default_allow(),
             Some(list) => {
                 let span = list.span();
                 list.into_inner()
@@ -635,11 +600,7 @@ impl Config {
             }
             i => i.map(Spanned::into_inner),
         };
-        let relay = crate::broadcast::relay::RelayPolicy {
-            enabled: raw.relay.enabled.unwrap_or(true),
-            allow: relay_allow,
-            max_joins,
-        };
+        let relay = RelayPolicy { enabled: raw.relay.enabled.unwrap_or(true), allow: relay_allow, max_joins };
         let cache_dir = match raw.cache.dir {
             Some(d) if !d.get_ref().is_absolute() => {
                 return Err(invalid("cache.dir", Some(d.span()), "must be an absolute path"))

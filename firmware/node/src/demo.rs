@@ -5,26 +5,23 @@
 //! mDNS: mdns-sd joins the mDNS group on every interface as soon as it starts, which would
 //! announce a demo on the real LAN. Everything else is what `shoal run` does.
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shoal_core::{Authenticator, Identity, NetworkKey};
-use smol::channel::bounded;
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt;
 
-use crate::backend::{Backend, BackendParts, BoxIdentity};
-use crate::config::{Channel, Config};
-use crate::daemon::{current_lineup, engine_config, StartError};
+use crate::app::{self, BoxSpec, Keys, Peers, StartError};
+use crate::config::Config;
 use crate::discovery::DiscoveryEvent;
 use crate::keys;
-use crate::origin::url::Scheme;
-use crate::origin::{Fetcher, OriginUrl, Session};
+use crate::lineup::url::Scheme;
+use crate::lineup::Channel;
+use crate::lineup::OriginUrl;
+use crate::origin::{Fetcher, Session};
 use crate::status_cli;
-use crate::swarm::{self, ChannelNames, Clock, Command};
 
 /// Prints a line, ignoring a closed stdout: the demo keeps serving when its output is piped into
 /// something that stopped reading (`shoal demo | head`).
@@ -40,32 +37,21 @@ macro_rules! say {
 pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), StartError> {
     let key = NetworkKey::from_bytes(keys::random_bytes()?);
     let mut config = Config::defaults();
-    config.channels = vec![Channel {
-        id: "testcard".into(),
-        name: "Shoal test card".into(),
-        source: "builtin:testcard".into(),
-        always_on: false,
-        number: Some(1),
-        group: Some("Demo".into()),
-        logo: None,
-        max_bitrate: None,
-        segment: crate::testcard::SEGMENT_DURATION,
-        interface: None,
-        format: None,
-    }];
-    let fetcher = Fetcher::new(None, config.origin_timeout)?;
+    let mut testcard = Channel::new("testcard", "Shoal test card", "builtin:testcard", None)
+        .unwrap_or_else(|e| unreachable!("the test card is a valid source: {e}"));
+    testcard.number = Some(1);
+    testcard.group = Some("Demo".into());
+    testcard.segment = crate::testcard::SEGMENT_DURATION;
+    config.channels = vec![testcard];
+    config.board = "demo".to_owned();
+    // The demo's boxes keep nothing on disk.
+    config.cache = None;
     config.http_bind = Ipv4Addr::LOCALHOST.into();
-    let clock = Clock::new();
     let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let udp_port = |i: usize| http_base + boxes as u16 + i as u16;
-
-    let mut planned = Vec::new();
-    for i in 0..boxes {
-        let identity = Identity::from_seed(keys::random_bytes()?);
-        planned.push((identity.node_id(), identity));
-        let _ = i;
-    }
-    let ids: Vec<_> = planned.iter().map(|(id, _)| *id).collect();
+    let identities: Vec<Identity> =
+        (0..boxes).map(|_| keys::random_bytes().map(Identity::from_seed)).collect::<Result<_, _>>()?;
+    let ids: Vec<_> = identities.iter().map(Identity::node_id).collect();
     smol::block_on(async {
         let started = Instant::now();
         say!(
@@ -74,77 +60,31 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
             udp_port(0),
             udp_port(boxes - 1)
         );
-        let mut tasks = Vec::new();
-        let mut shutdowns = Vec::new();
+        let mut running = Vec::new();
         let mut http_addrs = Vec::new();
-        for (i, (_, identity)) in planned.into_iter().enumerate() {
-            let engine = shoal_core::Engine::new(
-                engine_config(&config, identity, Authenticator::new(&key))?,
-                clock.now(),
-            )?;
-            let socket = swarm::bind_to(loopback(udp_port(i)))
-                .map_err(|source| StartError::Listen { what: format!("UDP {}", udp_port(i)), source })?;
+        for (i, identity) in identities.into_iter().enumerate() {
             let http_addr = loopback(http_base + i as u16);
-            let listener = std::net::TcpListener::bind(http_addr)
-                .and_then(smol::Async::new)
-                .map(smol::net::TcpListener::from)
-                .map_err(|source| StartError::Listen { what: format!("HTTP {http_addr}"), source })?;
-            let names: ChannelNames =
-                config.channels.iter().map(|c| (c.channel_id(), c.name.clone())).collect();
-            let (commands, command_rx) = bounded(256);
             // The boxes know each other as discovery would tell them: swarm and HTTP addresses.
-            for (j, &node_id) in ids.iter().enumerate().filter(|&(j, _)| j != i) {
-                let found = DiscoveryEvent::PeerFound {
+            let peers = ids
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(j, &node_id)| DiscoveryEvent::PeerFound {
                     node_id,
                     addrs: vec![loopback(udp_port(j))],
                     http_port: http_base + j as u16,
                     board: "demo".to_owned(),
-                };
-                let _ = commands.try_send(Command::Discovered(found));
-            }
-            let (ingest, ingest_rx) = bounded(64);
-            let live = crate::broadcast::live::LiveFeeds::default();
-            tasks.push(smol::spawn(swarm::drive(
-                engine,
-                socket,
-                clock,
-                command_rx,
-                ingest,
-                names,
-                swarm::Serving { live: live.clone(), vod: None },
-            )));
-            tasks.push(smol::spawn(crate::source::run(
-                config.channels.clone(),
-                fetcher.clone(),
-                config.relay_interface.clone(),
-                live.clone(),
-                ingest_rx,
-                commands.clone(),
-                None,
-            )));
-            let backend = Arc::new(Backend::new(BackendParts {
-                commands: commands.clone(),
-                discovery: Arc::new(std::sync::Mutex::new(None)),
-                lineup: current_lineup(&config),
-                guide: None,
-                identity: BoxIdentity {
-                    board: "demo".to_owned(),
-                    http_port: http_addr.port(),
-                    http_ip: Some(http_addr.ip()),
-                    started: Instant::now(),
-                },
-                admin_networks: config.admin_networks.clone(),
-                reload: None,
-                identify: Default::default(),
-                led: None,
-                relay: crate::backend::RelaySettings::of(&config),
-                live: live.clone(),
-                // The demo's boxes keep nothing on disk.
-                vod: None,
-                vod_sources: BTreeMap::new(),
+                })
+                .collect();
+            running.push(app::start(BoxSpec {
+                config: config.clone(),
+                config_path: None,
+                keys: Keys { identity, auth: Authenticator::new(&key), fingerprint: key.fingerprint() },
+                socket: app::listen_udp(loopback(udp_port(i)))?,
+                listener: app::listen_http(http_addr)?,
+                peers: Peers::Known(peers),
+                status_led: false,
             })?);
-            tasks.push(smol::spawn(crate::http::serve(listener, backend, config.http_max_clients)));
-            shutdowns.push(commands);
             http_addrs.push(http_addr);
         }
         let mut progress = Progress::new(&http_addrs)?;
@@ -173,11 +113,9 @@ pub fn run(boxes: usize, http_base: u16, seconds: Option<u64>) -> Result<(), Sta
         };
         stop.or(progress.watch()).await;
         progress.farewell().await;
-        for commands in &shutdowns {
-            let _ = commands.send(Command::Shutdown).await;
+        for running in running {
+            running.shutdown().await;
         }
-        smol::Timer::after(Duration::from_millis(200)).await;
-        drop(tasks);
         Ok(())
     })
 }

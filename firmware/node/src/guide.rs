@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use hyper::body::Bytes;
 use smol::lock::Mutex;
 
-use crate::http::Guide;
-use crate::origin::{Fetcher, OriginUrl};
+use crate::lineup::OriginUrl;
+use crate::model::Guide;
+use crate::origin::Fetcher;
 
 /// How long a fetched guide is served before it is fetched again.
 const REFRESH: Duration = Duration::from_secs(3600);

@@ -1,12 +1,24 @@
 //! # shoal: the box daemon
 //!
-//! The shell around `shoal-core`: a smol runtime, the UDP socket that drives the engine
-//! ([`swarm`]), mDNS discovery ([`discovery`]), keys and identity ([`keys`]), the config file
-//! ([`config`]) and the board profiles behind its defaults ([`board`]), sources ([`source`]),
-//! the HTTP server ([`http`]) and the `shoal` command line ([`cli`]). [`daemon`] wires them
-//! together for `shoal run`.
+//! The shell around `shoal-core`. Its modules stand on floors, each naming only floors below
+//! it (`tests/layering.rs` checks; docs/ARCHITECTURE.md draws them):
+//!
+//! 1. vocabulary: [`model`] (windows, segments, source events, the typed [`model::status`]),
+//!    [`keys`], [`logging`], [`admin`] (networks), [`board`] (board profiles);
+//! 2. [`lineup`]: channels with their sources parsed once, inputs, origin URLs, relay policy;
+//! 3. [`config`]: the TOML file into the lineup and settings;
+//! 4. what sources run on: [`origin`] (the HTTP client, HLS playlists and ingest),
+//!    [`testcard`], [`broadcast`] (UDP/RTP/HTTP-TS/file inputs, live pass-through), [`guide`],
+//!    [`discovery`] (mDNS), [`vod`] (the disk tier), and [`source`], the supervisor that runs
+//!    one per ingested channel;
+//! 5. [`swarm`], the driver that owns the engine and the UDP socket, and [`http`], the server
+//!    for TVs and operators — never each other;
+//! 6. the app: `backend` (what the HTTP server sees of the box), [`status_led`],
+//!    [`status_cli`] and [`prefill_cli`] (operator commands), [`app`] (one box wired),
+//!    [`daemon`] (`shoal run`), [`demo`] (`shoal demo`) and [`cli`].
 
 pub mod admin;
+pub mod app;
 mod backend;
 pub mod board;
 pub mod broadcast;
@@ -18,7 +30,9 @@ pub mod discovery;
 pub mod guide;
 pub mod http;
 pub mod keys;
+pub mod lineup;
 pub mod logging;
+pub mod model;
 pub mod origin;
 pub mod prefill_cli;
 pub mod source;

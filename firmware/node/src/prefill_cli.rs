@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::origin::{FetchError, Fetcher, OriginUrl};
+use crate::lineup::OriginUrl;
+use crate::origin::{FetchError, Fetcher};
 use crate::status_cli::{self, StatusError};
 
 /// How often the status is read.

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::origin::{FetchError, Fetcher, OriginUrl, Session, TrustError, UrlError};
+use crate::lineup::{OriginUrl, UrlError};
+use crate::origin::{FetchError, Fetcher, Session, TrustError};
 
 /// Where `shoal status` looks without `--url`: the box it runs on, at the default HTTP port.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7471";

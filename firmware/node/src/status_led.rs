@@ -22,7 +22,8 @@ use smol::channel::{bounded, Sender};
 use smol::Timer;
 
 use crate::board::GpioLine;
-use crate::swarm::{Command, Health};
+use crate::model::Health;
+use crate::swarm::Command;
 
 /// How often the driver is asked for the box's state.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);

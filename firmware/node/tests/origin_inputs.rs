@@ -2,7 +2,8 @@
 //! and byte ranges must refuse garbage with an error, never panic, on any input.
 
 use proptest::prelude::*;
-use shoal::origin::{container, playlist, OriginUrl};
+use shoal::lineup::OriginUrl;
+use shoal::origin::{container, playlist};
 
 /// Playlist-like text: tags, attributes and URIs shuffled, truncated and repeated.
 fn playlist_text() -> impl Strategy<Value = String> {

@@ -35,6 +35,8 @@ const PAT_PID: u16 = 0;
 #[derive(Clone, Debug, Default)]
 pub struct LiveFeeds {
     inner: Arc<Mutex<BTreeMap<ChannelId, Feed>>>,
+    /// Rings when a feed opens, for a TV waiting to be passed one.
+    opened: Arc<event_listener::Event>,
 }
 
 #[derive(Debug)]
@@ -61,7 +63,13 @@ impl LiveFeeds {
             };
             feeds.insert(channel, feed);
         }
+        self.opened.notify(usize::MAX);
         FeedHandle { feeds: self.clone(), channel, segmenting }
+    }
+
+    /// Wakes when the next feed opens. Take it before looking for the feed it is to wait for.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.opened.listen()
     }
 
     /// The stream of `channel` as it arrives, if this box receives it now.

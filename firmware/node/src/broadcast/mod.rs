@@ -8,9 +8,7 @@
 //! across restarts as long as segments last a second or more. A file served as VOD is
 //! numbered from 0, so every box that reads the same file names its segments alike.
 
-pub mod input;
 pub mod live;
-pub mod relay;
 pub mod rtp;
 pub mod udp;
 
@@ -18,17 +16,15 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper::body::Bytes;
-use serde::Serialize;
 use shoal_core::{ChannelId, SegmentInfo};
 use shoal_ts::{Segmenter, SegmenterConfig};
-use smol::channel::Sender;
 use smol::future::FutureExt;
 use smol::io::AsyncReadExt;
 use smol::Timer;
 
-use crate::origin::{Fetcher, OriginUrl};
-use crate::swarm::Command;
-pub use input::{Encapsulation, FileInput, InputError, TsInput, UdpInput};
+use crate::lineup::{Encapsulation, FileInput, OriginUrl, TsInput, UdpInput};
+use crate::model::{InputStats, SourceEvent, SourceSink};
+use crate::origin::Fetcher;
 use rtp::{RtpReceiver, Unwrapped};
 
 /// Datagrams read per wake-up before the segmenter's output is looked at.
@@ -60,42 +56,6 @@ pub struct TsChannel {
     pub interface: Option<String>,
 }
 
-/// What the ingester counts about its input, for `/api/status` and `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct InputStats {
-    /// Datagrams (UDP/RTP) or reads (HTTP, file) taken in.
-    pub reads: u64,
-    /// Bytes taken in.
-    pub bytes: u64,
-    /// RTP packets lost (sequence jumps).
-    pub rtp_lost: u64,
-    /// RTP packets out of order.
-    pub rtp_reordered: u64,
-    /// Datagrams that were neither TS nor RTP carrying TS.
-    pub malformed_datagrams: u64,
-    /// Times the feed was joined again (link change or silence) or the stream reconnected.
-    pub rejoins: u64,
-    /// TS packets seen by the segmenter.
-    pub ts_packets: u64,
-    /// Continuity-counter errors (lost or garbled TS packets).
-    pub cc_errors: u64,
-    /// Bytes skipped while looking for TS sync.
-    pub garbage_bytes: u64,
-    /// Times TS sync was lost.
-    pub sync_losses: u64,
-    /// Packets flagged with transport errors by the sender.
-    pub transport_errors: u64,
-    /// Segments cut.
-    pub segments: u64,
-    /// Segments cut without a keyframe (one grew too long or too large).
-    pub forced_cuts: u64,
-    /// Keyframes the muxer flagged (random-access indicator).
-    pub keyframes_by_flag: u64,
-    /// Keyframes found in the video itself (H.264 IDR / HEVC IRAP NAL units) where the muxer did
-    /// not flag them.
-    pub keyframes_by_scan: u64,
-}
-
 /// Runs until dropped (the ingester is stopped) or, for a VOD file, until its last segment is
 /// published.
 pub async fn run(
@@ -103,7 +63,7 @@ pub async fn run(
     fetcher: Fetcher,
     live: live::LiveFeeds,
     resume_after: Option<u64>,
-    swarm: Sender<Command>,
+    swarm: SourceSink,
 ) {
     let vod = matches!(&source.input, TsInput::File(f) if f.vod);
     let first = match (resume_after, vod) {
@@ -371,7 +331,7 @@ impl Ingest {
     }
 
     async fn health(&self, error: Option<String>) -> Result<(), Stopped> {
-        let report = Command::OriginHealth { channel: self.source.channel, error };
+        let report = SourceEvent::OriginHealth { channel: self.source.channel, error };
         self.publisher.swarm.send(report).await.map_err(|_| Stopped)
     }
 
@@ -396,7 +356,7 @@ impl Ingest {
             keyframes_by_scan: c.keyframes_scan,
             ..self.stats
         };
-        let report = Command::InputStats { channel: self.source.channel, stats };
+        let report = SourceEvent::InputStats { channel: self.source.channel, stats };
         self.publisher.swarm.send(report).await.map_err(|_| Stopped)
     }
 }
@@ -407,7 +367,7 @@ struct Publisher {
     next_seq: u64,
     pending_discontinuity: bool,
     vod: bool,
-    swarm: Sender<Command>,
+    swarm: SourceSink,
 }
 
 impl Publisher {
@@ -419,6 +379,6 @@ impl Publisher {
         info.vod = self.vod;
         info.end_of_stream = end_of_stream;
         self.next_seq += 1;
-        self.swarm.send(Command::Publish { info, bytes: segment.bytes }).await.map_err(|_| Stopped)
+        self.swarm.send(SourceEvent::Publish { info, bytes: segment.bytes }).await.map_err(|_| Stopped)
     }
 }

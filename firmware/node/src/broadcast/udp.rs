@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use smol::Async;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
-use super::input::UdpInput;
+use crate::lineup::UdpInput;
 
 /// Kernel receive buffer asked for: about 0.8 s of a 40 Mbit/s feed, so the ingester can hash
 /// and publish a segment without the kernel dropping datagrams meanwhile.

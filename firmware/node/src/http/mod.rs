@@ -1,12 +1,18 @@
 //! The box's HTTP server (hyper on smol): the lineup (`/playlist.m3u`), live HLS per channel
 //! (`/hls/<channel>/index.m3u8` and its segments), continuous MPEG-TS (`/ts/<channel>`),
-//! udpxy-style relay URLs (`/udp/<group>:<port>`, `/rtp/…`) and `/api/status`. Routes live in [`route`]; what TVs get is in [`tv`], byte ranges in [`range`].
+//! udpxy-style relay URLs (`/udp/<group>:<port>`, `/rtp/…`), the dashboard, `/api/status`,
+//! `/api/swarm` and `/metrics`. Routes live in [`route`]; what TVs get is in [`tv`], byte
+//! ranges in [`range`], the operator's API in [`api`].
+//!
+//! The server knows the rest of the box only through [`Backend`], in the vocabulary of
+//! [`crate::model`] and [`crate::lineup`]: it never names the swarm driver or a source.
 //!
 //! Bounded like everything facing the network: at most `max_clients` connections at once (more
 //! wait in the kernel's accept queue), 16 KiB and 10 s for request headers, a client that stops
 //! reading dropped after 30 s ([`stall`]), HTTP/1.1 only, and handlers that answer from bounded
 //! data.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +22,15 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
+use shoal_core::ChannelId;
 use smol::lock::Semaphore;
 use smol::net::TcpListener;
 use smol::Timer;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::swarm::Window;
+use crate::lineup::{Channel, Encapsulation};
+use crate::model::status::{Status, SwarmReport};
+use crate::model::{Guide, StoredSegment, Watch, Window};
 
 mod api;
 mod dashboard;
@@ -36,82 +45,52 @@ use tv::{hls, lineup, object, relay, ts, xmltv};
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A channel as TVs see it.
-#[derive(Clone, Debug)]
-pub struct Listing {
-    /// URL id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Lineup number.
-    pub number: Option<u32>,
-    /// Lineup group.
-    pub group: Option<String>,
-    /// Logo URL.
-    pub logo: Option<String>,
-    /// Swarm id.
-    pub channel: shoal_core::ChannelId,
-}
-
 /// What handlers need from the rest of the daemon.
 pub trait Backend: Send + Sync + 'static {
     /// The status report, or `None` if the box is shutting down.
-    fn status(&self) -> impl std::future::Future<Output = Option<Value>> + Send;
-    /// The lineup.
-    fn lineup(&self) -> &[Listing];
-    /// The channel's window (complete segments, oldest first), or `None` when shutting down.
-    fn window(
-        &self,
-        channel: shoal_core::ChannelId,
-    ) -> impl std::future::Future<Output = Option<Window>> + Send;
+    fn status(&self) -> impl Future<Output = Option<Status>> + Send;
+    /// The lineup TVs are offered (`/playlist.m3u`, `/hls/<id>/`).
+    fn lineup(&self) -> &[Channel];
+    /// The channel's window as last published (complete segments, oldest first); `None` before
+    /// the first.
+    fn window(&self, channel: ChannelId) -> Option<Arc<Window>>;
+    /// Resolves at the next change of any window or live feed. Take it before looking at what
+    /// it is to wait for.
+    fn changed(&self) -> impl Future<Output = ()> + Send + 'static;
     /// A complete segment.
-    fn segment(
-        &self,
-        channel: shoal_core::ChannelId,
-        seq: u64,
-    ) -> impl std::future::Future<Output = Option<StoredSegment>> + Send;
+    fn segment(&self, channel: ChannelId, seq: u64) -> impl Future<Output = Option<StoredSegment>> + Send;
     /// A TV at `client` is watching `channel`, from segments or from the live feed.
     fn viewer(
         &self,
-        channel: shoal_core::ChannelId,
+        channel: ChannelId,
         client: std::net::IpAddr,
         watch: Watch,
-    ) -> impl std::future::Future<Output = ()> + Send;
+    ) -> impl Future<Output = ()> + Send;
     /// The stream of `channel` as this box receives it (a UDP/RTP feed it ingests), if it does.
-    fn live(&self, channel: shoal_core::ChannelId) -> Option<smol::channel::Receiver<Bytes>>;
+    fn live(&self, channel: ChannelId) -> Option<smol::channel::Receiver<Bytes>>;
     /// An object of the disk tier by its content id (64 hex digits), verified, for a peer.
-    fn object(&self, id: &str) -> impl std::future::Future<Output = Option<Bytes>> + Send;
+    fn object(&self, id: &str) -> impl Future<Output = Option<Bytes>> + Send;
     /// Counts bytes of `channel`'s segments sent to TVs.
-    fn served(&self, channel: shoal_core::ChannelId, bytes: usize);
+    fn served(&self, channel: ChannelId, bytes: usize);
     /// The swarm report (this box and what its peers answered), or `None` when shutting down.
-    fn swarm(&self) -> impl std::future::Future<Output = Option<Value>> + Send;
+    fn swarm(&self) -> impl Future<Output = Option<SwarmReport>> + Send;
     /// Whether a client at `client` may take admin actions.
     fn is_admin(&self, client: std::net::IpAddr) -> bool;
     /// Which networks may, for the 403 message.
     fn admin_networks(&self) -> String;
     /// Takes an admin action; its result as JSON, or why it failed.
-    fn admin(&self, action: AdminAction) -> impl std::future::Future<Output = Result<Value, String>> + Send;
+    fn admin(&self, action: AdminAction) -> impl Future<Output = Result<Value, String>> + Send;
     /// The channel carrying the feed a relay URL names (`rest` follows `/udp/` or `/rtp/`),
     /// added to the lineup if need be; or the status and reason to refuse it with.
     fn relay(
         &self,
-        encapsulation: crate::broadcast::Encapsulation,
+        encapsulation: Encapsulation,
         rest: &str,
-    ) -> impl std::future::Future<Output = Result<shoal_core::ChannelId, (StatusCode, String)>> + Send;
+    ) -> impl Future<Output = Result<ChannelId, (StatusCode, String)>> + Send;
     /// Whether a guide is configured.
     fn has_guide(&self) -> bool;
     /// The XMLTV guide: `None` when none is configured, `Some(Err)` when it cannot be had.
-    fn xmltv(&self) -> impl std::future::Future<Output = Option<Result<Guide, String>>> + Send;
-}
-
-/// How a TV watches a channel: it matters to the ingester, which cuts segments only when
-/// someone uses them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Watch {
-    /// From segments: HLS, or `/ts` on a box that gets the channel from its peers.
-    Segments,
-    /// From the live feed of the box that receives it.
-    Live,
+    fn xmltv(&self) -> impl Future<Output = Option<Result<Guide, String>>> + Send;
 }
 
 /// What an operator may ask a box to do (`POST /api/<action>`), from the admin networks only.
@@ -130,24 +109,6 @@ pub enum AdminAction {
         /// Also keep the whole asset on this box.
         full: bool,
     },
-}
-
-/// A complete segment as stored: an fMP4 segment starts with its init section.
-#[derive(Clone, Debug)]
-pub struct StoredSegment {
-    /// The segment.
-    pub bytes: Bytes,
-    /// Length of the init section at its start (0: MPEG-TS).
-    pub init_len: usize,
-}
-
-/// An XMLTV guide's bytes and their content type.
-#[derive(Clone, Debug)]
-pub struct Guide {
-    /// The document (XML, or gzip-compressed XML).
-    pub bytes: Bytes,
-    /// `application/xml` or `application/gzip`.
-    pub content_type: &'static str,
 }
 
 /// Serves HTTP on `listener` until the task is dropped.
@@ -221,9 +182,7 @@ async fn route<B: Backend>(backend: Arc<B>, request: Request<Incoming>, peer: So
     if let Some(id) = path.strip_prefix("/ts/") {
         return ts(backend.clone(), id, client).await;
     }
-    for (prefix, encapsulation) in
-        [("/udp/", crate::broadcast::Encapsulation::Udp), ("/rtp/", crate::broadcast::Encapsulation::Rtp)]
-    {
+    for (prefix, encapsulation) in [("/udp/", Encapsulation::Udp), ("/rtp/", Encapsulation::Rtp)] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return relay(backend.clone(), encapsulation, rest, client).await;
         }
@@ -260,7 +219,7 @@ pub(crate) fn text(status: StatusCode, content_type: &'static str, body: Vec<u8>
     response
 }
 
-pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+pub(crate) fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_vec_pretty(value).unwrap_or_default();
     let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     *response.status_mut() = status;

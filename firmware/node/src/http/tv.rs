@@ -1,17 +1,19 @@
 //! What TVs get: the lineup, the guide, HLS playlists and segments, and continuous MPEG-TS.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
+use smol::future::FutureExt as _;
 use smol::Timer;
 
 use super::range::ranged;
-use super::{error, text, Backend, Body, Watch};
-use crate::swarm::{Window, WindowSegment};
+use super::{error, text, Backend, Body};
+use crate::lineup::Encapsulation;
+use crate::model::{target_duration_secs, Watch, Window, WindowSegment};
 
 /// How long a playlist request for a channel with nothing stored yet waits for its first
 /// segment before answering 503 (the ingester has to start fetching first).
@@ -105,7 +107,7 @@ pub(super) async fn hls<B: Backend>(
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
-    let channel = listing.channel;
+    let channel = listing.channel_id();
     if file == "index.m3u8" {
         backend.viewer(channel, client, Watch::Segments).await;
         return match first_window(backend, channel).await {
@@ -158,24 +160,21 @@ pub(super) async fn object<B: Backend>(backend: &B, id: &str, range: Option<&Hea
     }
 }
 
-/// A live channel whose newest segment is older than this many target durations has lost its
-/// origin: the box has served its buffered window and now says so with a 503.
-const STALE_TARGET_DURATIONS: u32 = 4;
-
 /// Waits (bounded) until `channel` has a complete segment; its window, or a response to
-/// answer instead (503 while cold, or when a live channel has stopped arriving).
+/// answer instead (503 while cold, or when a live channel has stopped arriving). The wait wakes
+/// when the driver publishes a window, not on a timer.
 async fn first_window<B: Backend>(
     backend: &B,
     channel: shoal_core::ChannelId,
-) -> Result<Window, Response<Body>> {
-    let deadline = std::time::Instant::now() + COLD_START_WAIT;
+) -> Result<Arc<Window>, Response<Body>> {
+    let deadline = Instant::now() + COLD_START_WAIT;
     loop {
-        let Some(window) = backend.window(channel).await else {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down"));
-        };
-        if let (Some(last), Some(age)) = (window.segments.last(), window.newest_age) {
-            let target = target_duration(&window.segments);
-            if !last.vod && age > Duration::from_secs(target) * STALE_TARGET_DURATIONS {
+        // Listening before looking: a window published in between still wakes this wait.
+        let changed = backend.changed();
+        if let Some(window) = backend.window(channel).filter(|w| !w.segments.is_empty()) {
+            let now = Instant::now();
+            if window.is_stale(now) {
+                let age = window.newest_age(now).unwrap_or_default();
                 let mut response = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!(
@@ -188,19 +187,20 @@ async fn first_window<B: Backend>(
             }
             return Ok(window);
         }
-        if std::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             let mut response =
                 error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
             response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
             return Err(response);
         }
-        // Short: a cold channel's first segment is served within a poll of its arrival.
-        Timer::after(COLD_START_POLL).await;
+        changed.or(until(deadline)).await;
     }
 }
 
-/// How often a request for a cold channel looks for its first segment.
-const COLD_START_POLL: Duration = Duration::from_millis(20);
+/// Sleeps until `deadline`: the bound on a wait for a change.
+async fn until(deadline: Instant) {
+    Timer::at(deadline).await;
+}
 
 /// A `/ts` client that has not taken the next segment within this long is dropped, rather than
 /// having segments kept for it.
@@ -215,14 +215,14 @@ pub(super) async fn ts<B: Backend>(backend: Arc<B>, id: &str, client: std::net::
     let Some(listing) = backend.lineup().iter().find(|c| c.id == id) else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
-    ts_stream(backend.clone(), listing.channel, client).await
+    ts_stream(backend.clone(), listing.channel_id(), client).await
 }
 
 /// `/udp/<group>:<port>` and `/rtp/<group>:<port>`: a udpxy-compatible relay URL. The feed
 /// is carried as a channel of the swarm and streamed like `/ts/<channel>`.
 pub(super) async fn relay<B: Backend>(
     backend: Arc<B>,
-    encapsulation: crate::broadcast::Encapsulation,
+    encapsulation: Encapsulation,
     rest: &str,
     client: std::net::IpAddr,
 ) -> Response<Body> {
@@ -245,24 +245,22 @@ async fn ts_stream<B: Backend>(
 ) -> Response<Body> {
     backend.viewer(channel, client, Watch::Live).await;
     // A cold channel: wait (bounded) until this box receives it or has a segment of it.
-    let deadline = std::time::Instant::now() + COLD_START_WAIT;
+    let deadline = Instant::now() + COLD_START_WAIT;
     let live = loop {
+        let changed = backend.changed();
         if let Some(live) = backend.live(channel) {
             break Some(live);
         }
-        match backend.window(channel).await {
-            None => return error(StatusCode::SERVICE_UNAVAILABLE, "the box is shutting down"),
-            Some(w) if !w.segments.is_empty() => break None,
-            Some(_) if std::time::Instant::now() >= deadline => {
-                let mut response =
-                    error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
-                response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
-                return response;
-            }
-            Some(_) => {
-                Timer::after(COLD_START_POLL).await;
-            }
+        if backend.window(channel).is_some_and(|w| !w.segments.is_empty()) {
+            break None;
         }
+        if Instant::now() >= deadline {
+            let mut response =
+                error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
+            response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return response;
+        }
+        changed.or(until(deadline)).await;
     };
     let body = match live {
         Some(live) => {
@@ -309,13 +307,13 @@ fn live_stream<B: Backend>(
     client: std::net::IpAddr,
     live: smol::channel::Receiver<hyper::body::Bytes>,
 ) -> Frames {
-    let refreshed = std::time::Instant::now();
+    let refreshed = Instant::now();
     Box::pin(smol::stream::unfold(
         (backend, live, refreshed),
         move |(backend, live, mut refreshed)| async move {
             let chunk = live.recv().await.ok()?;
             if refreshed.elapsed() >= LIVE_VIEWER_REFRESH {
-                refreshed = std::time::Instant::now();
+                refreshed = Instant::now();
                 backend.viewer(channel, client, Watch::Live).await;
             }
             backend.served(channel, chunk.len());
@@ -333,54 +331,53 @@ fn segment_stream<B: Backend>(
     start: Option<u64>,
 ) -> Frames {
     Box::pin(smol::stream::unfold((backend, start), move |(backend, seq)| async move {
-        let deadline = std::time::Instant::now() + TS_STALL;
+        let deadline = Instant::now() + TS_STALL;
         let mut seq = seq;
         loop {
+            let changed = backend.changed();
             backend.viewer(channel, client, Watch::Segments).await;
+            let window = backend.window(channel);
             let next = match seq {
-                Some(seq) => seq,
-                None => {
-                    // Coming from the live feed: go on with the newest segment there is.
-                    let window = backend.window(channel).await?;
-                    match window.segments.last() {
-                        Some(last) if last.init_len == 0 => last.seq,
-                        Some(_) => return None,
-                        None if std::time::Instant::now() >= deadline => return None,
-                        None => {
-                            Timer::after(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    }
-                }
+                Some(seq) => Some(seq),
+                // Coming from the live feed: go on with the newest segment there is.
+                None => match window.as_ref().and_then(|w| w.segments.last()) {
+                    Some(last) if last.init_len == 0 => Some(last.seq),
+                    Some(_) => return None,
+                    None => None,
+                },
             };
-            seq = Some(next);
-            if let Some(segment) = backend.segment(channel, next).await {
-                backend.served(channel, segment.bytes.len());
-                let frame = hyper::body::Frame::data(segment.bytes);
-                return Some((Ok(frame), (backend, Some(next + 1))));
+            if let Some(next) = next {
+                seq = Some(next);
+                if let Some(segment) = backend.segment(channel, next).await {
+                    backend.served(channel, segment.bytes.len());
+                    let frame = hyper::body::Frame::data(segment.bytes);
+                    return Some((Ok(frame), (backend, Some(next + 1))));
+                }
+                if window.as_ref().and_then(|w| w.segments.first()).is_some_and(|s| s.seq > next) {
+                    log::info!("a /ts client of channel {channel} fell behind the live window; dropping it");
+                    return None;
+                }
             }
-            let window = backend.window(channel).await?;
-            if window.segments.first().is_some_and(|s| s.seq > next) {
-                log::info!("a /ts client of channel {channel} fell behind the live window; dropping it");
+            let now = Instant::now();
+            if now >= deadline {
                 return None;
             }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            Timer::after(Duration::from_millis(100)).await;
+            // Wakes when a window changes; the timer only renews this TV's viewer mark, which
+            // would otherwise lapse while a slow channel's next segment is on its way.
+            changed.or(until(deadline.min(now + VIEWER_REFRESH))).await;
         }
     }))
 }
 
-fn target_duration(window: &[WindowSegment]) -> u64 {
-    window.iter().map(|s| s.duration.as_secs_f64().round() as u64).max().unwrap_or(1).max(1)
-}
+/// How often a waiting `/ts` client is counted as a viewer again (well inside the viewer
+/// timeout).
+const VIEWER_REFRESH: Duration = Duration::from_secs(2);
 
 /// A media playlist over `window` (oldest first, not empty): a sliding live window, or an
 /// on-demand asset (`EVENT` while it is still arriving, `VOD` with `ENDLIST` once whole).
 pub fn media_playlist(window: &[WindowSegment]) -> String {
     // RFC 8216 §4.3.3.1: EXTINF rounded to the nearest integer must not exceed it.
-    let target = target_duration(window);
+    let target = target_duration_secs(window);
     let first = window.first().map_or(0, |s| s.seq);
     let fmp4 = window.iter().any(|s| s.init_len > 0);
     let version = if fmp4 { 7 } else { 3 };

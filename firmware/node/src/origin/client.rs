@@ -24,7 +24,7 @@ use smol::net::TcpStream;
 use smol::{Task, Timer};
 use smol_hyper::rt::FuturesIo;
 
-use super::url::{OriginUrl, Scheme, UrlError};
+use crate::lineup::url::{OriginUrl, Scheme, UrlError};
 
 /// Redirects followed per request.
 const MAX_REDIRECTS: usize = 5;

@@ -15,14 +15,13 @@ use std::time::Duration;
 
 use shoal_core::manifest::MAX_SEGMENT_LEN;
 use shoal_core::{ChannelId, SegmentInfo};
-use smol::channel::Sender;
 use smol::Timer;
 
 use super::client::{FetchError, Fetcher, Session};
 use super::container::{self, ContainerError};
 use super::playlist::{self, InitSection, MediaPlaylist, Playlist, PlaylistError, Segment, MAX_PLAYLIST_LEN};
-use super::url::{OriginUrl, UrlError};
-use crate::swarm::Command;
+use crate::lineup::{OriginUrl, UrlError};
+use crate::model::{SourceEvent, SourceSink, VOD_IN_FLIGHT};
 
 /// Segments behind the live edge a new ingester starts with (what a player would buffer).
 const LIVE_START_SEGMENTS: usize = 3;
@@ -79,7 +78,7 @@ const CARRIER_POLL: Duration = Duration::from_millis(20);
 /// ingester would publish it (init section first): for a box whose TV needs a segment that no
 /// peer holds any more.
 pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<Vec<u8>, IngestError> {
-    // Nothing is published: the swarm side of this ingest is a closed channel.
+    // Nothing is published: this ingest only reads, and its sink has no reader.
     let (swarm, _) = smol::channel::bounded(1);
     let mut ingest = Ingest::new(source, &fetcher, None, swarm);
     let media = ingest.media_playlist().await?;
@@ -92,7 +91,7 @@ pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<
 
 /// Runs until dropped (the ingester is stopped) or, for a VOD asset, until its last segment is
 /// published.
-pub async fn run(source: HlsSource, fetcher: Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) {
+pub async fn run(source: HlsSource, fetcher: Fetcher, resume_after: Option<u64>, swarm: SourceSink) {
     Ingest::new(source, &fetcher, resume_after, swarm).run().await;
 }
 
@@ -112,15 +111,15 @@ struct Ingest {
     /// Consecutive playlist failures, for backoff.
     failures: u32,
     /// The last segments of an on-demand asset this ingest published, oldest first (at most
-    /// [`crate::vod::VOD_IN_FLIGHT`]): the pacing waits for the carriers to hold the oldest.
+    /// [`VOD_IN_FLIGHT`]): the pacing waits for the carriers to hold the oldest.
     published: VecDeque<u64>,
-    swarm: Sender<Command>,
+    swarm: SourceSink,
 }
 
 impl Ingest {
     /// An ingest of `source` that publishes after `resume_after` (from the start of the
     /// playlist's window when `None`).
-    fn new(source: HlsSource, fetcher: &Fetcher, resume_after: Option<u64>, swarm: Sender<Command>) -> Self {
+    fn new(source: HlsSource, fetcher: &Fetcher, resume_after: Option<u64>, swarm: SourceSink) -> Self {
         Ingest {
             session: fetcher.session(),
             media_url: None,
@@ -140,7 +139,7 @@ impl Ingest {
         loop {
             let result = self.media_playlist().await;
             let health = result.as_ref().err().map(ToString::to_string);
-            let report = Command::OriginHealth { channel: self.source.channel, error: health };
+            let report = SourceEvent::OriginHealth { channel: self.source.channel, error: health };
             if self.swarm.send(report).await.is_err() {
                 return;
             }
@@ -297,9 +296,9 @@ impl Ingest {
             ..SegmentInfo::new(self.source.channel, segment.seq, segment.duration)
         };
         log::debug!("{}: publishing segment {} ({} bytes)", self.source.name, segment.seq, bytes.len());
-        self.swarm.send(Command::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)?;
+        self.swarm.send(SourceEvent::Publish { info, bytes }).await.map_err(|_| IngestError::SwarmGone)?;
         if vod {
-            if self.published.len() as u64 >= crate::vod::VOD_IN_FLIGHT {
+            if self.published.len() as u64 >= VOD_IN_FLIGHT {
                 self.published.pop_front();
             }
             self.published.push_back(segment.seq);
@@ -308,11 +307,11 @@ impl Ingest {
     }
 
     /// An asset is published no faster than the slowest carrier takes it: with
-    /// [`crate::vod::VOD_IN_FLIGHT`] segments published and not yet held by every live carrier,
+    /// [`VOD_IN_FLIGHT`] segments published and not yet held by every live carrier,
     /// the next waits (bounded: a box that stopped answering is not waited for long). Only
     /// segments this ingest published count: a skipped or never-listed number is not waited for.
     async fn wait_for_carriers(&mut self) -> Result<(), IngestError> {
-        if (self.published.len() as u64) < crate::vod::VOD_IN_FLIGHT {
+        if (self.published.len() as u64) < VOD_IN_FLIGHT {
             return Ok(());
         }
         let Some(&oldest) = self.published.front() else {
@@ -321,7 +320,7 @@ impl Ingest {
         let deadline = std::time::Instant::now() + CARRIER_WAIT;
         while std::time::Instant::now() < deadline {
             let (reply, answer) = smol::channel::bounded(1);
-            let ask = Command::Delivered { channel: self.source.channel, seq: oldest, reply };
+            let ask = SourceEvent::Delivered { channel: self.source.channel, seq: oldest, reply };
             self.swarm.send(ask).await.map_err(|_| IngestError::SwarmGone)?;
             if answer.recv().await.map_err(|_| IngestError::SwarmGone)? {
                 return Ok(());

@@ -1,6 +1,6 @@
 //! Origins: where ingesters fetch channels from outside the swarm.
 //!
-//! [`client`] speaks HTTP/1.1 over TCP or TLS, [`url`] parses and resolves origin URLs,
+//! [`client`] speaks HTTP/1.1 over TCP or TLS (to origins, and to peers' HTTP servers),
 //! [`playlist`] reads HLS playlists, [`container`] checks that a fetched segment is whole, and
 //! [`hls`] is the ingest loop that ties them together for one channel.
 
@@ -8,7 +8,5 @@ pub mod client;
 pub mod container;
 pub mod hls;
 pub mod playlist;
-pub mod url;
 
 pub use client::{BodyStream, FetchError, Fetcher, Session, TrustError};
-pub use url::{OriginUrl, UrlError};

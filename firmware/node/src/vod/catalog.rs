@@ -31,7 +31,7 @@ pub struct Entry {
     pub len: u32,
     /// Length of the fMP4 init section at its start (0: MPEG-TS).
     pub init_len: u32,
-    /// Names the init section's content ([`super::init_id_of`]; 0: none).
+    /// Names the init section's content ([`crate::model::init_id`]; 0: none).
     pub init_id: u64,
     /// SHA-256 of its bytes.
     pub id: ContentId,

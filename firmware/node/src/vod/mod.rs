@@ -3,7 +3,7 @@
 //!
 //! The elected ingester fetches a VOD asset (its playlist has `EXT-X-ENDLIST`) from the origin
 //! once and publishes it segment by segment, paced so every carrier keeps up (see
-//! [`VOD_IN_FLIGHT`]). Every carrier receives every segment through the swarm and records it in
+//! [`crate::model::VOD_IN_FLIGHT`]). Every carrier receives every segment through the swarm and records it in
 //! the asset's [`Catalog`]; its disk ([`shoal_disk::DiskTier`]) keeps only its *share* — the
 //! segments for which it is among the [`REPLICAS`] highest rendezvous scores of the carriers —
 //! unless the channel is kept whole (`shoal prefill --full`). So an asset far larger than any
@@ -29,21 +29,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shoal_core::{ChannelId, NodeId};
 use shoal_disk::{content_id, to_hex, ContentId, DiskError, DiskTier, ReadOutcome};
 
 pub use catalog::{Catalog, Entry};
 
-use crate::origin::{Fetcher, OriginUrl};
+use crate::lineup::OriginUrl;
+use crate::model::init_id;
+use crate::model::status::{AssetStatus, CacheCounters, CacheStatus, DiskStatus, PrefillStatus};
+use crate::origin::Fetcher;
 
 /// Boxes whose disks keep each segment of an asset (by rendezvous score): one can be away.
 pub const REPLICAS: usize = 2;
-/// The ingester publishes segment `n` of an asset only once every live carrier holds segment
-/// `n - VOD_IN_FLIGHT`, so the RAM stores (far smaller than the asset) never drop a segment
-/// before every box has it.
-pub const VOD_IN_FLIGHT: u64 = 4;
 /// A catalog is saved after this many new segments (and when the asset is complete).
 const SAVE_EVERY: usize = 64;
 /// Largest object a peer may send (the swarm's own segment limit).
@@ -253,7 +251,7 @@ impl VodCache {
         let disk = self.disk.clone();
         let (id, init_id, written) = smol::unblock(move || {
             let id = content_id(&bytes);
-            let init_id = init_id_of(&bytes[..init_len]);
+            let init_id = init_id(&bytes[..init_len]);
             let written = keep.then(|| store_object(&disk, &id, &bytes));
             (id, init_id, written)
         })
@@ -526,7 +524,7 @@ impl VodCache {
     }
 
     /// Per-asset cache state for `/api/status`: `channel` → name.
-    pub async fn status(&self, names: &BTreeMap<ChannelId, String>) -> Value {
+    pub async fn status(&self, names: &BTreeMap<ChannelId, String>) -> CacheStatus {
         let catalogs: Vec<AssetState> = {
             let state = lock(&self.state);
             let channels: BTreeSet<ChannelId> =
@@ -541,9 +539,10 @@ impl VodCache {
                 .collect()
         };
         let disk = self.disk.clone();
-        let (assets, used, cap, objects, disk_counters) = smol::unblock(move || {
+        let names = names.clone();
+        let (assets, disk) = smol::unblock(move || {
             let disk = lock(&disk);
-            let assets: Vec<Value> = catalogs
+            let assets: Vec<AssetStatus> = catalogs
                 .iter()
                 .map(|(channel, catalog, full, prefill)| {
                     let on_disk = catalog.iter().filter(|(_, e)| disk.contains(&e.id)).count();
@@ -555,54 +554,49 @@ impl VodCache {
                             Prefill::Done => ("done", None),
                             Prefill::Failed(why) => ("failed", Some(why.clone())),
                         };
-                        json!({ "full": full, "state": state, "error": error })
+                        PrefillStatus { full: *full, state: state.to_owned(), error }
                     });
-                    json!({
-                        "channel": channel.to_string(),
-                        "segments_known": catalog.len(),
-                        "segments_total": catalog.total(),
-                        "complete": catalog.is_complete(),
-                        "segments_on_disk": on_disk,
-                        "bytes": bytes,
-                        "duration_s": duration.as_secs_f64(),
-                        "whole_copy": full,
-                        "prefill": prefill,
-                    })
+                    AssetStatus {
+                        channel: channel.to_string(),
+                        name: names.get(channel).cloned(),
+                        segments_known: catalog.len() as u64,
+                        segments_total: catalog.total().map(|t| t as u64),
+                        complete: catalog.is_complete(),
+                        segments_on_disk: on_disk as u64,
+                        bytes,
+                        duration_s: duration.as_secs_f64(),
+                        whole_copy: *full,
+                        prefill,
+                    }
                 })
                 .collect();
-            (assets, disk.used(), disk.cap(), disk.len(), disk.counters())
+            let counters = disk.counters();
+            let status = DiskStatus {
+                used_bytes: disk.used(),
+                cap_bytes: disk.cap(),
+                objects: disk.len() as u64,
+                evictions: counters.evictions,
+                corrupt: counters.corrupt,
+                write_errors: counters.write_errors,
+            };
+            (assets, status)
         })
         .await;
-        let assets: Vec<Value> = assets
-            .into_iter()
-            .map(|mut a| {
-                let name = a["channel"].as_str().and_then(parse_channel).and_then(|c| names.get(&c).cloned());
-                a["name"] = json!(name);
-                a
-            })
-            .collect();
         let c = self.counters();
-        json!({
-            "disk": {
-                "used_bytes": used,
-                "cap_bytes": cap,
-                "objects": objects,
-                "evictions": disk_counters.evictions,
-                "corrupt": disk_counters.corrupt,
-                "write_errors": disk_counters.write_errors,
+        CacheStatus {
+            disk,
+            assets,
+            counters: CacheCounters {
+                recorded: c.recorded,
+                kept: c.kept,
+                disk_hits: c.disk_hits,
+                peer_fetches: c.peer_fetches,
+                origin_fetches: c.origin_fetches,
+                bad_objects: c.bad_objects,
+                disk_errors: c.disk_errors,
+                writes_skipped: c.writes_skipped,
             },
-            "assets": assets,
-            "counters": {
-                "recorded": c.recorded,
-                "kept": c.kept,
-                "disk_hits": c.disk_hits,
-                "peer_fetches": c.peer_fetches,
-                "origin_fetches": c.origin_fetches,
-                "bad_objects": c.bad_objects,
-                "disk_errors": c.disk_errors,
-                "writes_skipped": c.writes_skipped,
-            },
-        })
+        }
     }
 }
 
@@ -646,16 +640,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         lock(&self.state).in_flight.remove(&self.key);
     }
-}
-
-/// Names an fMP4 init section by its content, so a playlist repeats `EXT-X-MAP` only when it
-/// changes (0 for none); the same naming as the live window's.
-pub fn init_id_of(init: &[u8]) -> u64 {
-    if init.is_empty() {
-        return 0;
-    }
-    let digest = Sha256::digest(init);
-    u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// An asset's catalog, whether this box keeps it whole, and its prefill (full, state).

@@ -10,12 +10,12 @@
 //! - `file:///srv/clip.ts` loops the file as a live channel, `file:///srv/clip.ts?vod` serves
 //!   it as an on-demand asset;
 //! - HTTP-TS is an `http(s)://` URL with `format = "ts"` in the channel (see
-//!   [`crate::source::SourceKind`]).
+//!   [`super::SourceKind`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use crate::origin::OriginUrl;
+use super::url::OriginUrl;
 
 /// Why a broadcast source URL cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

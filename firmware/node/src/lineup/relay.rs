@@ -12,9 +12,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::admin::Network;
-use crate::config::Channel;
 
-use super::input::{Encapsulation, UdpInput};
+use super::input::{Encapsulation, TsInput, UdpInput};
+use super::{Channel, SourceKind};
 
 /// Why a relay URL is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +100,7 @@ pub fn relay_channel(input: &UdpInput, segment: std::time::Duration) -> Channel 
         name: format!("{scheme}://{}:{}", input.group, input.port),
         id,
         source: input.canonical(),
+        kind: SourceKind::Ts(TsInput::Udp(input.clone())),
         always_on: false,
         number: None,
         group: Some("Relayed feeds".to_owned()),
@@ -107,7 +108,6 @@ pub fn relay_channel(input: &UdpInput, segment: std::time::Duration) -> Channel 
         max_bitrate: None,
         segment,
         interface: None,
-        format: None,
     }
 }
 
