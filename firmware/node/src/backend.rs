@@ -20,7 +20,7 @@ use crate::guide::GuideCache;
 use crate::http::AdminAction;
 use crate::lineup::relay::{relay_channel, RelayPolicy, RelayRefused};
 use crate::lineup::{Channel, Encapsulation, OriginUrl, SourceKind, TsInput, UdpInput};
-use crate::model::status::{BoxStatus, DiscoveryStatus, Figures, Status, SwarmReport, Traffic};
+use crate::model::status::{BoxStatus, Figures, Status, SwarmReport, Traffic};
 use crate::model::{Guide, StoredSegment, Watch, Window, WindowSegment, Windows};
 use crate::origin::Fetcher;
 use crate::swarm::Command;
@@ -241,14 +241,7 @@ impl Backend {
         status.counters.served_bytes = served.values().sum();
         let discovery = self.discovery.lock().ok().and_then(|d| d.as_ref().map(Discovery::counters));
         if let Some(d) = discovery {
-            status.discovery = Some(DiscoveryStatus {
-                found: d.found,
-                lost: d.lost,
-                ignored_foreign_key: d.ignored_foreign_key,
-                ignored_bad_txt: d.ignored_bad_txt,
-                ignored_version: d.ignored_version,
-                errors: d.errors,
-            });
+            status.discovery = Some(d);
             status.counters.rejected.foreign_key = Some(d.ignored_foreign_key);
             status.security.rejected.foreign_key = Some(d.ignored_foreign_key);
         }

@@ -19,7 +19,7 @@
 //! Every box also browses `_shoal._udp` with one long-lived browser (browsing again within a
 //! second is rate-limited by RFC 6762 and costs about a second). TXT records are parsed strictly
 //! at this boundary: a box of another deployment (another key fingerprint), of another protocol
-//! version, or with a malformed record is counted in [`DiscoveryCounters`] and ignored, never
+//! version, or with a malformed record is counted in [`DiscoveryStatus`] and ignored, never
 //! passed on. Unknown keys are ignored, so later versions may add some.
 //!
 //! mdns-sd runs its own thread. [`Discovery::start`] adds one more, the browse thread, which drains
@@ -83,6 +83,8 @@ use smol::future::{self, FutureExt as _};
 
 use peers::{Counters, PeerTable};
 use txt::{hex, parse_board, txt_records, BOARD_MAX_LEN};
+
+use crate::model::status::DiscoveryStatus;
 
 /// The DNS-SD service type every box registers and browses.
 pub const SERVICE_TYPE: &str = "_shoal._udp.local.";
@@ -175,26 +177,6 @@ impl DiscoveryEvent {
     }
 }
 
-/// What discovery has seen since it started. `found - lost` is the number of peers known now.
-/// The `ignored_*` counters count records as mdns-sd resolves them, not boxes: a box that
-/// announces again or changes its record counts again.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DiscoveryCounters {
-    /// Boxes newly found (address updates of a known box are not counted).
-    pub found: u64,
-    /// Boxes lost.
-    pub lost: u64,
-    /// Records ignored because their key fingerprint (`fp`) is not ours: another deployment.
-    pub ignored_foreign_key: u64,
-    /// Records ignored because a TXT field is missing or malformed, or the SRV port is 0.
-    pub ignored_bad_txt: u64,
-    /// Records ignored because their protocol version (`v`) is not ours.
-    pub ignored_version: u64,
-    /// Trouble: errors mdns-sd reported, subscriptions it ended, and boxes or events dropped
-    /// because the peer table or the outbox was full. Each one is also logged.
-    pub errors: u64,
-}
-
 /// Why discovery could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
@@ -283,7 +265,7 @@ impl Discovery {
     }
 
     /// What discovery has seen so far.
-    pub fn counters(&self) -> DiscoveryCounters {
+    pub fn counters(&self) -> DiscoveryStatus {
         self.counters.snapshot()
     }
 

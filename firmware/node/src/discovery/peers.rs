@@ -12,7 +12,8 @@ use shoal_core::wire::PROTOCOL_VERSION;
 use shoal_core::NodeId;
 
 use super::txt::{parse_txt, Expected, TxtRejection};
-use super::{DiscoveryConfig, DiscoveryCounters, DiscoveryEvent};
+use super::{DiscoveryConfig, DiscoveryEvent};
+use crate::model::status::DiscoveryStatus;
 
 /// Peers remembered at once. A LAN of set-top boxes holds tens to hundreds; at 200 to 700 bytes a
 /// peer (names, board, up to `MAX_ADDRS_PER_PEER` addresses) this keeps the table under 1 MB even
@@ -44,9 +45,9 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn snapshot(&self) -> DiscoveryCounters {
+    pub(super) fn snapshot(&self) -> DiscoveryStatus {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        DiscoveryCounters {
+        DiscoveryStatus {
             found: read(&self.found),
             lost: read(&self.lost),
             ignored_foreign_key: read(&self.ignored_foreign_key),
@@ -500,7 +501,7 @@ mod tests {
         let counters = t.counters.snapshot();
         assert_eq!(
             counters,
-            DiscoveryCounters { ignored_foreign_key: 1, ignored_bad_txt: 2, ..DiscoveryCounters::default() }
+            DiscoveryStatus { ignored_foreign_key: 1, ignored_bad_txt: 2, ..DiscoveryStatus::default() }
         );
     }
 
@@ -538,7 +539,7 @@ mod tests {
         let mut t = table();
         resolve(&mut t, 2, 7400, &[], "rpi4");
         assert_eq!(drain(&mut t), []);
-        assert_eq!(t.counters.snapshot(), DiscoveryCounters::default());
+        assert_eq!(t.counters.snapshot(), DiscoveryStatus::default());
     }
 
     #[test]

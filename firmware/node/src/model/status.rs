@@ -261,15 +261,24 @@ pub struct Counters {
     pub rejected: Rejected,
 }
 
-/// mDNS discovery's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What mDNS discovery has seen since it started. `found - lost` is the number of peers known
+/// now. The `ignored_*` counters count records as mdns-sd resolves them, not boxes: a box that
+/// announces again or changes its record counts again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DiscoveryStatus {
+    /// Boxes newly found (address updates of a known box are not counted).
     pub found: u64,
+    /// Boxes lost.
     pub lost: u64,
+    /// Records ignored because their key fingerprint (`fp`) is not ours: another deployment.
     pub ignored_foreign_key: u64,
+    /// Records ignored because a TXT field is missing or malformed, or the SRV port is 0.
     pub ignored_bad_txt: u64,
+    /// Records ignored because their protocol version (`v`) is not ours.
     pub ignored_version: u64,
+    /// Trouble: errors mdns-sd reported, subscriptions it ended, and boxes or events dropped
+    /// because the peer table or the outbox was full. Each one is also logged.
     pub errors: u64,
 }
 
@@ -324,17 +333,26 @@ pub struct PrefillStatus {
     pub error: Option<String>,
 }
 
-/// The disk tier's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The disk tier's work since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheCounters {
+    /// Segments recorded in a catalog.
     pub recorded: u64,
+    /// Segments written to disk as this box's share (or whole copy).
     pub kept: u64,
+    /// TV requests answered from this box's disk.
     pub disk_hits: u64,
+    /// Objects fetched from a peer's disk.
     pub peer_fetches: u64,
+    /// Objects fetched from the origin because no peer had them.
     pub origin_fetches: u64,
+    /// Objects from a peer or the origin that did not hash to their content id (dropped).
     pub bad_objects: u64,
+    /// Disk writes or reads that failed (the box goes on without them).
     pub disk_errors: u64,
+    /// Segments not written because too many bytes were already waiting for the disk (a slow
+    /// SD card): they stay on the LAN, and `prefill --full` copies them later.
     pub writes_skipped: u64,
 }
 

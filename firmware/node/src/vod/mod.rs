@@ -54,28 +54,6 @@ const IN_FLIGHT_WAIT: Duration = Duration::from_secs(15);
 /// How long a peer has to answer for one object.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Counts of the tier's work since start.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
-    /// Segments recorded in a catalog.
-    pub recorded: u64,
-    /// Segments written to disk as this box's share (or whole copy).
-    pub kept: u64,
-    /// TV requests answered from this box's disk.
-    pub disk_hits: u64,
-    /// Objects fetched from a peer's disk.
-    pub peer_fetches: u64,
-    /// Objects fetched from the origin because no peer had them.
-    pub origin_fetches: u64,
-    /// Objects from a peer or the origin that did not hash to their content id (dropped).
-    pub bad_objects: u64,
-    /// Disk writes or reads that failed (the box goes on without them).
-    pub disk_errors: u64,
-    /// Segments not written because [`MAX_PENDING_WRITES`] bytes were already waiting for the
-    /// disk (a slow SD card): they stay on the LAN, and `prefill --full` copies them later.
-    pub writes_skipped: u64,
-}
-
 /// What `shoal prefill` asked of a channel, and how far it got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Prefill {
@@ -105,7 +83,7 @@ struct State {
     /// Per channel: how many entries its catalog had when it was last written, so a slower,
     /// older save never overwrites a newer one.
     saved_len: BTreeMap<ChannelId, usize>,
-    counters: Counters,
+    counters: CacheCounters,
 }
 
 /// A prefill's settings and state.
@@ -183,7 +161,7 @@ impl VodCache {
                 pending_write_bytes: 0,
                 in_flight: BTreeSet::new(),
                 saved_len: BTreeMap::new(),
-                counters: Counters::default(),
+                counters: CacheCounters::default(),
             })),
             save_lock: Arc::new(smol::lock::Mutex::new(())),
         })
@@ -221,7 +199,7 @@ impl VodCache {
     }
 
     /// The counters.
-    pub fn counters(&self) -> Counters {
+    pub fn counters(&self) -> CacheCounters {
         lock(&self.state).counters
     }
 
@@ -582,21 +560,7 @@ impl VodCache {
             (assets, status)
         })
         .await;
-        let c = self.counters();
-        CacheStatus {
-            disk,
-            assets,
-            counters: CacheCounters {
-                recorded: c.recorded,
-                kept: c.kept,
-                disk_hits: c.disk_hits,
-                peer_fetches: c.peer_fetches,
-                origin_fetches: c.origin_fetches,
-                bad_objects: c.bad_objects,
-                disk_errors: c.disk_errors,
-                writes_skipped: c.writes_skipped,
-            },
-        }
+        CacheStatus { disk, assets, counters: self.counters() }
     }
 }
 
