@@ -118,19 +118,33 @@ fn succeeds(dir: &Path, program: &str, args: &[&str]) -> bool {
 }
 
 fn ci(root: &Path) -> Result<(), String> {
-    run(root, "cargo", &["fmt", "--all", "--check"])?;
-    run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    run(root, "cargo", &["test", "--workspace"])?;
+    let started = Instant::now();
+    let result = ci_steps(root);
+    println!(
+        "\n==> ci: {} after {:.1} min",
+        if result.is_ok() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    result
+}
+
+/// Every CI step, each timed, so a run's log says where its minutes went.
+fn ci_steps(root: &Path) -> Result<(), String> {
+    timed("cargo fmt --check", || run(root, "cargo", &["fmt", "--all", "--check"]))?;
+    timed("cargo clippy", || {
+        run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+    })?;
+    timed("cargo test --workspace", || run(root, "cargo", &["test", "--workspace"]))?;
     // The dissemination floor (every ratio within 1.0..=1.5) is a requirement, not a report.
-    dissemination(root, 3)?;
+    timed("dissemination floor", || dissemination(root, 3))?;
     // The daemon `cargo test` just built.
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let shoal = target.join("debug/shoal");
     let shoal = shoal.to_string_lossy();
     let tvstart = ["run", "-p", "shoal-bench", "--bin", "tvstart", "--", "--runs", "10", "--cold-runs", "2"];
-    run(root, "cargo", &[&tvstart[..], &["--shoal", &shoal]].concat())?;
+    timed("TV start floor", || run(root, "cargo", &[&tvstart[..], &["--shoal", &shoal]].concat()))?;
     let seconds = std::env::var("SHOAL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    fuzz(root, seconds, false)?;
+    timed("fuzz", || fuzz(root, seconds, false))?;
     ci_boards(root)
 }
 
