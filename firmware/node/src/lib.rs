@@ -3,9 +3,11 @@
 //! The shell around `shoal-core`. Its modules stand on floors, each naming only floors below
 //! it (`tests/layering.rs` checks; docs/ARCHITECTURE.md draws them):
 //!
-//! 1. vocabulary: [`model`] (windows, segments, source events, the typed [`model::status`]),
-//!    [`keys`], [`logging`], [`admin`] (networks), [`board`] (board profiles);
-//! 2. [`lineup`]: channels with their sources parsed once, inputs, origin URLs, relay policy;
+//! 1. vocabulary: [`model`] (windows, segments, source events, the typed [`model::status`];
+//!    the `shoal-model` crate), [`keys`], [`logging`], [`admin`] (networks), [`board`] (board
+//!    profiles);
+//! 2. [`lineup`] (also in `shoal-model`): channels with their sources parsed once, inputs,
+//!    origin URLs, relay policy;
 //! 3. [`config`]: the TOML file into the lineup and settings;
 //! 4. what sources run on: [`origin`] (the HTTP client, HLS playlists and ingest),
 //!    [`testcard`], [`broadcast`] (UDP/RTP/HTTP-TS/file inputs, live pass-through), [`guide`],
@@ -17,7 +19,9 @@
 //!    [`status_cli`] and [`prefill_cli`] (operator commands), [`app`] (one box wired),
 //!    [`daemon`] (`shoal run`), [`demo`] (`shoal demo`) and [`cli`].
 
-pub mod admin;
+pub use shoal_model as model;
+pub use shoal_model::{admin, lineup};
+
 pub mod app;
 mod backend;
 pub mod board;
@@ -30,9 +34,7 @@ pub mod discovery;
 pub mod guide;
 pub mod http;
 pub mod keys;
-pub mod lineup;
 pub mod logging;
-pub mod model;
 pub mod origin;
 pub mod prefill_cli;
 pub mod source;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// Every top-level module of the crate and its floor, bottom first.
 const FLOORS: &[(&str, u32)] = &[
-    // Vocabulary: what every other floor speaks. Depends on shoal-core and serde only.
+    // Vocabulary: what every other floor speaks. `model`, `admin` and `lineup` are the
+    // shoal-model crate, re-exported: a crate boundary, so they cannot name the daemon at all.
     ("model", 1),
     ("keys", 1),
     ("logging", 1),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::InputStats;
+use crate::InputStats;
 
 /// One box's status, as `/api/status` serves it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,19 +1,28 @@
-//! The daemon's vocabulary: what the floors above speak to each other in.
+//! # shoal-model: the daemon's bottom floors
 //!
-//! Nothing here does I/O or knows another module of the daemon. The driver ([`crate::swarm`])
-//! publishes [`Window`]s and serves [`StoredSegment`]s, the HTTP server reads them; sources
-//! report through [`SourceEvent`]s; the status LED reads [`Health`]; every report is a
-//! [`status::Status`]. The timing rules that more than one floor applies ([`VIEWER_TIMEOUT`],
-//! [`Window::is_stale`]) are defined once, here.
+//! What the rest of the daemon (`shoal`, in `firmware/node`) speaks to itself in, in a crate of
+//! its own so that nothing here can name the floors above (docs/ARCHITECTURE.md, "The daemon's
+//! floors"). The daemon re-exports it as `shoal::model`, with [`lineup`] and [`admin`] as
+//! `shoal::lineup` and `shoal::admin`.
+//!
+//! - The vocabulary, at the root: the swarm driver publishes [`Window`]s into [`Windows`] and
+//!   serves [`StoredSegment`]s, the HTTP server reads them; sources report through
+//!   [`SourceEvent`]s; the status LED reads [`Health`]. The timing rules that more than one floor
+//!   applies ([`VIEWER_TIMEOUT`], [`Window::is_stale`], [`init_id`]) are defined once, here.
+//! - [`status`]: `/api/status` and `/api/swarm` as types, and DESIGN.md §5's figures.
+//! - [`lineup`]: channels with their sources parsed once; inputs, origin URLs, the relay policy.
+//! - [`admin`]: IP networks, and which clients may take admin actions.
 
+pub mod admin;
+pub mod lineup;
 pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use event_listener::{Event, EventListener};
-use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shoal_core::{ChannelId, SegmentInfo};
