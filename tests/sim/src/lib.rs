@@ -68,6 +68,9 @@ pub struct SimConfig {
     pub store_budget: usize,
     /// Whether datagrams are tagged under a network key (true) or in insecure mode.
     pub keyed: bool,
+    /// Whether the channel is fetched without viewers (true), or only while some box wants it
+    /// ([`Sim::want`]), as a channel that TVs switch on and off is.
+    pub always_on: bool,
 }
 
 impl Default for SimConfig {
@@ -87,6 +90,7 @@ impl Default for SimConfig {
             origin_window: 6,
             store_budget: 24 * 1024 * 1024,
             keyed: true,
+            always_on: true,
         }
     }
 }
@@ -226,7 +230,7 @@ impl Sim {
         config.upload_rate = self.config.upload_bps / 8;
         config.store_budget = self.config.store_budget;
         config.default_target_duration = self.config.segment_duration;
-        config.lineup = vec![LineupEntry { channel: sim_channel(), always_on: true }];
+        config.lineup = vec![LineupEntry { channel: sim_channel(), always_on: self.config.always_on }];
         config
     }
 
@@ -261,6 +265,16 @@ impl Sim {
         for (j, _, _) in others {
             self.drive(j);
         }
+    }
+
+    /// A TV on box `i` starts (`true`) or stops watching the channel, as the daemon's viewer
+    /// tracking tells the engine.
+    pub fn want(&mut self, i: usize, wanted: bool) {
+        let now = self.now;
+        if let Some(engine) = self.boxes[i].engine.as_mut() {
+            engine.want_channel(now, sim_channel(), wanted);
+        }
+        self.drive(i);
     }
 
     /// Box `i` crashes: no goodbye, its state is gone.

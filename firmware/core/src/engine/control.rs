@@ -150,6 +150,14 @@ impl Engine {
         let me = self.me;
         let resume_after = self.store.have(channel).map(|(newest, _)| newest);
         let state = self.channels.get_mut(&channel).expect("channel of the lineup");
+        if demanded && !state.demanded {
+            // Demand starts: the ingester is only now asked to fetch (it hears of a peer's
+            // demand a ping later), so the standby's wait for its first manifest starts now, not
+            // at an election that may be minutes old.
+            state.watch_since = now;
+            state.last_manifest = None;
+        }
+        state.demanded = demanded;
         if demanded {
             state.demand_lost_at = None;
         } else if state.ingesting && state.demand_lost_at.is_none() {

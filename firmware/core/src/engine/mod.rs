@@ -145,11 +145,14 @@ struct ChannelState {
     /// This box is fetching the channel from its origin.
     ingesting: bool,
     deposed: Option<(NodeId, Instant)>,
-    /// Since when the standby has been waiting on the current ingester.
+    /// Since when the standby has been waiting on the current ingester: the election that made
+    /// it ingester, or the moment demand last started (an ingester is only asked to fetch then).
     watch_since: Instant,
     /// Last manifest accepted from the current ingester.
     last_manifest: Option<Instant>,
     target: Duration,
+    /// Whether the channel was demanded at the last decision, to see demand start.
+    demanded: bool,
     demand_lost_at: Option<Instant>,
     /// Newest sequence number known to exist, from manifests, haves and pings.
     newest_known: Option<u64>,
@@ -168,6 +171,7 @@ impl ChannelState {
             watch_since: now,
             last_manifest: None,
             target,
+            demanded: false,
             demand_lost_at: None,
             newest_known: None,
         }
