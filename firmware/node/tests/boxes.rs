@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-
 mod common;
 use common::boxes::{alive_peers, ingesting, newest, rejected, window, BoxConfig, Boxes, UDP_PORT};
 use shoal_testbed::Signal;
@@ -66,11 +65,8 @@ fn four_boxes_find_each_other_and_share_a_channel() {
         "segments did not reach every box:\n{}",
         boxes.logs()
     );
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST)))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST))).count();
     assert_eq!(ingesting, 1, "exactly one box fetches the channel");
     assert!(assert_same_segments(&boxes, TEST) >= 12);
 }
@@ -96,10 +92,8 @@ fn a_channel_crosses_five_percent_loss() {
         boxes.logs()
     );
     // The loss was real: receivers had to ask for what it ate.
-    let requests: u64 = (0..4)
-        .filter_map(|i| boxes.status(i))
-        .map(|s| common::boxes::counter(&s, "requests_sent"))
-        .sum();
+    let requests: u64 =
+        (0..4).filter_map(|i| boxes.status(i)).map(|s| common::boxes::counter(&s, "requests_sent")).sum();
     assert!(requests > 0, "no box repaired anything: was the loss applied?");
     assert!(assert_same_segments(&boxes, TEST) >= 12);
 }
@@ -128,11 +122,8 @@ fn killing_the_ingester_hands_the_channel_over() {
         "survivors stopped receiving after the ingester died:\n{}",
         boxes.logs()
     );
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST)))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST))).count();
     assert_eq!(ingesting, 1);
     assert!(assert_same_segments(&boxes, TEST) >= 9);
 }
@@ -303,11 +294,8 @@ fn a_tv_plays_the_test_card_from_any_box() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = boxes.bed.exec(2, &args, Duration::from_secs(60)).expect("ffmpeg runs");
     common::assert_played(&out, 140, "/ts on box 2");
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, CARD)))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, CARD))).count();
     assert_eq!(ingesting, 1, "one box fetches the channel for all TVs");
     assert!(assert_same_segments(&boxes, CARD) >= 3);
 }

@@ -410,8 +410,7 @@ fn another_box_joins_when_the_ingester_dies() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::time::Instant::now() < deadline && !playlist.contains("#EXT-X-DISCONTINUITY") {
         std::thread::sleep(Duration::from_millis(500));
-        playlist =
-            String::from_utf8_lossy(&boxes.get(watcher, "/hls/mc/index.m3u8").1).into_owned();
+        playlist = String::from_utf8_lossy(&boxes.get(watcher, "/hls/mc/index.m3u8").1).into_owned();
     }
     assert_eq!(
         playlist.matches("#EXT-X-DISCONTINUITY").count(),

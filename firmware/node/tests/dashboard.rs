@@ -44,8 +44,11 @@ fn workspace() -> PathBuf {
 fn start() -> Boxes {
     let mut boxes = Boxes::new("dashboard", BOXES);
     boxes.start((0..BOXES).map(|i| {
-        let admin =
-            if i == REFUSING_BOX { format!("[http]\nadmin_networks = [\"{NOBODY}\"]\n") } else { String::new() };
+        let admin = if i == REFUSING_BOX {
+            format!("[http]\nadmin_networks = [\"{NOBODY}\"]\n")
+        } else {
+            String::new()
+        };
         BoxConfig::new(format!(
             "{admin}[[channel]]\nid = \"testcard\"\nname = \"Test card\"\nsource = \"builtin:testcard\"\n"
         ))

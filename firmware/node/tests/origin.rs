@@ -388,7 +388,6 @@ fn fmp4_origin_plays_through_hls() {
     assert_eq!(code, 404, "an fMP4 channel is not MPEG-TS");
 }
 
-
 /// The ingester dies mid-playback: players on the other boxes never notice.
 #[test]
 fn players_keep_playing_when_the_ingester_is_killed() {

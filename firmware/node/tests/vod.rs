@@ -111,8 +111,9 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     let mut boxes = Boxes::new("appliance", BOXES + 1);
     let dir = boxes.dir.clone();
     let origin_host = BOXES;
-    let origin = Origin::start_static(&mut boxes.bed, origin_host, &dir.join("origin"), "films", &asset.dir, 0)
-        .expect("origin starts");
+    let origin =
+        Origin::start_static(&mut boxes.bed, origin_host, &dir.join("origin"), "films", &asset.dir, 0)
+            .expect("origin starts");
     let small_disk = Tmpfs::mount(&dir.join("small-disk"), TMPFS_MB);
     let configs: Vec<String> = (0..BOXES)
         .map(|i| {

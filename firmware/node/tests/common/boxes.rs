@@ -186,9 +186,11 @@ impl Boxes {
     /// Starts box `i` (again), with the config and environment it was given.
     pub(crate) fn restart(&mut self, i: usize) {
         let config = self.boxes[i].config.to_string_lossy().into_owned();
-        let env: Vec<(&str, &str)> = self.boxes[i].env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env: Vec<(&str, &str)> =
+            self.boxes[i].env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let log = self.log_file(i);
-        let process = self.bed.spawn(i, shoal(), &["run", "--config", &config], &env, &log).expect("shoal starts");
+        let process =
+            self.bed.spawn(i, shoal(), &["run", "--config", &config], &env, &log).expect("shoal starts");
         self.boxes[i].process = Some(process);
     }
 
@@ -303,7 +305,11 @@ impl Boxes {
         let url = self.url(i, path);
         let out = self
             .bed
-            .exec(i, &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", &url], Duration::from_secs(15))
+            .exec(
+                i,
+                &["curl", "-s", "--max-time", "12", "-w", "\n%{http_code}", &url],
+                Duration::from_secs(15),
+            )
             .expect("curl runs");
         let mut body = out.stdout;
         let split = body.iter().rposition(|&b| b == b'\n').unwrap_or(0);
@@ -352,7 +358,10 @@ pub(crate) fn alive_peers(status: &Value) -> usize {
 
 /// The channel `name` (its id, its name, or its swarm id) in a status.
 pub(crate) fn channel<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["channels"].as_array()?.iter().find(|c| c["id"] == name || c["name"] == name || c["swarm_id"] == name)
+    status["channels"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == name || c["name"] == name || c["swarm_id"] == name)
 }
 
 /// Whether the box of this status ingests channel `name`.

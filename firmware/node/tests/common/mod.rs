@@ -65,7 +65,11 @@ pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bo
 
 /// A fresh, empty directory `<temp dir>/shoal-<test binary>-<pid>-<name>` for one test's files.
 pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-{}-{}-{name}", env!("CARGO_CRATE_NAME"), std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "shoal-{}-{}-{name}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
