@@ -12,7 +12,7 @@
 //! directory `/run/avahi-daemon`, so it runs under a private tmpfs `/run` (in the mount namespace
 //! that `ip netns exec` gives it; nothing is created in the machine's `/run`), and the tests that
 //! start one are serialised machine-wide anyway with `flock` on a lock file in the temp dir
-//! (TESTBED.md: one avahi-daemon per machine). Every daemon and client runs through
+//! (`docs/TESTING.md`, "mDNS": one avahi-daemon per machine). Every daemon and client runs through
 //! `Bed::spawn` or `Bed::exec`, so the bed kills them.
 //!
 //! Needs root, `avahi-daemon`, `avahi-utils`, `dbus` and `flock` (util-linux); `tools/test`
