@@ -390,28 +390,6 @@ fn loopback_beds_are_apart_from_the_machine_and_each_other() {
     let _ = fs::remove_dir_all(dir);
 }
 
-/// Teardown of a loopback bed: its processes killed by PID, its namespace deleted, also when the
-/// test panics.
-#[test]
-fn a_loopback_bed_cleans_up_after_itself() {
-    require_bed!();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
-        let mut bed = Bed::loopback().unwrap();
-        let log = std::env::temp_dir().join(format!("shoal-testbed-lo-panic-{}.log", std::process::id()));
-        let sleeper = bed.spawn(0, Path::new("sleep"), &["300"], &[], &log).unwrap();
-        let name = bed.namespace(0).to_owned();
-        assert!(listed(&namespaces_on_machine(), &name));
-        sender.send((name, bed.pid(sleeper).unwrap(), log)).unwrap();
-        panic!("deliberate panic to check the loopback bed's cleanup");
-    }));
-    assert!(result.is_err());
-    let (name, pid, log) = receiver.recv().unwrap();
-    assert!(!alive(pid), "{pid} survived the panic");
-    assert!(!listed(&namespaces_on_machine(), &name), "{name} survived the panic");
-    let _ = fs::remove_file(log);
-}
-
 /// `Bed::stop`: SIGTERM for a program that listens to it, SIGKILL after the grace for one that
 /// does not.
 #[test]
@@ -619,27 +597,36 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
     let _ = fs::remove_dir_all(dir);
 }
 
+/// A bed of either kind, a LAN or a loopback bed, cleans up when the test panics.
 #[test]
 fn a_panicking_test_still_cleans_up() {
     require_bed!();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
-        let mut bed = Bed::new(2).unwrap();
-        let log = std::env::temp_dir().join(format!("shoal-testbed-panic-{}.log", std::process::id()));
-        let sleeper = bed.spawn(1, Path::new("sleep"), &["300"], &[], &log).unwrap();
-        let names =
-            vec![bed.namespace(0).to_owned(), bed.namespace(1).to_owned(), bed.bridge_namespace().to_owned()];
-        sender.send((names, bed.pid(sleeper).unwrap(), log)).unwrap();
-        panic!("deliberate panic to check the bed's cleanup");
-    }));
-    assert!(result.is_err());
-    let (names, pid, log) = receiver.recv().unwrap();
-    assert!(!alive(pid), "{pid} survived the panic");
-    let after = namespaces_on_machine();
-    for name in &names {
-        assert!(!listed(&after, name), "{name} survived the panic: {after}");
+    let kinds: [(&str, fn() -> Bed); 2] =
+        [("lan", || Bed::new(2).unwrap()), ("loopback", || Bed::loopback().unwrap())];
+    for (kind, build) in kinds {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+            let mut bed = build();
+            let log =
+                std::env::temp_dir().join(format!("shoal-testbed-panic-{kind}-{}.log", std::process::id()));
+            let host = bed.hosts() - 1;
+            let sleeper = bed.spawn(host, Path::new("sleep"), &["300"], &[], &log).unwrap();
+            let mut names: Vec<String> = (0..bed.hosts()).map(|i| bed.namespace(i).to_owned()).collect();
+            if !bed.is_loopback() {
+                names.push(bed.bridge_namespace().to_owned());
+            }
+            sender.send((names, bed.pid(sleeper).unwrap(), log)).unwrap();
+            panic!("deliberate panic to check the {kind} bed's cleanup");
+        }));
+        assert!(result.is_err());
+        let (names, pid, log) = receiver.recv().unwrap();
+        assert!(!alive(pid), "{kind}: {pid} survived the panic");
+        let after = namespaces_on_machine();
+        for name in &names {
+            assert!(!listed(&after, name), "{kind}: {name} survived the panic: {after}");
+        }
+        let _ = fs::remove_file(log);
     }
-    let _ = fs::remove_file(log);
 }
 
 #[test]
