@@ -601,7 +601,8 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
 #[test]
 fn a_panicking_test_still_cleans_up() {
     require_bed!();
-    let kinds: [(&str, fn() -> Bed); 2] =
+    type Build = fn() -> Bed;
+    let kinds: [(&str, Build); 2] =
         [("lan", || Bed::new(2).unwrap()), ("loopback", || Bed::loopback().unwrap())];
     for (kind, build) in kinds {
         let (sender, receiver) = std::sync::mpsc::channel();
