@@ -12,7 +12,7 @@
 //! directory `/run/avahi-daemon`, so it runs under a private tmpfs `/run` (in the mount namespace
 //! that `ip netns exec` gives it; nothing is created in the machine's `/run`), and the tests that
 //! start one are serialised machine-wide anyway with `flock` on a lock file in the temp dir
-//! (TESTBED.md: one avahi-daemon per machine). Every daemon and client runs through
+//! (`docs/TESTING.md`, "mDNS": one avahi-daemon per machine). Every daemon and client runs through
 //! `Bed::spawn` or `Bed::exec`, so the bed kills them.
 //!
 //! Needs root, `avahi-daemon`, `avahi-utils`, `dbus` and `flock` (util-linux); `tools/test`
@@ -20,15 +20,16 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
+use shoal_testbed::{Bed, ProcessId, Signal};
 
-const UDP_PORT: u16 = 7470;
-const HTTP_PORT: u16 = 7471;
+mod common;
+use common::boxes::{alive_peers, ingesting, window, BoxConfig, Boxes, HTTP_PORT, UDP_PORT};
 /// A real profile without GPIO lines, so the boxes announce a board name other than the default.
 const BOARD: &str = "tvbox-aarch64";
 /// The hosts that run boxes.
@@ -67,15 +68,7 @@ const CHANNEL: &str = "[[channel]]\nid = \"test\"\n\
                        always_on = true\n";
 
 fn skip() -> bool {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    false
-}
-
-fn shoal() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_shoal"))
+    common::skip(&[])
 }
 
 /// Fails with what to install when a program the tests need is missing: running as root on a
@@ -155,19 +148,6 @@ impl Drop for AvahiLock {
         // Only the `timeout` wrapper we started, by its PID.
         let _ = self.holder.kill();
         let _ = self.holder.wait();
-    }
-}
-
-/// Removes the scratch directory, unless a test failed: its logs are what to read then.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
     }
 }
 
@@ -254,18 +234,17 @@ fn txt_strings(text: &str) -> Vec<String> {
     strings
 }
 
-/// A bed with two boxes and an Avahi host; see the crate documentation.
+/// A bed with two boxes and an Avahi host; see the crate documentation. Dereferences to its
+/// [`Boxes`].
 struct Lan {
-    // Fields drop in order: the bed (every process) first, then the logs, then the lock.
-    bed: Bed,
-    _scratch: Scratch,
+    // Fields drop in order: the boxes (the bed, every process, then the logs) first, then the
+    // lock.
+    boxes: Boxes,
     _lock: AvahiLock,
-    dir: PathBuf,
     /// The private system bus, as `DBUS_SYSTEM_BUS_ADDRESS` says it.
     bus: String,
     /// The host that runs Avahi.
     avahi: usize,
-    boxes: Vec<ProcessId>,
     /// The boxes' node ids, from their status.
     node_ids: Vec<String>,
     /// The key fingerprint the boxes announce, 8 lowercase hex digits.
@@ -273,59 +252,57 @@ struct Lan {
     started: Instant,
 }
 
+impl Deref for Lan {
+    type Target = Boxes;
+    fn deref(&self) -> &Boxes {
+        &self.boxes
+    }
+}
+
+impl DerefMut for Lan {
+    fn deref_mut(&mut self) -> &mut Boxes {
+        &mut self.boxes
+    }
+}
+
 impl Lan {
     fn start(name: &str, layout: Layout) -> Lan {
         require_programs();
         let lock = AvahiLock::acquire();
         let started = Instant::now();
-        let mut bed = Bed::new(layout.hosts).expect("test bed");
-        bed.set_process_lifetime(LIFETIME);
         // Short: the bus socket's path must fit in a sockaddr_un (108 bytes).
-        let dir = std::env::temp_dir().join(format!("shoal-avahi-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        let scratch = Scratch(dir.clone());
-
-        let key = dir.join("net.key");
-        let status = Command::new(shoal())
-            .args(["keygen", "--out"])
-            .arg(&key)
-            .stdout(Stdio::null())
-            .status()
-            .expect("keygen runs");
-        assert!(status.success(), "shoal keygen failed");
+        let mut boxes = Boxes::new(name, layout.hosts);
+        boxes.bed.set_process_lifetime(LIFETIME);
+        let dir = boxes.dir.clone();
+        let key = boxes.key_file("net");
         let fingerprint: String = shoal::keys::load_network_key(&key)
             .expect("key readable")
             .fingerprint()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let config = BoxConfig::new(if layout.channel { CHANNEL } else { "" })
+            .key("net")
+            .top(&format!("board = \"{BOARD}\"\n"))
+            .env("SHOAL_LOG", SHOAL_LOG);
+        let configs = vec![config; BOXES.len()];
 
         // Where they share a host, Avahi starts first, as on a machine that boots with it: it
         // holds UDP port 5353 and the box's mdns-sd joins it. Otherwise the boxes run first,
         // and Avahi has to query for them.
-        let (bus, boxes) = if layout.avahi_first {
-            let bus = start_avahi(&mut bed, &dir, layout, name, started);
-            (bus, spawn_boxes(&mut bed, &dir, &key, layout))
+        let bus = if layout.avahi_first {
+            let bus = start_avahi(&mut boxes.bed, &dir, layout, name, started);
+            boxes.start(configs);
+            bus
         } else {
-            let boxes = spawn_boxes(&mut bed, &dir, &key, layout);
-            (start_avahi(&mut bed, &dir, layout, name, started), boxes)
+            boxes.start(configs);
+            start_avahi(&mut boxes.bed, &dir, layout, name, started)
         };
 
-        let mut lan = Lan {
-            bed,
-            _scratch: scratch,
-            _lock: lock,
-            dir,
-            bus,
-            avahi: layout.avahi,
-            boxes,
-            node_ids: Vec::new(),
-            fingerprint,
-            started,
-        };
+        let mut lan =
+            Lan { boxes, _lock: lock, bus, avahi: layout.avahi, node_ids: Vec::new(), fingerprint, started };
         assert!(
-            lan.wait_boxes(Duration::from_secs(20), |s| alive_peers(s) == 1),
+            lan.wait_all(Duration::from_secs(20), |s| alive_peers(s) == 1),
             "the boxes did not find each other:\n{}",
             lan.logs()
         );
@@ -338,47 +315,6 @@ impl Lan {
             .collect();
         eprintln!("{name}: boxes {:?} see each other after {:.1?}", lan.node_ids, started.elapsed());
         lan
-    }
-
-    fn status(&self, i: usize) -> Option<Value> {
-        let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
-        self.bed.http_get(i, &url).ok().and_then(|body| serde_json::from_str(&body).ok())
-    }
-
-    /// Waits until `check` holds for every box's status (or `limit` passes); whether it held.
-    fn wait_boxes(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if BOXES.iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    fn box_log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("box{i}.log"))).unwrap_or_default()
-    }
-
-    /// The end of every log, for failure messages.
-    fn logs(&self) -> String {
-        let mut names: Vec<String> = BOXES.iter().map(|i| format!("box{i}.log")).collect();
-        names.extend(["avahi.log".to_owned(), "dbus.log".to_owned()]);
-        let mut text = String::new();
-        for name in names {
-            let log = std::fs::read_to_string(self.dir.join(&name)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            text.push_str(&format!("--- {name}\n"));
-            for line in tail.into_iter().rev() {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-        text.push_str(&format!("(all logs in {})", self.dir.display()));
-        text
     }
 
     /// `avahi-browse -rpt _shoal._udp` on the Avahi host: the resolved services.
@@ -478,6 +414,7 @@ impl Lan {
             let mut args = vec!["-s", name, "_shoal._udp", &port];
             args.extend_from_slice(txt);
             let p = self
+                .boxes
                 .bed
                 .spawn(
                     self.avahi,
@@ -509,8 +446,8 @@ impl Lan {
 
     /// Panics unless every box process still runs and answers its status.
     fn assert_boxes_running(&mut self) {
-        for (&i, &p) in BOXES.iter().zip(&self.boxes) {
-            let exited = self.bed.wait(p, Duration::ZERO).expect("box process known");
+        for i in BOXES {
+            let exited = self.exited(i);
             assert!(exited.is_none(), "box {i} exited: {exited:?}\n{}", self.logs());
         }
         for i in BOXES {
@@ -597,43 +534,6 @@ fn start_avahi(bed: &mut Bed, dir: &Path, layout: Layout, name: &str, started: I
     });
     eprintln!("{name}: avahi-daemon up on host {} after {:.1?}", layout.avahi, started.elapsed());
     bus
-}
-
-/// Starts box `i` on host `i` for every `i` in [`BOXES`], all sharing the key in `key`.
-fn spawn_boxes(bed: &mut Bed, dir: &Path, key: &Path, layout: Layout) -> Vec<ProcessId> {
-    let mut boxes = Vec::new();
-    for i in BOXES {
-        let config = dir.join(format!("box{i}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "board = \"{BOARD}\"\nstate_dir = \"{dir}/state{i}\"\n\
-                 network_key_file = \"{key}\"\n\
-                 [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                 [log]\nlevel = \"debug\"\n{channel}",
-                dir = dir.display(),
-                key = key.display(),
-                channel = if layout.channel { CHANNEL } else { "" },
-            ),
-        )
-        .expect("config written");
-        let config = config.to_string_lossy().into_owned();
-        let p = bed
-            .spawn(
-                i,
-                shoal(),
-                &["run", "--config", &config],
-                &[("SHOAL_LOG", SHOAL_LOG)],
-                &dir.join(format!("box{i}.log")),
-            )
-            .expect("shoal starts");
-        boxes.push(p);
-    }
-    boxes
-}
-
-fn alive_peers(status: &Value) -> usize {
-    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
 }
 
 fn discovery(status: &Value, counter: &str) -> u64 {
@@ -735,7 +635,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
             let Some(s) = lan.status(i) else {
                 return false;
             };
-            let log = lan.box_log(i);
+            let log = lan.log(i);
             discovery(&s, "ignored_bad_txt") >= discovery(before, "ignored_bad_txt") + bad_txt_records
                 && discovery(&s, "ignored_version") > discovery(before, "ignored_version")
                 && bogus.iter().all(|(name, _, rejection)| {
@@ -750,7 +650,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
             let ignoring: Vec<String> = BOXES
                 .iter()
                 .flat_map(|&i| {
-                    lan.box_log(i)
+                    lan.log(i)
                         .lines()
                         .filter(|l| l.contains("ignoring"))
                         .map(|l| format!("box {i}: {l}"))
@@ -809,20 +709,6 @@ fn bogus_avahi_records_are_ignored_and_counted() {
     eprintln!("bogus: done after {:.1?}", lan.started.elapsed());
 }
 
-fn channel(status: &Value) -> &Value {
-    &status["channels"][0]
-}
-
-/// (seq, content digest) of the complete segments in a box's window.
-fn window(status: &Value) -> Vec<(u64, String)> {
-    channel(status)["window"]
-        .as_array()
-        .map(|w| {
-            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["content"].as_str()?.to_owned()))).collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn avahi_on_the_same_box_coexists() {
     if skip() {
@@ -835,7 +721,7 @@ fn avahi_on_the_same_box_coexists() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let (common, newest) = loop {
         let windows: Vec<Vec<(u64, String)>> =
-            BOXES.iter().map(|&i| lan.status(i).map(|s| window(&s)).unwrap_or_default()).collect();
+            BOXES.iter().map(|&i| lan.status(i).map(|s| window(&s, "test")).unwrap_or_default()).collect();
         let common: Vec<(u64, String, String)> = windows[0]
             .iter()
             .filter_map(|(seq, hash)| {
@@ -857,11 +743,8 @@ fn avahi_on_the_same_box_coexists() {
     for (seq, a, b) in &common {
         assert_eq!(a, b, "{test}: segment {seq} differs between the boxes");
     }
-    let ingesting: Vec<usize> = BOXES
-        .iter()
-        .copied()
-        .filter(|&i| lan.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
-        .collect();
+    let ingesting: Vec<usize> =
+        BOXES.iter().copied().filter(|&i| lan.status(i).is_some_and(|s| ingesting(&s, "test"))).collect();
     eprintln!(
         "{test}: {} segments in common (seq {}..={}), same content, after {:.1?}; ingesting: box {ingesting:?}",
         common.len(),
@@ -894,7 +777,7 @@ fn avahi_on_the_same_box_coexists() {
             let counted = lan
                 .status(i)
                 .is_some_and(|s| discovery(&s, "ignored_bad_txt") > discovery(&before[k], "ignored_bad_txt"));
-            if counted && lan.box_log(i).contains(&expected) {
+            if counted && lan.log(i).contains(&expected) {
                 seen[k] = Some(published.elapsed());
             }
         }
@@ -906,7 +789,7 @@ fn avahi_on_the_same_box_coexists() {
         for (k, &i) in BOXES.iter().enumerate() {
             let now = lan.status(i);
             let ignoring: Vec<String> = lan
-                .box_log(i)
+                .log(i)
                 .lines()
                 .filter(|l| l.contains("ignoring") || l.contains("mdns_sd"))
                 .map(str::to_owned)
@@ -982,12 +865,12 @@ fn avahi_on_the_same_box_coexists() {
     // Every box holds segments newer than any either held in (1).
     let newest_then = newest.iter().copied().max().unwrap_or(0);
     assert!(
-        lan.wait_boxes(Duration::from_secs(10), |s| { window(s).iter().any(|w| w.0 > newest_then) }),
+        lan.wait_all(Duration::from_secs(10), |s| window(s, "test").iter().any(|w| w.0 > newest_then)),
         "{test}: the channel stopped flowing (newest seq was {newest:?}):\n{}",
         lan.logs()
     );
     let windows: Vec<Vec<(u64, String)>> =
-        BOXES.iter().map(|&i| window(&lan.status(i).expect("status"))).collect();
+        BOXES.iter().map(|&i| window(&lan.status(i).expect("status"), "test")).collect();
     let mut compared = 0;
     for (seq, hash) in &windows[0] {
         if let Some((_, other)) = windows[1].iter().find(|(s, _)| s == seq) {

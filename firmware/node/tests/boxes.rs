@@ -2,145 +2,39 @@
 //! a killed ingester, a box of another deployment, and hostile datagrams. Needs root (CI runs as
 //! root); without it every test prints why it is skipped.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
+use std::time::Duration;
 
 mod common;
-use shoal_testbed::{skip_reason, Bed, ProcessId, Signal};
+use common::boxes::{alive_peers, ingesting, newest, rejected, window, BoxConfig, Boxes, UDP_PORT};
+use shoal_testbed::Signal;
 
-const UDP_PORT: u16 = 7470;
-const HTTP_PORT: u16 = 7471;
+/// The lineup of most tests: the built-in test source, always on.
+const TEST_CHANNEL: &str =
+    "[[channel]]\nid = \"test\"\nsource = \"test://pattern?bitrate=2000000&duration=1\"\nalways_on = true\n";
+/// The channel every test here shares, but the TV test's.
+const TEST: &str = "test";
 
-struct Boxes {
-    bed: Bed,
-    dir: PathBuf,
-    processes: Vec<Option<ProcessId>>,
+/// Starts one box per key: `keys[i]` names the key file box `i` uses (boxes with the same name
+/// share a key), `channels` (TOML `[[channel]]` tables) is every box's lineup.
+fn start_with(name: &str, keys: &[&str], channels: &str) -> Boxes {
+    let mut boxes = Boxes::new(name, keys.len());
+    boxes.start(keys.iter().map(|key| BoxConfig::new(channels).key(key)));
+    boxes
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-boxes-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn shoal() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_shoal"))
-}
-
-impl Boxes {
-    /// `keys[i]` names the key file box `i` uses (boxes with the same name share a key).
-    fn start(name: &str, keys: &[&str]) -> Boxes {
-        Boxes::start_with(
-            name,
-            keys,
-            "[[channel]]\nid = \"test\"\nsource = \"test://pattern?bitrate=2000000&duration=1\"\nalways_on = true\n",
-        )
-    }
-
-    /// Like `start`, with `channels` (TOML `[[channel]]` tables) as every box's lineup.
-    fn start_with(name: &str, keys: &[&str], channels: &str) -> Boxes {
-        let bed = Bed::new(keys.len()).expect("test bed");
-        let dir = scratch(name);
-        for key in keys {
-            let path = dir.join(format!("{key}.key"));
-            if !path.exists() {
-                let status = std::process::Command::new(shoal())
-                    .args(["keygen", "--out"])
-                    .arg(&path)
-                    .status()
-                    .expect("keygen runs");
-                assert!(status.success());
-            }
-        }
-        let mut boxes = Boxes { bed, dir, processes: Vec::new() };
-        for (i, key) in keys.iter().enumerate() {
-            let config = boxes.dir.join(format!("box{i}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{dir}/{key}.key\"\n\
-                     [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                     [log]\nlevel = \"debug\"\n{channels}",
-                    dir = boxes.dir.display()
-                ),
-            )
-            .expect("config written");
-            let log = boxes.dir.join(format!("box{i}.log"));
-            let config = config.to_string_lossy().into_owned();
-            let p =
-                boxes.bed.spawn(i, shoal(), &["run", "--config", &config], &[], &log).expect("shoal starts");
-            boxes.processes.push(Some(p));
-        }
-        boxes
-    }
-
-    fn status(&self, i: usize) -> Option<Value> {
-        let url = format!("http://{}:{HTTP_PORT}/api/status", self.bed.ip(i));
-        self.bed.http_get(i, &url).ok().and_then(|body| serde_json::from_str(&body).ok())
-    }
-
-    fn running(&self) -> Vec<usize> {
-        (0..self.processes.len()).filter(|&i| self.processes[i].is_some()).collect()
-    }
-
-    /// Waits until `check` holds for every running box (or `limit` passes); whether it held.
-    fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.running().iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        false
-    }
-
-    fn logs(&self) -> String {
-        common::boxes::log_tails(&self.dir, self.processes.len(), 15)
-    }
-}
-
-impl Drop for Boxes {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn alive_peers(status: &Value) -> usize {
-    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
-}
-
-fn channel(status: &Value) -> &Value {
-    &status["channels"][0]
-}
-
-/// (seq, content digest) of the complete segments in a box's window.
-fn window(status: &Value) -> Vec<(u64, String)> {
-    channel(status)["window"]
-        .as_array()
-        .map(|w| {
-            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["content"].as_str()?.to_string()))).collect()
-        })
-        .unwrap_or_default()
+/// Like [`start_with`], with the [`TEST_CHANNEL`] lineup.
+fn start(name: &str, keys: &[&str]) -> Boxes {
+    start_with(name, keys, TEST_CHANNEL)
 }
 
 fn skip() -> bool {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    false
+    common::skip(&[])
 }
 
 /// Every box holds the same bytes for every segment that two boxes both hold.
-fn assert_same_segments(boxes: &Boxes) -> usize {
+fn assert_same_segments(boxes: &Boxes, channel: &str) -> usize {
     let windows: Vec<Vec<(u64, String)>> =
-        boxes.running().iter().filter_map(|&i| boxes.status(i)).map(|s| window(&s)).collect();
+        boxes.running().iter().filter_map(|&i| boxes.status(i)).map(|s| window(&s, channel)).collect();
     let mut compared = 0;
     for a in &windows {
         for b in &windows {
@@ -160,24 +54,21 @@ fn four_boxes_find_each_other_and_share_a_channel() {
     if skip() {
         return;
     }
-    let boxes = Boxes::start("share", &["a", "a", "a", "a"]);
+    let boxes = start("share", &["a", "a", "a", "a"]);
     assert!(
         boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 3),
         "discovery failed:\n{}",
         boxes.logs()
     );
     assert!(
-        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 4),
+        boxes.wait_all(Duration::from_secs(15), |s| window(s, TEST).len() >= 4),
         "segments did not reach every box:\n{}",
         boxes.logs()
     );
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST))).count();
     assert_eq!(ingesting, 1, "exactly one box fetches the channel");
-    assert!(assert_same_segments(&boxes) >= 12);
+    assert!(assert_same_segments(&boxes, TEST) >= 12);
 }
 
 #[test]
@@ -185,7 +76,7 @@ fn a_channel_crosses_five_percent_loss() {
     if skip() {
         return;
     }
-    let boxes = Boxes::start("loss", &["a", "a", "a", "a"]);
+    let boxes = start("loss", &["a", "a", "a", "a"]);
     for i in 0..4 {
         boxes.bed.set_loss(i, 5).expect("loss set");
     }
@@ -196,17 +87,15 @@ fn a_channel_crosses_five_percent_loss() {
     );
     // Segments published after the loss was set: wait until every box holds six of them.
     assert!(
-        boxes.wait_all(Duration::from_secs(25), |s| window(s).len() >= 6),
+        boxes.wait_all(Duration::from_secs(25), |s| window(s, TEST).len() >= 6),
         "segments did not cross the lossy links:\n{}",
         boxes.logs()
     );
     // The loss was real: receivers had to ask for what it ate.
-    let requests: u64 = (0..4)
-        .filter_map(|i| boxes.status(i))
-        .map(|s| s["counters"]["requests_sent"].as_u64().unwrap_or(0))
-        .sum();
+    let requests: u64 =
+        (0..4).filter_map(|i| boxes.status(i)).map(|s| common::boxes::counter(&s, "requests_sent")).sum();
     assert!(requests > 0, "no box repaired anything: was the loss applied?");
-    assert!(assert_same_segments(&boxes) >= 12);
+    assert!(assert_same_segments(&boxes, TEST) >= 12);
 }
 
 #[test]
@@ -214,33 +103,29 @@ fn killing_the_ingester_hands_the_channel_over() {
     if skip() {
         return;
     }
-    let mut boxes = Boxes::start("kill", &["a", "a", "a", "a"]);
+    let mut boxes = start("kill", &["a", "a", "a", "a"]);
     assert!(
-        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 3),
+        boxes.wait_all(Duration::from_secs(15), |s| window(s, TEST).len() >= 3),
         "no segments:\n{}",
         boxes.logs()
     );
     let ingester = boxes
         .running()
         .into_iter()
-        .find(|&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
+        .find(|&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST)))
         .expect("an ingester");
-    let before = boxes.status((ingester + 1) % 4).map(|s| window(&s).last().map_or(0, |w| w.0)).unwrap_or(0);
-    let p = boxes.processes[ingester].take().expect("running");
-    boxes.bed.signal(p, Signal::Kill).expect("kill -9");
+    let before = boxes.status((ingester + 1) % 4).map(|s| newest(&s, TEST).unwrap_or(0)).unwrap_or(0);
+    boxes.kill(ingester);
     // Another box takes over and every survivor keeps receiving new segments.
     assert!(
-        boxes.wait_all(Duration::from_secs(15), |s| window(s).last().is_some_and(|w| w.0 >= before + 5)),
+        boxes.wait_all(Duration::from_secs(15), |s| newest(s, TEST).is_some_and(|n| n >= before + 5)),
         "survivors stopped receiving after the ingester died:\n{}",
         boxes.logs()
     );
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, TEST))).count();
     assert_eq!(ingesting, 1);
-    assert!(assert_same_segments(&boxes) >= 9);
+    assert!(assert_same_segments(&boxes, TEST) >= 9);
 }
 
 #[test]
@@ -248,7 +133,7 @@ fn a_box_of_another_deployment_is_ignored() {
     if skip() {
         return;
     }
-    let boxes = Boxes::start("foreign", &["a", "a", "a", "b"]);
+    let boxes = start("foreign", &["a", "a", "a", "b"]);
     assert!(
         boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2
             || s["peers"].as_array().is_some_and(|p| p.is_empty())),
@@ -259,7 +144,7 @@ fn a_box_of_another_deployment_is_ignored() {
     for i in 0..3 {
         let s = boxes.status(i).expect("status");
         assert_eq!(alive_peers(&s), 2, "box {i} must see only its own deployment");
-        assert!(s["counters"]["rejected"]["foreign_key"].as_u64().unwrap_or(0) >= 1, "box {i}: {s}");
+        assert!(rejected(&s, "foreign_key") >= 1, "box {i}: {s}");
     }
     let foreign = boxes.status(3).expect("status");
     assert_eq!(alive_peers(&foreign), 0);
@@ -275,7 +160,7 @@ fn a_box_of_another_deployment_is_ignored() {
     assert!(out.status.success(), "{target}: {out:?}");
     std::thread::sleep(Duration::from_millis(500));
     let s = boxes.status(0).expect("status");
-    assert!(s["counters"]["rejected"]["bad_mac"].as_u64().unwrap_or(0) >= 50, "{s}");
+    assert!(rejected(&s, "bad_mac") >= 50, "{s}");
 }
 
 #[test]
@@ -283,9 +168,9 @@ fn hostile_datagrams_change_nothing_but_counters() {
     if skip() {
         return;
     }
-    let boxes = Boxes::start("hostile", &["a", "a", "a"]);
+    let boxes = start("hostile", &["a", "a", "a"]);
     assert!(
-        boxes.wait_all(Duration::from_secs(15), |s| window(s).len() >= 3),
+        boxes.wait_all(Duration::from_secs(15), |s| window(s, TEST).len() >= 3),
         "no segments:\n{}",
         boxes.logs()
     );
@@ -329,19 +214,19 @@ print(len(captured))
     assert!(captured >= 10, "captured only {captured} datagrams");
     std::thread::sleep(Duration::from_secs(1));
     let after = boxes.status(0).expect("box 0 still answers");
-    let r = |s: &Value, k: &str| s["counters"]["rejected"][k].as_u64().unwrap_or(0);
+    let r = rejected;
     assert!(r(&after, "replay") >= r(&before, "replay") + captured, "replays: {after}");
     assert!(r(&after, "bad_mac") > r(&before, "bad_mac"), "{after}");
     assert!(r(&after, "unknown_version") >= r(&before, "unknown_version") + 50, "{after}");
     // Nothing else changed: still two live peers, still receiving new segments.
     assert_eq!(alive_peers(&after), 2);
-    let newest = window(&after).last().map_or(0, |w| w.0);
+    let newest_then = newest(&after, TEST).unwrap_or(0);
     assert!(
-        boxes.wait_all(Duration::from_secs(10), |s| window(s).last().is_some_and(|w| w.0 >= newest + 2)),
+        boxes.wait_all(Duration::from_secs(10), |s| newest(s, TEST).is_some_and(|n| n >= newest_then + 2)),
         "segments stopped flowing:\n{}",
         boxes.logs()
     );
-    assert!(assert_same_segments(&boxes) >= 6);
+    assert!(assert_same_segments(&boxes, TEST) >= 6);
 }
 
 #[test]
@@ -349,22 +234,19 @@ fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
     if skip() {
         return;
     }
-    let mut boxes = Boxes::start("signals", &["a", "a"]);
+    let mut boxes = start("signals", &["a", "a"]);
     assert!(boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 1), "{}", boxes.logs());
-    let config = boxes.dir.join("box0.toml");
+    let config = boxes.config_file(0);
     let text =
         std::fs::read_to_string(&config).expect("config").replace("level = \"debug\"", "level = \"info\"");
     std::fs::write(&config, text).expect("config");
-    let p = boxes.processes[0].expect("running");
-    boxes.bed.signal(p, Signal::Hup).expect("HUP");
+    boxes.signal(0, Signal::Hup);
     std::thread::sleep(Duration::from_millis(500));
-    let log = std::fs::read_to_string(boxes.dir.join("box0.log")).expect("log");
+    let log = boxes.log(0);
     assert!(log.contains("SIGHUP: log level now INFO"), "{}", boxes.logs());
     // A clean stop: box 1 hears the goodbye long before any timeout would drop box 0.
-    boxes.bed.signal(p, Signal::Term).expect("TERM");
-    let status = boxes.bed.wait(p, Duration::from_secs(5)).expect("waits");
+    let status = boxes.stop(0, Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "box 0 exit: {status:?}");
-    boxes.processes[0] = None;
     let peers_left = boxes.status(1).map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
     assert_eq!(peers_left, Some(0), "box 1 still lists box 0 right after its goodbye");
 }
@@ -374,13 +256,14 @@ fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
 /// cross the swarm, and the player decodes them without error.
 #[test]
 fn a_tv_plays_the_test_card_from_any_box() {
+    const CARD: &str = "testcard";
     if skip() {
         return;
     }
     if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
         panic!("ffmpeg is missing: apt-get install ffmpeg (tools/test installs it as root)");
     }
-    let boxes = Boxes::start_with(
+    let boxes = start_with(
         "play",
         &["a", "a", "a"],
         "[[channel]]\nid = \"testcard\"\nname = \"Test card\"\nnumber = 7\nsource = \"builtin:testcard\"\n",
@@ -388,11 +271,8 @@ fn a_tv_plays_the_test_card_from_any_box() {
     assert!(boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2), "{}", boxes.logs());
     // Nobody watches yet: a channel that is not always-on is not fetched.
     std::thread::sleep(Duration::from_secs(2));
-    assert!(boxes.running().iter().all(|&i| boxes.status(i).is_some_and(|s| window(&s).is_empty())));
-    let lineup = boxes
-        .bed
-        .http_get(0, &format!("http://{}:{HTTP_PORT}/playlist.m3u", boxes.bed.ip(0)))
-        .expect("lineup");
+    assert!(boxes.running().iter().all(|&i| boxes.status(i).is_some_and(|s| window(&s, CARD).is_empty())));
+    let lineup = boxes.bed.http_get(0, &boxes.url(0, "/playlist.m3u")).expect("lineup");
     assert!(
         lineup.starts_with("#EXTM3U")
             && lineup.contains("tvg-chno=\"7\"")
@@ -401,7 +281,7 @@ fn a_tv_plays_the_test_card_from_any_box() {
     );
     // Play from every box in turn; the first request has to wait for the channel to start.
     for tv in 0..3 {
-        let url = format!("http://{}:{HTTP_PORT}/hls/testcard/index.m3u8", boxes.bed.ip(tv));
+        let url = boxes.url(tv, "/hls/testcard/index.m3u8");
         let args = common::player_args(&url, 6);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = boxes.bed.exec(tv, &args, Duration::from_secs(60)).expect("ffmpeg runs");
@@ -409,16 +289,13 @@ fn a_tv_plays_the_test_card_from_any_box() {
         common::assert_played(&out, 140, &format!("/hls on box {tv}\n{}", boxes.logs()));
     }
     // The same channel as one continuous MPEG-TS stream (`/ts`), from the last box.
-    let url = format!("http://{}:{HTTP_PORT}/ts/testcard", boxes.bed.ip(2));
+    let url = boxes.url(2, "/ts/testcard");
     let args = common::player_args(&url, 6);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = boxes.bed.exec(2, &args, Duration::from_secs(60)).expect("ffmpeg runs");
     common::assert_played(&out, 140, "/ts on box 2");
-    let ingesting = boxes
-        .running()
-        .iter()
-        .filter(|&&i| boxes.status(i).is_some_and(|s| channel(&s)["ingesting"] == true))
-        .count();
+    let ingesting =
+        boxes.running().iter().filter(|&&i| boxes.status(i).is_some_and(|s| ingesting(&s, CARD))).count();
     assert_eq!(ingesting, 1, "one box fetches the channel for all TVs");
-    assert!(assert_same_segments(&boxes) >= 3);
+    assert!(assert_same_segments(&boxes, CARD) >= 3);
 }

@@ -7,28 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shoal_testbed::{encode_clip, skip_reason, Bed, ClipSpec, ProcessId};
+use shoal_testbed::{encode_clip, ClipSpec, ProcessId};
 
 mod common;
-use common::boxes::Boxes;
-
-/// One bed at a time: boxes, a headend and players fill two cores.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use common::boxes::{channel, BoxConfig, Boxes};
 
 fn skip() -> bool {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    common::require("ffmpeg", "ffmpeg");
-    false
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-broadcast-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::skip(&[("ffmpeg", "ffmpeg")])
 }
 
 /// The test clip (H.264/AAC, 320x180, 2 s GOPs, 16 s, loops seamlessly), made once per target dir.
@@ -36,66 +21,39 @@ fn clip() -> PathBuf {
     encode_clip(Path::new(env!("CARGO_TARGET_TMPDIR")), "broadcast", ClipSpec::SMALL).expect("clip encodes")
 }
 
-/// A bed of `boxes` boxes and one headend host (the last), its scratch dir, and the turn.
+/// A bed of `boxes` boxes and one headend host (the last); one at a time, as boxes, a headend
+/// and players fill two cores.
 struct Stage {
-    bed: Bed,
-    dir: PathBuf,
+    boxes: Boxes,
     headend: usize,
-    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Stage {
     fn new(name: &str, boxes: usize) -> Stage {
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bed = Bed::new(boxes + 1).expect("test bed");
-        Stage { bed, dir: scratch(name), headend: boxes, _turn: turn }
+        Stage { boxes: Boxes::one_at_a_time(name, boxes + 1), headend: boxes }
     }
 
     /// Runs ffmpeg on the headend host, looping `clip` in real time to `output` in `format`.
     fn headend(&mut self, clip: &Path, format: &str, output: &str) -> ProcessId {
-        let log = self.dir.join(format!("headend-{}.log", format.replace('_', "-")));
-        let clip = clip.to_string_lossy().into_owned();
-        let args = [
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            &clip,
-            "-c",
-            "copy",
-            "-f",
-            format,
-            output,
-        ];
-        self.bed.spawn(self.headend, Path::new("ffmpeg"), &args, &[], &log).expect("ffmpeg starts")
+        let log = self.boxes.dir.join(format!("headend-{}.log", format.replace('_', "-")));
+        self.boxes.bed.loop_clip(self.headend, clip, format, output, &log).expect("ffmpeg starts")
     }
 
-    fn prefix(&self, i: usize) -> [&str; 4] {
-        ["ip", "netns", "exec", self.bed.namespace(i)]
-    }
-}
-
-impl Drop for Stage {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    /// Starts one box per config and hands them over.
+    fn start<C: Into<BoxConfig>>(&mut self, configs: impl IntoIterator<Item = C>) -> &mut Boxes {
+        self.boxes.start(configs)
     }
 }
 
 /// A channel of the lineup.
-fn channel(id: &str, source: &str) -> String {
+fn lineup_channel(id: &str, source: &str) -> String {
     format!("[[channel]]\nid = \"{id}\"\nsource = \"{source}\"\ninterface = \"eth0\"\n")
 }
 
 /// Plays `seconds` of `path` from box `i` with ffmpeg and checks it decoded without error.
-fn assert_plays(stage: &Stage, boxes: &Boxes, i: usize, path: &str, seconds: u32) {
-    let url = boxes.url(&stage.bed, i, path);
-    let out = common::play_ffmpeg(&stage.prefix(i), &url, seconds);
+fn assert_plays(boxes: &Boxes, i: usize, path: &str, seconds: u32) {
+    let url = boxes.url(i, path);
+    let out = common::play_ffmpeg(&boxes.prefix(i), &url, seconds);
     let frames = u64::from(seconds) * 25 * 9 / 10;
     if let Err(why) = common::judge_ffmpeg(&out, frames) {
         panic!("box {i} {path}: {why}\n{}", boxes.logs());
@@ -111,30 +69,30 @@ fn a_multicast_feed_plays_on_every_box() {
     }
     let mut stage = Stage::new("multicast", 3);
     stage.headend(&clip(), "mpegts", "udp://239.255.10.1:5000?pkt_size=1316&ttl=1");
-    let config = channel("mc", "udp://@239.255.10.1:5000");
-    let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &vec![config; 3]);
-    boxes.wait_for_peers(&stage.bed, Duration::from_secs(30));
+    let config = lineup_channel("mc", "udp://@239.255.10.1:5000");
+    let boxes = stage.start(vec![config; 3]);
+    boxes.wait_for_peers(Duration::from_secs(30));
     for i in 0..3 {
-        assert_plays(&stage, &boxes, i, "/hls/mc/index.m3u8", 8);
-        assert_plays(&stage, &boxes, i, "/ts/mc", 6);
+        assert_plays(boxes, i, "/hls/mc/index.m3u8", 8);
+        assert_plays(boxes, i, "/ts/mc", 6);
     }
-    let ingesters = boxes.ingesters(&stage.bed, "mc");
+    let ingesters = boxes.ingesters("mc");
     // mpv as well, on a box that gets the channel from its peers, over HLS and over /ts.
     let watcher = (ingesters.first().copied().unwrap_or(0) + 1) % 3;
     for path in ["/hls/mc/index.m3u8", "/ts/mc"] {
-        let run = common::play_mpv(&stage.prefix(watcher), &boxes.url(&stage.bed, watcher, path), 8);
+        let run = common::play_mpv(&boxes.prefix(watcher), &boxes.url(watcher, path), 8);
         common::assert_mpv_played(&run, 6.0, 150, &format!("mpv on box {watcher} {path}"));
     }
     assert_eq!(ingesters.len(), 1, "exactly one box joins the group: {ingesters:?}");
     let ingester = ingesters[0];
     for i in (0..3).filter(|&i| i != ingester) {
-        let status = boxes.status(&stage.bed, i).expect("status");
-        let mc = Boxes::channel(&status, "mc").expect("the channel");
+        let status = boxes.status(i).expect("status");
+        let mc = channel(&status, "mc").expect("the channel");
         assert!(mc["segments_from_peers"].as_u64() > Some(0), "box {i} got segments from peers: {mc}");
         assert_eq!(mc["segments_from_origin"], 0, "box {i} did not join the group: {mc}");
     }
-    let status = boxes.status(&stage.bed, ingester).expect("status");
-    let input = &Boxes::channel(&status, "mc").expect("the channel")["input"];
+    let status = boxes.status(ingester).expect("status");
+    let input = &channel(&status, "mc").expect("the channel")["input"];
     assert!(input["segments"].as_u64() > Some(3), "{input}");
     assert_eq!(input["cc_errors"], 0, "a clean feed has no continuity errors: {input}");
 }
@@ -199,13 +157,13 @@ while True:
 impl Stage {
     /// Runs a Python helper script on the headend host.
     fn python(&mut self, name: &str, script: &str, args: &[&str]) -> ProcessId {
-        let path = self.dir.join(format!("{name}.py"));
+        let path = self.boxes.dir.join(format!("{name}.py"));
         std::fs::write(&path, script).expect("script written");
         let path = path.to_string_lossy().into_owned();
-        let log = self.dir.join(format!("{name}.log"));
+        let log = self.boxes.dir.join(format!("{name}.log"));
         let mut all = vec!["-u", path.as_str()];
         all.extend_from_slice(args);
-        self.bed.spawn(self.headend, Path::new("python3"), &all, &[], &log).expect("python3 starts")
+        self.boxes.bed.spawn(self.headend, Path::new("python3"), &all, &[], &log).expect("python3 starts")
     }
 }
 
@@ -221,27 +179,27 @@ fn rtp_http_ts_and_file_sources_play() {
     stage.headend(&clip, "rtp_mpegts", "rtp://239.255.10.2:5002?ttl=1");
     let clip_path = clip.to_string_lossy().into_owned();
     stage.python("http-ts", HTTP_TS_SERVER, &[&clip_path, "8090", "16"]);
-    let headend = stage.bed.ip(stage.headend);
+    let headend = stage.boxes.bed.ip(stage.headend);
     let config = [
-        channel("rtp", "rtp://@239.255.10.2:5002"),
+        lineup_channel("rtp", "rtp://@239.255.10.2:5002"),
         format!("[[channel]]\nid = \"httpts\"\nsource = \"http://{headend}:8090/live\"\nformat = \"ts\"\n"),
         format!("[[channel]]\nid = \"file\"\nsource = \"file://{clip_path}\"\n"),
         format!("[[channel]]\nid = \"vod\"\nsource = \"file://{clip_path}?vod\"\nalways_on = true\n"),
     ]
     .concat();
-    let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &[config]);
+    let boxes = stage.start([config]);
     // A lone box relaying to its own TV passes the feed through: no segment is cut for it.
-    assert_plays(&stage, &boxes, 0, "/rtp/239.255.10.2:5002", 6);
-    let status = boxes.status(&stage.bed, 0).expect("status");
-    let rtp = Boxes::channel(&status, "rtp").expect("the channel");
+    assert_plays(boxes, 0, "/rtp/239.255.10.2:5002", 6);
+    let status = boxes.status(0).expect("status");
+    let rtp = channel(&status, "rtp").expect("the channel");
     assert_eq!(rtp["input"]["segments"], 0, "nobody needed segments: {rtp}");
     assert!(rtp["input"]["bytes"].as_u64() > Some(100_000), "{rtp}");
     for id in ["rtp", "httpts", "file"] {
-        assert_plays(&stage, &boxes, 0, &format!("/hls/{id}/index.m3u8"), 8);
-        assert_plays(&stage, &boxes, 0, &format!("/ts/{id}"), 6);
+        assert_plays(boxes, 0, &format!("/hls/{id}/index.m3u8"), 8);
+        assert_plays(boxes, 0, &format!("/ts/{id}"), 6);
     }
     // The file as VOD: the whole clip, numbered from 0, closed with ENDLIST.
-    let (code, playlist) = boxes.get(&stage.bed, 0, "/hls/vod/index.m3u8");
+    let (code, playlist) = boxes.get(0, "/hls/vod/index.m3u8");
     let playlist = String::from_utf8_lossy(&playlist).into_owned();
     assert_eq!(code, 200, "{playlist}");
     assert!(
@@ -250,8 +208,8 @@ fn rtp_http_ts_and_file_sources_play() {
     );
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
     assert_eq!(playlist.matches("#EXTINF:").count(), 8, "16 s in 2 s GOPs: {playlist}");
-    let url = boxes.url(&stage.bed, 0, "/hls/vod/index.m3u8");
-    let out = common::play_ffmpeg(&stage.prefix(0), &url, 16);
+    let url = boxes.url(0, "/hls/vod/index.m3u8");
+    let out = common::play_ffmpeg(&boxes.prefix(0), &url, 16);
     if let Err(why) = common::judge_ffmpeg(&out, 16 * 25 - 2) {
         panic!("the VOD file: {why}\n{}", boxes.logs());
     }
@@ -268,17 +226,17 @@ fn udpxy_urls_relay_feeds_no_config_names() {
     let mut stage = Stage::new("udpxy", 2);
     stage.headend(&clip(), "mpegts", "udp://239.255.10.3:5004?pkt_size=1316&ttl=1");
     let config = "[relay]\nmax_joins = 1\n".to_owned();
-    let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &vec![config; 2]);
-    boxes.wait_for_peers(&stage.bed, Duration::from_secs(30));
+    let boxes = stage.start(vec![config; 2]);
+    boxes.wait_for_peers(Duration::from_secs(30));
     let relay = "/udp/239.255.10.3:5004";
     // Both boxes' TVs ask at once.
     std::thread::scope(|scope| {
         let players: Vec<_> = (0..2)
             .map(|i| {
-                let (stage, boxes) = (&stage, &boxes);
+                let boxes = &*boxes;
                 scope.spawn(move || {
-                    let url = boxes.url(&stage.bed, i, relay);
-                    (i, common::play_ffmpeg(&stage.prefix(i), &url, 10))
+                    let url = boxes.url(i, relay);
+                    (i, common::play_ffmpeg(&boxes.prefix(i), &url, 10))
                 })
             })
             .collect();
@@ -290,11 +248,11 @@ fn udpxy_urls_relay_feeds_no_config_names() {
         }
     });
     let name = "udp://239.255.10.3:5004";
-    let ingesters = boxes.ingesters(&stage.bed, name);
+    let ingesters = boxes.ingesters(name);
     assert_eq!(ingesters.len(), 1, "one box joins the group: {ingesters:?}\n{}", boxes.logs());
     let other = 1 - ingesters[0];
-    let status = boxes.status(&stage.bed, other).expect("status");
-    let relayed = Boxes::channel(&status, name).expect("the relayed feed is a channel");
+    let status = boxes.status(other).expect("status");
+    let relayed = channel(&status, name).expect("the relayed feed is a channel");
     assert!(relayed["segments_from_peers"].as_u64() > Some(0), "{relayed}");
     // Refusals, with the reason.
     for (path, code) in [
@@ -304,7 +262,7 @@ fn udpxy_urls_relay_feeds_no_config_names() {
         ("/rtp/not-an-address:5000", 400),
         ("/udp/239.255.10.4:5006", 503),
     ] {
-        let (status, body) = boxes.get(&stage.bed, other, path);
+        let (status, body) = boxes.get(other, path);
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, code, "{path}: {body}");
         assert!(body.contains("error"), "{path}: {body}");
@@ -363,21 +321,20 @@ fn a_feed_without_keyframe_flags_is_cut_at_keyframes() {
         return;
     }
     let mut stage = Stage::new("norai", 1);
-    let stripped = without_random_access_flags(&clip(), &stage.dir);
+    let stripped = without_random_access_flags(&clip(), &stage.boxes.dir);
     let stripped = stripped.to_string_lossy().into_owned();
     stage.python("sender", TS_SENDER, &[&stripped, "239.255.10.6", "5010", "16", "clean"]);
-    let boxes =
-        Boxes::start(&mut stage.bed, &stage.dir.clone(), &[channel("norai", "udp://@239.255.10.6:5010")]);
-    assert_plays(&stage, &boxes, 0, "/hls/norai/index.m3u8", 8);
-    let (code, playlist) = boxes.get(&stage.bed, 0, "/hls/norai/index.m3u8");
+    let boxes = stage.start([lineup_channel("norai", "udp://@239.255.10.6:5010")]);
+    assert_plays(boxes, 0, "/hls/norai/index.m3u8", 8);
+    let (code, playlist) = boxes.get(0, "/hls/norai/index.m3u8");
     assert_eq!(code, 200);
     let playlist = String::from_utf8_lossy(&playlist).into_owned();
     let names: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
     assert!(names.len() >= 3, "{playlist}");
     for name in names {
-        let (code, bytes) = boxes.get(&stage.bed, 0, &format!("/hls/norai/{name}"));
+        let (code, bytes) = boxes.get(0, &format!("/hls/norai/{name}"));
         assert_eq!(code, 200, "{name}");
-        let file = stage.dir.join(name);
+        let file = boxes.dir.join(name);
         std::fs::write(&file, &bytes).expect("segment written");
         assert!(starts_with_keyframe(&file), "segment {name} does not start with a keyframe");
     }
@@ -386,8 +343,8 @@ fn a_feed_without_keyframe_flags_is_cut_at_keyframes() {
         // Cut at the clip's 2 s GOPs (a loop of the sender may end one early).
         assert!(seconds <= 2.01, "{playlist}");
     }
-    let status = boxes.status(&stage.bed, 0).expect("status");
-    let input = &Boxes::channel(&status, "norai").expect("the channel")["input"];
+    let status = boxes.status(0).expect("status");
+    let input = &channel(&status, "norai").expect("the channel")["input"];
     assert_eq!(input["keyframes_by_flag"], 0, "{input}");
     assert!(input["keyframes_by_scan"].as_u64() > Some(3), "{input}");
 }
@@ -402,22 +359,21 @@ fn a_damaged_feed_is_counted_and_skipped() {
     let mut stage = Stage::new("damaged", 1);
     let clip = clip().to_string_lossy().into_owned();
     stage.python("sender", TS_SENDER, &[&clip, "239.255.10.7", "5012", "16", "damage"]);
-    let mut boxes =
-        Boxes::start(&mut stage.bed, &stage.dir.clone(), &[channel("damaged", "udp://@239.255.10.7:5012")]);
+    let boxes = stage.start([lineup_channel("damaged", "udp://@239.255.10.7:5012")]);
     // Decode errors are expected: the player must still get pictures through.
-    let url = boxes.url(&stage.bed, 0, "/hls/damaged/index.m3u8");
-    let out = common::play_ffmpeg(&stage.prefix(0), &url, 10);
+    let url = boxes.url(0, "/hls/damaged/index.m3u8");
+    let out = common::play_ffmpeg(&boxes.prefix(0), &url, 10);
     let progress = String::from_utf8_lossy(&out.stdout);
     let frames: u64 =
         progress.lines().filter_map(|l| l.strip_prefix("frame=")?.trim().parse().ok()).max().unwrap_or(0);
     assert!(frames >= 150, "{frames} frames of 250 through the damage\n{}", boxes.logs());
-    assert!(boxes.alive(&mut stage.bed, 0), "the box died:\n{}", boxes.logs());
-    let status = boxes.status(&stage.bed, 0).expect("the box answers");
-    let input = &Boxes::channel(&status, "damaged").expect("the channel")["input"];
+    assert!(boxes.alive(0), "the box died:\n{}", boxes.logs());
+    let status = boxes.status(0).expect("the box answers");
+    let input = &channel(&status, "damaged").expect("the channel")["input"];
     assert!(input["cc_errors"].as_u64() > Some(10), "losses are counted: {input}");
     assert!(input["garbage_bytes"].as_u64() > Some(0), "garbage is counted: {input}");
     assert!(input["segments"].as_u64() > Some(3), "{input}");
-    boxes.kill(&mut stage.bed, 0);
+    boxes.kill(0);
 }
 
 /// The ingesting box is killed: another box joins the group, its segments continue the
@@ -429,33 +385,32 @@ fn another_box_joins_when_the_ingester_dies() {
     }
     let mut stage = Stage::new("takeover", 3);
     stage.headend(&clip(), "mpegts", "udp://239.255.10.8:5014?pkt_size=1316&ttl=1");
-    let config = format!("{}always_on = true\n", channel("mc", "udp://@239.255.10.8:5014"));
-    let mut boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &vec![config; 3]);
-    boxes.wait_for_peers(&stage.bed, Duration::from_secs(30));
-    let ingester = boxes.ingester(&stage.bed, "mc", Duration::from_secs(20));
+    let config = format!("{}always_on = true\n", lineup_channel("mc", "udp://@239.255.10.8:5014"));
+    let boxes = stage.start(vec![config; 3]);
+    boxes.wait_for_peers(Duration::from_secs(30));
+    let ingester = boxes.ingester("mc", Duration::from_secs(20));
     let watcher = (ingester + 1) % 3;
     assert!(
-        boxes.wait_all(&stage.bed, Duration::from_secs(20), |s| {
-            Boxes::channel(s, "mc").is_some_and(|c| c["segments_held"].as_u64() >= Some(3))
+        boxes.wait_all(Duration::from_secs(20), |s| {
+            channel(s, "mc").is_some_and(|c| c["segments_held"].as_u64() >= Some(3))
         }),
         "the boxes hold no window:\n{}",
         boxes.logs()
     );
-    let url = boxes.url(&stage.bed, watcher, "/hls/mc/index.m3u8");
-    let prefix: Vec<String> = stage.prefix(watcher).map(str::to_owned).to_vec();
+    let url = boxes.url(watcher, "/hls/mc/index.m3u8");
+    let prefix: Vec<String> = boxes.prefix(watcher).map(str::to_owned).to_vec();
     let player = std::thread::spawn(move || {
         let prefix: Vec<&str> = prefix.iter().map(String::as_str).collect();
         common::play_mpv(&prefix, &url, 30)
     });
     std::thread::sleep(Duration::from_secs(8));
-    boxes.kill(&mut stage.bed, ingester);
+    boxes.kill(ingester);
     // The survivors elect a new ingester, which joins the group and continues the numbering.
     let mut playlist = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::time::Instant::now() < deadline && !playlist.contains("#EXT-X-DISCONTINUITY") {
         std::thread::sleep(Duration::from_millis(500));
-        playlist =
-            String::from_utf8_lossy(&boxes.get(&stage.bed, watcher, "/hls/mc/index.m3u8").1).into_owned();
+        playlist = String::from_utf8_lossy(&boxes.get(watcher, "/hls/mc/index.m3u8").1).into_owned();
     }
     assert_eq!(
         playlist.matches("#EXT-X-DISCONTINUITY").count(),
@@ -465,7 +420,7 @@ fn another_box_joins_when_the_ingester_dies() {
     );
     let numbers: Vec<u64> = playlist.lines().filter_map(|l| l.strip_suffix(".ts")?.parse().ok()).collect();
     assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "numbers continue: {numbers:?}");
-    let new_ingesters = boxes.ingesters(&stage.bed, "mc");
+    let new_ingesters = boxes.ingesters("mc");
     assert_eq!(new_ingesters.len(), 1, "{new_ingesters:?}");
     let run = player.join().expect("player thread");
     let played = common::assert_mpv_played(&run, 24.0, 24 * 25, "the TV through the takeover");
@@ -481,36 +436,33 @@ fn the_feed_is_joined_again_when_the_address_changes() {
     }
     let mut stage = Stage::new("rejoin", 1);
     stage.headend(&clip(), "mpegts", "udp://239.255.10.9:5016?pkt_size=1316&ttl=1");
-    let config = format!("{}always_on = true\n", channel("mc", "udp://@239.255.10.9:5016"));
-    let boxes = Boxes::start(&mut stage.bed, &stage.dir.clone(), &[config]);
+    let config = format!("{}always_on = true\n", lineup_channel("mc", "udp://@239.255.10.9:5016"));
+    let boxes = stage.start([config]);
     // Asked over loopback: the box's LAN address is about to change.
-    let input = |stage: &Stage| -> serde_json::Value {
-        let body =
-            stage.bed.http_get(0, &format!("http://127.0.0.1:{}/api/status", common::boxes::HTTP_PORT));
-        let status: serde_json::Value =
-            body.ok().and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
-        Boxes::channel(&status, "mc").map(|c| c["input"].clone()).unwrap_or_default()
+    let input = |boxes: &Boxes| -> serde_json::Value {
+        let status = boxes.status_over_loopback(0).unwrap_or_default();
+        channel(&status, "mc").map(|c| c["input"].clone()).unwrap_or_default()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while input(&stage)["segments"].as_u64() < Some(2) {
+    while input(boxes)["segments"].as_u64() < Some(2) {
         assert!(std::time::Instant::now() < deadline, "no segments:\n{}", boxes.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
-    let old = stage.bed.ip(0);
+    let old = boxes.bed.ip(0);
     let new = std::net::Ipv4Addr::new(old.octets()[0], old.octets()[1], old.octets()[2], 200);
     for command in [format!("ip addr add {new}/24 dev eth0"), format!("ip addr del {old}/24 dev eth0")] {
         let args: Vec<&str> = command.split(' ').collect();
-        let out = stage.bed.exec(0, &args, Duration::from_secs(5)).expect("ip runs");
+        let out = boxes.bed.exec(0, &args, Duration::from_secs(5)).expect("ip runs");
         assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while input(&stage)["rejoins"].as_u64() < Some(1) {
+    while input(boxes)["rejoins"].as_u64() < Some(1) {
         assert!(std::time::Instant::now() < deadline, "never joined again:\n{}", boxes.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
-    let before = input(&stage);
+    let before = input(boxes);
     std::thread::sleep(Duration::from_secs(6));
-    let after = input(&stage);
+    let after = input(boxes);
     assert!(
         after["segments"].as_u64() >= before["segments"].as_u64().map(|s| s + 2),
         "the feed stopped after the change: {before} → {after}\n{}",

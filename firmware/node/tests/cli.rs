@@ -4,15 +4,11 @@
 
 use std::process::Command;
 
-fn shoal(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_shoal")).args(args).output().expect("shoal runs")
-}
+mod common;
+use common::scratch;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch");
-    dir
+fn shoal(args: &[&str]) -> std::process::Output {
+    Command::new(common::boxes::shoal()).args(args).output().expect("shoal runs")
 }
 
 #[test]

@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shoal_testbed::{skip_reason, Bed};
 
 mod common;
+use common::boxes::{BoxConfig, Boxes};
+use common::wait_until;
 
-const UDP_PORT: u16 = 7470;
-const HTTP_PORT: u16 = 7471;
 const BOXES: usize = 3;
 /// What `timeout` gives the browser script: launch (~2 s), the page's first poll, a cold channel
 /// (up to 8 s for its first segment), 5 s of playback and the screenshot fit in well under it.
@@ -40,80 +39,28 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn shoal() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_shoal"))
+/// Three boxes sharing one key and the test card channel; box [`REFUSING_BOX`] admits nobody
+/// as an admin.
+fn start() -> Boxes {
+    let mut boxes = Boxes::new("dashboard", BOXES);
+    boxes.start((0..BOXES).map(|i| {
+        let admin = if i == REFUSING_BOX {
+            format!("[http]\nadmin_networks = [\"{NOBODY}\"]\n")
+        } else {
+            String::new()
+        };
+        BoxConfig::new(format!(
+            "{admin}[[channel]]\nid = \"testcard\"\nname = \"Test card\"\nsource = \"builtin:testcard\"\n"
+        ))
+    }));
+    boxes
 }
 
-/// Three boxes sharing one key and the test card channel, with their logs. Dropping the bed
-/// stops the boxes.
-struct Swarm {
-    bed: Bed,
-    dir: PathBuf,
-}
-
-impl Swarm {
-    fn start() -> Swarm {
-        let bed = Bed::new(BOXES).expect("test bed");
-        let dir = std::env::temp_dir().join(format!("shoal-dashboard-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        let key = dir.join("network.key");
-        let status = std::process::Command::new(shoal())
-            .args(["keygen", "--out"])
-            .arg(&key)
-            .status()
-            .expect("keygen runs");
-        assert!(status.success(), "shoal keygen failed");
-        let mut swarm = Swarm { bed, dir };
-        for i in 0..BOXES {
-            let config = swarm.dir.join(format!("box{i}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{key}\"\n\
-                     [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                     [log]\nlevel = \"debug\"\n{admin}\
-                     [[channel]]\nid = \"testcard\"\nname = \"Test card\"\nsource = \"builtin:testcard\"\n",
-                    dir = swarm.dir.display(),
-                    key = key.display(),
-                    admin = if i == REFUSING_BOX {
-                        format!("[http]\nadmin_networks = [\"{NOBODY}\"]\n")
-                    } else {
-                        String::new()
-                    }
-                ),
-            )
-            .expect("config written");
-            let config = config.to_string_lossy().into_owned();
-            let log = swarm.dir.join(format!("box{i}.log"));
-            swarm.bed.spawn(i, shoal(), &["run", "--config", &config], &[], &log).expect("shoal starts");
-        }
-        swarm
-    }
-
-    fn url(&self, i: usize, path: &str) -> String {
-        format!("http://{}:{HTTP_PORT}{path}", self.bed.ip(i))
-    }
-
-    /// Box `i`'s node id, from its `/api/status` (`box.node_id`, or `node_id` in older builds).
-    fn node_id(&self, i: usize) -> Option<String> {
-        let status: Value =
-            serde_json::from_str(&self.bed.http_get(i, &self.url(i, "/api/status")).ok()?).ok()?;
-        let id = status["box"]["node_id"].as_str().or_else(|| status["node_id"].as_str())?;
-        Some(id.to_owned())
-    }
-
-    fn logs(&self) -> String {
-        common::boxes::log_tails(&self.dir, BOXES, 15)
-    }
-}
-
-impl Drop for Swarm {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+/// Box `i`'s node id, from its `/api/status` (`box.node_id`, or `node_id` in older builds).
+fn node_id(boxes: &Boxes, i: usize) -> Option<String> {
+    let status = boxes.status(i)?;
+    let id = status["box"]["node_id"].as_str().or_else(|| status["node_id"].as_str())?;
+    Some(id.to_owned())
 }
 
 /// Why the browser half cannot run here, or `None` when Chromium, node and playwright-core are
@@ -132,18 +79,6 @@ fn browser_missing() -> Option<String> {
     None
 }
 
-/// Polls `check` every 250 ms until it holds or `limit` passes; whether it held.
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
 /// The HTML of the boxes table in `page`, or "" when there is none.
 fn boxes_table(page: &str) -> &str {
     let Some(start) = page.find("<table id=\"boxes\"") else { return "" };
@@ -153,17 +88,16 @@ fn boxes_table(page: &str) -> &str {
 
 #[test]
 fn dashboard_lists_the_swarm_and_plays_a_channel() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+    if common::skip(&[]) {
         return;
     }
     let started = Instant::now();
-    let swarm = Swarm::start();
+    let swarm = start();
     let mut ids = Vec::new();
     for i in 0..BOXES {
         let mut id = None;
         let up = wait_until(Duration::from_secs(15), || {
-            id = swarm.node_id(i);
+            id = node_id(&swarm, i);
             id.is_some()
         });
         assert!(up, "box {i} never answered /api/status\n{}", swarm.logs());
@@ -256,8 +190,7 @@ fn dashboard_lists_the_swarm_and_plays_a_channel() {
     );
     let identify = result["identify"].as_str().unwrap_or_default();
     assert!(identify.starts_with("The box is identifying"), "the identify button's answer: {identify:?}");
-    let identifying = swarm.bed.http_get(0, &swarm.url(0, "/api/status")).ok();
-    let identifying = identifying.and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    let identifying = swarm.status(0);
     assert_eq!(
         identifying.map(|s| s["box"]["identifying"].clone()),
         Some(Value::Bool(true)),

@@ -2,63 +2,30 @@
 //! mpv, VLC). Loopback only and no mDNS, so most of it runs outside a namespace; one test runs
 //! the demo and the player in a fresh namespace that has nothing but `lo` (needs root).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::demo::Demo;
 
-/// A running `shoal demo` (three boxes), stopped when dropped, also when a test panics.
-struct Demo {
-    /// `timeout`, which runs the demo (through the command prefix, if any).
-    child: Child,
-    /// The playlist URL of each box, as the demo printed them.
-    urls: Vec<String>,
-}
-
-impl Demo {
-    /// Starts the demo after `prefix` with HTTP ports from `port`, for at most `seconds`, and
-    /// reads the URLs it prints.
-    fn start(prefix: &[&str], port: u16, seconds: u32) -> Demo {
-        let mut child = Command::new("timeout")
-            .args(["-k", "5", &(seconds + 10).to_string()])
-            .args(prefix)
-            .arg(env!("CARGO_BIN_EXE_shoal"))
-            .args(["demo", "--seconds", &seconds.to_string(), "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("demo starts");
-        let stdout = child.stdout.take().expect("piped");
-        let urls: Vec<String> = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.starts_with("Try:"))
-            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
-            .filter(|u| u.ends_with("index.m3u8"))
-            .collect();
-        let demo = Demo { child, urls };
-        assert_eq!(demo.urls.len(), 3, "the demo prints one URL per box: {:?}", demo.urls);
-        demo
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        common::stop_gracefully(&mut self.child);
-    }
+/// Starts the demo after `prefix` with HTTP ports from `port`, for at most `seconds`, and reads
+/// the URLs it prints: one per box.
+fn start(prefix: &[&str], port: u16, seconds: u32) -> (Demo, Vec<String>) {
+    let mut demo = Demo::start(prefix, port, seconds);
+    let urls = demo.urls();
+    assert_eq!(urls.len(), 3, "the demo prints one URL per box: {urls:?}");
+    (demo, urls)
 }
 
 #[test]
 fn the_demo_serves_a_channel_that_ffmpeg_plays() {
     common::require("ffmpeg", "ffmpeg");
-    let demo = Demo::start(&[], common::free_ports(6), 40);
+    let (_demo, urls) = start(&[], common::free_ports(6), 40);
     // Play from the last box: the channel starts on demand and crosses the swarm to it.
-    let out = common::play_ffmpeg(&[], &demo.urls[2], 12);
+    let out = common::play_ffmpeg(&[], &urls[2], 12);
     // 12 s at 25 frames/s: longer than the 10 s clip, so the loop wraps at least once.
     common::assert_played(&out, 285, "ffmpeg on the demo's third box");
 }
@@ -66,8 +33,8 @@ fn the_demo_serves_a_channel_that_ffmpeg_plays() {
 #[test]
 fn the_demo_plays_in_mpv() {
     common::require("mpv", "mpv");
-    let demo = Demo::start(&[], common::free_ports(6), 40);
-    let out = common::play_mpv(&[], &demo.urls[1], 11);
+    let (_demo, urls) = start(&[], common::free_ports(6), 40);
+    let out = common::play_mpv(&[], &urls[1], 11);
     // At least 10 s of pictures at 25 frames/s, a few frames of slack for mpv's estimate.
     let played = common::assert_mpv_played(&out, 10.0, 245, "mpv on the demo's second box");
     println!(
@@ -82,8 +49,8 @@ fn the_demo_plays_in_mpv() {
 #[test]
 fn the_demo_plays_in_vlc() {
     common::require("cvlc", "vlc");
-    let demo = Demo::start(&[], common::free_ports(6), 40);
-    let played = common::play_vlc(&[], &demo.urls[0], 11);
+    let (_demo, urls) = start(&[], common::free_ports(6), 40);
+    let played = common::play_vlc(&[], &urls[0], 11);
     // At least 10 s of pictures at 25 frames/s.
     let frames = common::assert_vlc_played(&played, 250, "VLC on the demo's first box");
     println!("VLC displayed {frames} pictures at {} frames/s", played.fps);
@@ -98,17 +65,17 @@ fn the_demo_plays_in_a_loopback_only_namespace() {
         return;
     }
     common::require("ffmpeg", "ffmpeg");
-    let namespace = common::LoopbackNamespace::new("demo").expect("namespace");
-    let links = Command::new("ip").args(["-n", namespace.name(), "-o", "link", "show"]).output().expect("ip");
+    let bed = shoal_testbed::Bed::loopback().expect("loopback bed");
+    let links = bed.exec(0, &["ip", "-o", "link", "show"], Duration::from_secs(5)).expect("ip");
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(
         links.lines().count() == 1 && links.contains(": lo:") && links.contains("UP"),
         "only lo, up: {links}"
     );
-    let prefix = namespace.prefix();
-    // Dropped before the namespace (declared after it): the demo stops, then the namespace goes.
-    let demo = Demo::start(&prefix, 20_000, 40);
-    let out = common::play_ffmpeg(&prefix, &demo.urls[1], 12);
+    let prefix = ["ip", "netns", "exec", bed.namespace(0)];
+    // Dropped before the bed (declared after it): the demo stops, then the namespace goes.
+    let (_demo, urls) = start(&prefix, 20_000, 40);
+    let out = common::play_ffmpeg(&prefix, &urls[1], 12);
     common::assert_played(&out, 285, "ffmpeg on the second box, in a loopback-only namespace");
 }
 
@@ -173,8 +140,8 @@ fn player_checks_fail_when_nothing_plays() {
 
     // The demo stops after 4 s while the players want 20 s. A player starts a few segments
     // behind the live edge, so it gets about 10 s; mpv's exit status says it ended well.
-    let demo = Demo::start(&[], common::free_ports(6), 4);
-    let (mpv_url, vlc_url) = (demo.urls[0].clone(), demo.urls[1].clone());
+    let (_demo, urls) = start(&[], common::free_ports(6), 4);
+    let (mpv_url, vlc_url) = (urls[0].clone(), urls[1].clone());
     let mpv = std::thread::spawn(move || common::play_mpv(&[], &mpv_url, 20));
     let vlc = common::play_vlc(&[], &vlc_url, 20);
     let mpv = mpv.join().expect("mpv runs");

@@ -1,39 +1,41 @@
 //! Discovery between real mdns-sd daemons, inside network namespaces that these tests create.
 //!
 //! mdns-sd joins the mDNS groups on every interface the moment its daemon starts, and the build
-//! machines' `eth0` is on a real network (TESTBED.md section 0). So each test runs twice: the
-//! parent (no mDNS at all) creates fresh namespaces and re-executes this very test under
-//! `ip netns exec`; the child, marked by an environment variable, checks that it really is in a
-//! namespace of its own holding only test addresses, and only then starts mdns-sd. The parent
-//! deletes the namespaces in drop guards and asserts each child's exit status and final line.
-//! Without root the tests print why they skip, and pass.
+//! machines' `eth0` is on a real network (`docs/TESTING.md`, "Network safety"). So each test runs
+//! twice: the parent (no mDNS at all) builds a test bed (`shoal_testbed::Bed`: a loopback-only
+//! one, or hosts on a bridge) and re-executes this very test inside it with `Bed::spawn`; the
+//! child, marked by an environment variable, checks that it really is in a namespace of its own
+//! holding only test addresses, and only then starts mdns-sd. The bed kills the children and
+//! deletes its namespaces when dropped; the parent asserts each child's exit status and final
+//! line. Without root the tests print why they skip, and pass.
 
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shoal::discovery::{
     Discovery, DiscoveryConfig, DiscoveryEvent, Interfaces, HTTP_SERVICE_TYPE, SERVICE_TYPE,
 };
 use shoal_core::{NetworkKey, NodeId};
+use shoal_testbed::{skip_reason, Bed, ProcessId};
 use smol::channel::Receiver;
 use smol::future::FutureExt as _;
+
+mod common;
+use common::Scratch;
 
 /// Marks a child run and names its role.
 const ROLE_ENV: &str = "SHOAL_DISCOVERY_NETNS_ROLE";
 /// The parent's network namespace, which a child must not be in.
 const PARENT_NETNS_ENV: &str = "SHOAL_DISCOVERY_NETNS_PARENT";
-/// A directory both children of one test can see, for the veth test's hand-over.
+/// A directory both children of one test can see, for the two-host test's hand-over.
 const SHARED_DIR_ENV: &str = "SHOAL_DISCOVERY_NETNS_DIR";
 /// A child's last line when every check passed: a filter that matched no test would also exit
 /// 0, so the parent needs this to know the checks ran.
 const CHILD_PASSED: &str = "discovery-netns child: all checks passed";
 /// A child takes a few seconds; this bounds a hang.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
-/// What the brief allows for a peer to be found or lost.
+/// How long a peer may take to be found or lost (`docs/TESTING.md`, "Time bounds").
 const EVENT_WAIT: Duration = Duration::from_secs(5);
 /// `Discovery::shutdown` promises one second; a little slack for a loaded machine.
 const SHUTDOWN_LIMIT: Duration = Duration::from_millis(1200);
@@ -51,13 +53,15 @@ fn loopback_peers_find_each_other_ignore_others_and_see_goodbyes() {
     let Some(parent_netns) = parent_netns_or_skip(NAME) else {
         return;
     };
-    let netns = Netns::create("lo");
-    let shared = SharedDir::create(&netns.name);
-    ChildRun::spawn(&netns, NAME, "loopback", &parent_netns, &shared).finish();
+    let mut bed = Bed::loopback().expect("loopback bed");
+    let shared = Scratch::new("loopback");
+    let child = ChildRun::spawn(&mut bed, 0, NAME, "loopback", &parent_netns, &shared);
+    child.finish(&mut bed);
 }
 
-/// Two boxes in two namespaces joined by a veth link, with `Interfaces::AllNonLoopback`: each
-/// finds the other at its IPv4 address and at its IPv6 link-local address with the right scope.
+/// Two boxes on two hosts of a bed, each on its `eth0` (one end of a veth pair, the other on the
+/// bed's bridge), with `Interfaces::AllNonLoopback`: each finds the other at its IPv4 address
+/// and at its IPv6 link-local address with the right scope.
 #[test]
 fn veth_peers_find_each_other_over_ipv4_and_scoped_ipv6() {
     const NAME: &str = "veth_peers_find_each_other_over_ipv4_and_scoped_ipv6";
@@ -67,14 +71,14 @@ fn veth_peers_find_each_other_over_ipv4_and_scoped_ipv6() {
     let Some(parent_netns) = parent_netns_or_skip(NAME) else {
         return;
     };
-    let first = Netns::create("v1");
-    let second = Netns::create("v2");
-    link(&first, "10.99.0.1/24", &second, "10.99.0.2/24");
-    let shared = SharedDir::create(&first.name);
-    let first_run = ChildRun::spawn(&first, NAME, "veth-first", &parent_netns, &shared);
-    let second_run = ChildRun::spawn(&second, NAME, "veth-second", &parent_netns, &shared);
-    second_run.finish();
-    first_run.finish();
+    // Host 0 is 10.99.0.1, host 1 10.99.0.2, both with IPv6 duplicate address detection off
+    // (or the link-local addresses would stay tentative for ~1.6 s and early IPv6 mDNS be lost).
+    let mut bed = Bed::new(2).expect("test bed");
+    let shared = Scratch::new("veth");
+    let first_run = ChildRun::spawn(&mut bed, 0, NAME, "veth-first", &parent_netns, &shared);
+    let second_run = ChildRun::spawn(&mut bed, 1, NAME, "veth-second", &parent_netns, &shared);
+    second_run.finish(&mut bed);
+    first_run.finish(&mut bed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -86,12 +90,8 @@ fn child_role() -> Option<String> {
 
 /// This process's network namespace, or `None` (after saying why) when the test cannot run.
 fn parent_netns_or_skip(test_name: &str) -> Option<String> {
-    if !is_root() {
-        println!("SKIP {test_name}: needs root to create network namespaces (mDNS never runs outside one)");
-        return None;
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        println!("SKIP {test_name}: the `ip` command (iproute2) is not installed");
+    if let Some(reason) = skip_reason() {
+        println!("SKIP {test_name}: {reason} (mDNS never runs outside a namespace)");
         return None;
     }
     Some(netns_id().expect("read this process's network namespace"))
@@ -104,146 +104,46 @@ fn netns_id() -> Result<String, String> {
         .map_err(|e| format!("/proc/self/ns/net: {e}"))
 }
 
-/// Effective uid 0, from `/proc` (no libc binding needed).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("Uid:"))?;
-            // Real, effective, saved, filesystem uid.
-            line.split_whitespace().nth(2).map(|uid| uid == "0")
-        })
-        .unwrap_or(false)
-}
-
-/// A network namespace with `lo` up (multicast on, with the multicast route), deleted on drop.
-/// Names carry the process id and a counter, so parallel tests and runs never share one.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let name =
-            format!("shoal-disc-{}-{}-{tag}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &name]);
-        // From here on the guard deletes it, even if a step below fails.
-        let netns = Netns { name };
-        netns.ip(&["link", "set", "lo", "up"]);
-        netns.ip(&["link", "set", "lo", "multicast", "on"]);
-        netns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    fn exec(&self, command: &[&str]) {
-        let mut all = vec!["netns", "exec", &self.name];
-        all.extend_from_slice(command);
-        ip(&all);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let deleted = Command::new("timeout").args(["10", "ip", "netns", "del", &self.name]).status();
-        if !matches!(deleted, Ok(status) if status.success()) {
-            eprintln!("could not delete network namespace {}: {deleted:?}", self.name);
-        }
-    }
-}
-
-/// Joins `a` and `b` with a veth pair named `veth0` on both sides; the multicast route goes
-/// over it. IPv6 duplicate address detection is off, or the link-local addresses would stay
-/// tentative for ~1.6 s and early IPv6 mDNS would be lost (TESTBED.md section 1).
-fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) {
-    a.ip(&["link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", &b.name]);
-    for (netns, addr) in [(a, a_addr), (b, b_addr)] {
-        netns.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-            "net.ipv6.conf.veth0.accept_dad=0",
-        ]);
-        netns.ip(&["addr", "add", addr, "dev", "veth0"]);
-        netns.ip(&["link", "set", "veth0", "up"]);
-        netns.ip(&["route", "add", "224.0.0.0/4", "dev", "veth0"]);
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("timeout").arg("10").arg("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {} failed: {status}", args.join(" "));
-}
-
-/// A temporary directory for child logs and hand-over files, removed on drop.
-struct SharedDir {
-    path: PathBuf,
-}
-
-impl SharedDir {
-    fn create(name: &str) -> SharedDir {
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).expect("create the test's temporary directory");
-        SharedDir { path }
-    }
-}
-
-impl Drop for SharedDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// This test binary, running one test as a child inside a namespace; output goes to a file.
+/// This test binary, running one test as a child on a host of the bed; output goes to a file.
 struct ChildRun {
     role: String,
-    child: Child,
+    process: ProcessId,
     log_path: PathBuf,
     started: Instant,
 }
 
 impl ChildRun {
-    fn spawn(netns: &Netns, test_name: &str, role: &str, parent_netns: &str, shared: &SharedDir) -> ChildRun {
+    fn spawn(
+        bed: &mut Bed,
+        host: usize,
+        test_name: &str,
+        role: &str,
+        parent_netns: &str,
+        shared: &Scratch,
+    ) -> ChildRun {
         let exe = std::env::current_exe().expect("path of this test binary");
-        let log_path = shared.path.join(format!("{role}.log"));
-        let log = File::create(&log_path).expect("create the child's log file");
-        let child = Command::new("timeout")
-            .args(["-k", "5", &CHILD_TIMEOUT.as_secs().to_string()])
-            .args(["ip", "netns", "exec", &netns.name])
-            .arg(&exe)
-            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-            .env(ROLE_ENV, role)
-            .env(PARENT_NETNS_ENV, parent_netns)
-            .env(SHARED_DIR_ENV, &shared.path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .expect("start the child under ip netns exec");
-        ChildRun { role: role.to_owned(), child, log_path, started: Instant::now() }
+        let log_path = shared.path().join(format!("{role}.log"));
+        let shared_dir = shared.path().to_str().expect("a UTF-8 temporary directory");
+        bed.set_process_lifetime(CHILD_TIMEOUT);
+        let process = bed
+            .spawn(
+                host,
+                &exe,
+                &["--exact", test_name, "--nocapture", "--test-threads=1"],
+                &[(ROLE_ENV, role), (PARENT_NETNS_ENV, parent_netns), (SHARED_DIR_ENV, shared_dir)],
+                &log_path,
+            )
+            .expect("start the child in the bed");
+        ChildRun { role: role.to_owned(), process, log_path, started: Instant::now() }
     }
 
     /// Waits for the child (bounded), prints its output, and asserts that it passed.
-    fn finish(mut self) {
-        // `timeout` bounds the child; this bounds `timeout` too, by its own PID.
-        let deadline = self.started + CHILD_TIMEOUT + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the child") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+    fn finish(self, bed: &mut Bed) {
+        // The bed's lifetime bounds the child; this bounds the wait too (the bed kills a child
+        // still there when it is dropped).
+        let left = (self.started + CHILD_TIMEOUT + Duration::from_secs(10))
+            .saturating_duration_since(Instant::now());
+        let status = bed.wait(self.process, left).expect("wait for the child");
         let output = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let role = &self.role;
         println!(
@@ -347,7 +247,7 @@ fn loopback_child() {
     println!("{CHILD_PASSED}");
 }
 
-/// One side of the veth test. The first waits for the second's goodbye; the second leaves once
+/// One side of the two-host test. The first waits for the second's goodbye; the second leaves once
 /// the first has written that it found it.
 fn veth_child(role: &str) {
     refuse_unless_isolated();
@@ -362,12 +262,12 @@ fn veth_child(role: &str) {
     };
     let peer_id = NodeId([peer; 16]);
     let peer_port = if own == 0x11 { 7422 } else { 7411 };
-    let veth_index = if_addrs::get_if_addrs()
+    let eth0_index = if_addrs::get_if_addrs()
         .expect("list interfaces")
         .iter()
-        .find(|intf| intf.name == "veth0")
+        .find(|intf| intf.name == "eth0")
         .and_then(|intf| intf.index)
-        .expect("index of veth0");
+        .expect("index of eth0");
 
     let (discovery, mut rx) = start(NodeId([own; 16]), own_port, fingerprint, Interfaces::AllNonLoopback);
     // The first record may carry only some addresses: wait for one that has both kinds.
@@ -380,7 +280,7 @@ fn veth_child(role: &str) {
             SocketAddr::V6(v6) => {
                 v6.port() == peer_port
                     && v6.ip().segments()[0] & 0xffc0 == 0xfe80
-                    && v6.scope_id() == veth_index
+                    && v6.scope_id() == eth0_index
             }
             SocketAddr::V4(_) => false,
         });
@@ -585,7 +485,7 @@ impl Dashboards {
             assert_eq!(service.host, host, "{service:?}");
             assert_eq!(service.txt_properties.get_property_val_str("path"), Some("/"), "{service:?}");
             assert!(
-                // The first resolution may carry only some addresses (TESTBED.md section 3).
+                // The first resolution may carry only some addresses (`docs/TESTING.md`, "mDNS").
                 service.addresses.iter().any(|a| a.to_ip_addr().is_loopback()),
                 "{service:?}"
             );

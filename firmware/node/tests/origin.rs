@@ -4,49 +4,45 @@
 //! Needs root (CI runs as root); without it every test prints why it is skipped.
 
 use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use shoal_testbed::{make_test_ca, skip_reason, Bed, ClipSpec, Origin, OriginOptions, ProcessId, Truncate};
+use shoal_testbed::{make_test_ca, ClipSpec, Origin, OriginOptions, Truncate};
 
 mod common;
+use common::boxes::{alive_peers, counter, BoxConfig, Boxes, HTTP_PORT};
 
-const UDP_PORT: u16 = 7470;
-const HTTP_PORT: u16 = 7471;
-
-/// One swarm at a time: four boxes, an origin and eight players fill two cores, and the
-/// real-time judge must measure the boxes, not a second test competing with them.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The channel every box ingests from the origin.
+const LIVE: &str = "live";
 
 /// Boxes and an origin on one bed: hosts `0..boxes` are boxes, the last host is the origin.
+/// One swarm at a time ([`Boxes::one_at_a_time`]): four boxes, an origin and eight players fill
+/// two cores. Dereferences to its [`Boxes`].
 struct Swarm {
-    bed: Bed,
-    dir: PathBuf,
+    /// Declared first, so dropped first: the bed and its processes are gone before the origin.
+    boxes: Boxes,
     origin: Origin,
-    boxes: Vec<Option<ProcessId>>,
-    /// Declared last, so dropped last: the bed and its processes are gone before the next
-    /// test's turn.
-    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-origin-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+impl Deref for Swarm {
+    type Target = Boxes;
+    fn deref(&self) -> &Boxes {
+        &self.boxes
+    }
+}
+
+impl DerefMut for Swarm {
+    fn deref_mut(&mut self) -> &mut Boxes {
+        &mut self.boxes
+    }
 }
 
 fn skip() -> bool {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
-        return true;
-    }
-    common::require("ffmpeg", "ffmpeg");
-    common::require("python3", "python3");
-    false
+    common::skip(&[("ffmpeg", "ffmpeg"), ("python3", "python3")])
 }
 
 /// How a test wants its origin and channel.
@@ -71,17 +67,16 @@ impl Swarm {
     }
 
     /// Like `start`, calling `prepare` with the origin's web root before the boxes start.
-    fn start_with(name: &str, boxes: usize, mut setup: Setup, prepare: impl FnOnce(&Path)) -> Swarm {
-        // A test that failed while holding the turn poisons it; the next one may still run.
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut bed = Bed::new(boxes + 1).expect("test bed");
-        let dir = scratch(name);
-        let origin_host = boxes;
-        let ca = setup.https.then(|| make_test_ca(&dir.join("ca"), bed.ip(origin_host)).expect("test CA"));
+    fn start_with(name: &str, n: usize, mut setup: Setup, prepare: impl FnOnce(&Path)) -> Swarm {
+        let mut boxes = Boxes::one_at_a_time(name, n + 1);
+        let origin_host = n;
+        let ca = setup
+            .https
+            .then(|| make_test_ca(&boxes.dir.join("ca"), boxes.bed.ip(origin_host)).expect("test CA"));
         setup.options.tls = ca.clone();
         setup.options.clip_dir = Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-        let origin =
-            Origin::start(&mut bed, origin_host, &dir.join("origin"), setup.options).expect("origin");
+        let origin_dir = boxes.dir.join("origin");
+        let origin = Origin::start(&mut boxes.bed, origin_host, &origin_dir, setup.options).expect("origin");
         origin.wait_for_segments(2, Duration::from_secs(20)).expect("the origin makes segments");
         prepare(origin.root());
         let source = match (setup.source_path, setup.master) {
@@ -89,85 +84,19 @@ impl Swarm {
             (None, true) => origin.url("master.m3u8"),
             (None, false) => origin.playlist_url(),
         };
-        let extra = setup.extra_config.replace("{origin}", &origin.url(""));
-        let key = dir.join("net.key");
-        let status = Command::new(shoal()).args(["keygen", "--out"]).arg(&key).status().expect("keygen runs");
-        assert!(status.success());
-        let mut swarm = Swarm { bed, dir, origin, boxes: Vec::new(), _turn: turn };
-        for i in 0..boxes {
-            let mut config = format!(
-                "state_dir = \"{dir}/state{i}\"\nnetwork_key_file = \"{key}\"\n\
-                 [net]\nudp_port = {UDP_PORT}\nhttp_port = {HTTP_PORT}\ninterfaces = [\"eth0\"]\n\
-                 [log]\nlevel = \"debug\"\n",
-                dir = swarm.dir.display(),
-                key = key.display()
-            );
-            if let Some(ca) = &ca {
-                config.push_str(&format!("[origin]\nca_file = \"{}\"\n", ca.ca_pem.display()));
-            }
-            config.push_str(&extra);
-            config.push_str(&format!("[[channel]]\nid = \"live\"\nsource = \"{source}\"\n"));
-            if let Some(cap) = setup.max_bitrate {
-                config.push_str(&format!("max_bitrate = {cap}\n"));
-            }
-            let path = swarm.dir.join(format!("box{i}.toml"));
-            std::fs::write(&path, config).expect("config written");
-            let log = swarm.dir.join(format!("box{i}.log"));
-            let path = path.to_string_lossy().into_owned();
-            let p =
-                swarm.bed.spawn(i, shoal(), &["run", "--config", &path], &[], &log).expect("shoal starts");
-            swarm.boxes.push(Some(p));
+        let mut config = String::new();
+        if let Some(ca) = &ca {
+            config.push_str(&format!("[origin]\nca_file = \"{}\"\n", ca.ca_pem.display()));
         }
-        let all_peers = swarm.wait_all(Duration::from_secs(30), |s| alive_peers(s) + 1 >= boxes);
-        assert!(all_peers, "the boxes did not find each other:\n{}", swarm.logs());
-        swarm
-    }
-
-    fn url(&self, i: usize, path: &str) -> String {
-        format!("http://{}:{HTTP_PORT}{path}", self.bed.ip(i))
-    }
-
-    fn prefix(&self, i: usize) -> [&str; 4] {
-        ["ip", "netns", "exec", self.bed.namespace(i)]
-    }
-
-    fn status(&self, i: usize) -> Option<Value> {
-        let body = self.bed.http_get(i, &self.url(i, "/api/status")).ok()?;
-        serde_json::from_str(&body).ok()
-    }
-
-    fn running(&self) -> Vec<usize> {
-        (0..self.boxes.len()).filter(|&i| self.boxes[i].is_some()).collect()
-    }
-
-    fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.running().iter().all(|&i| self.status(i).is_some_and(|s| check(&s))) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(250));
+        config.push_str(&setup.extra_config.replace("{origin}", &origin.url("")));
+        config.push_str(&format!("[[channel]]\nid = \"{LIVE}\"\nsource = \"{source}\"\n"));
+        if let Some(cap) = setup.max_bitrate {
+            config.push_str(&format!("max_bitrate = {cap}\n"));
         }
-        false
-    }
-
-    /// The box that ingests the channel now, once one does.
-    fn ingester(&self, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            for i in self.running() {
-                if self.status(i).is_some_and(|s| s["channels"][0]["ingesting"] == true) {
-                    return i;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("no box ingests the channel:\n{}", self.logs());
-    }
-
-    /// `curl` from inside box `i`'s host: (status code, body).
-    fn get(&self, i: usize, path: &str) -> (u16, Vec<u8>) {
-        common::boxes::curl(&self.bed, i, &self.url(i, path))
+        boxes.start(vec![BoxConfig::new(config); n]);
+        let all_peers = boxes.wait_all(Duration::from_secs(30), |s| alive_peers(s) + 1 >= n);
+        assert!(all_peers, "the boxes did not find each other:\n{}", boxes.logs());
+        Swarm { boxes, origin }
     }
 
     /// Plays `path` from box `i` in real time with ffmpeg, judging it as a TV would.
@@ -176,28 +105,15 @@ impl Swarm {
     }
 
     fn counter(&self, i: usize, name: &str) -> u64 {
-        self.status(i).and_then(|s| s["counters"][name].as_u64()).unwrap_or(0)
+        self.status(i).map_or(0, |s| counter(&s, name))
     }
 
-    fn logs(&self) -> String {
-        common::boxes::log_tails(&self.dir, self.boxes.len(), 12)
+    /// Asks box 0 for the playlist (starting the channel) and returns the ingester.
+    fn ingester_after_first_request(&self) -> usize {
+        let (code, _) = self.get(0, "/hls/live/index.m3u8");
+        assert_eq!(code, 200, "the first request starts the channel:\n{}", self.logs());
+        self.ingester(LIVE, Duration::from_secs(10))
     }
-}
-
-impl Drop for Swarm {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn shoal() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_shoal"))
-}
-
-fn alive_peers(status: &Value) -> usize {
-    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
 }
 
 /// An ffmpeg run judged against a TV's real-time playhead.
@@ -472,15 +388,6 @@ fn fmp4_origin_plays_through_hls() {
     assert_eq!(code, 404, "an fMP4 channel is not MPEG-TS");
 }
 
-impl Swarm {
-    /// Asks box 0 for the playlist (starting the channel) and returns the ingester.
-    fn ingester_after_first_request(&self) -> usize {
-        let (code, _) = self.get(0, "/hls/live/index.m3u8");
-        assert_eq!(code, 200, "the first request starts the channel:\n{}", self.logs());
-        self.ingester(Duration::from_secs(10))
-    }
-}
-
 /// The ingester dies mid-playback: players on the other boxes never notice.
 #[test]
 fn players_keep_playing_when_the_ingester_is_killed() {
@@ -490,7 +397,7 @@ fn players_keep_playing_when_the_ingester_is_killed() {
     let mut swarm = Swarm::start("kill", 4, Setup::default());
     let ingester = swarm.ingester_after_first_request();
     let others: Vec<usize> = (0..4).filter(|&i| i != ingester).take(2).collect();
-    let pid = swarm.bed.pid(swarm.boxes[ingester].expect("running")).expect("pid");
+    let pid = swarm.pid(ingester);
     let (a, b) = std::thread::scope(|s| {
         let shared: &Swarm = &swarm;
         let a = s.spawn(|| shared.play(others[0], "/hls/live/index.m3u8", 30));
@@ -500,11 +407,12 @@ fn players_keep_playing_when_the_ingester_is_killed() {
         assert!(killed.success(), "kill -9 the ingester");
         (a.join().expect("player"), b.join().expect("player"))
     });
-    swarm.boxes[ingester] = None;
+    // Reaped, and no longer counted as running.
+    swarm.kill(ingester);
     eprintln!("after the kill: /hls {a:?}\n/ts {b:?}");
     a.assert_ok(30 * 25 - 10, "/hls across the kill");
     b.assert_ok(30 * 25 - 10, "/ts across the kill");
-    let new_ingester = swarm.ingester(Duration::from_secs(5));
+    let new_ingester = swarm.ingester(LIVE, Duration::from_secs(5));
     assert_ne!(new_ingester, ingester);
 }
 
@@ -566,8 +474,8 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     let ingester = swarm.ingester_after_first_request();
     let led = |swarm: &Swarm, i: usize| swarm.status(i).map(|s| s["box"]["led"].clone());
     std::thread::sleep(Duration::from_secs(4));
-    let Swarm { bed, origin, .. } = &mut swarm;
-    origin.stop_server(bed).expect("origin stopped");
+    let Swarm { boxes, origin } = &mut swarm;
+    origin.stop_server(&mut boxes.bed).expect("origin stopped");
     let stopped = Instant::now();
     // Right after the outage the window is still served.
     let (code, _) = swarm.get(1, "/hls/live/index.m3u8");
@@ -592,8 +500,8 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
         other == Some(Value::from("searching")) || other == Some(Value::from("origin-unreachable")),
         "{other:?}"
     );
-    let Swarm { bed, origin, .. } = &mut swarm;
-    origin.start_server(bed).expect("origin back");
+    let Swarm { boxes, origin } = &mut swarm;
+    origin.start_server(&mut boxes.bed).expect("origin back");
     let back = Instant::now();
     while back.elapsed() < Duration::from_secs(30) && swarm.get(1, "/hls/live/index.m3u8").0 != 200 {
         std::thread::sleep(Duration::from_millis(500));

@@ -6,14 +6,15 @@
 //! bounded with `timeout` and stopped when its guard drops.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::demo::Demo;
 
 /// `shoal status` takes at most its 5 s request deadline twice; this bounds a hang.
 const STATUS_LIMIT_S: &str = "30";
@@ -180,65 +181,6 @@ fn status_of_something_that_is_not_a_box_says_so_and_exits_1() {
     }
 }
 
-/// A running `shoal demo` whose every output line arrives on a channel; stopped when dropped.
-struct Demo {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line read so far.
-    seen: Vec<String>,
-}
-
-impl Demo {
-    fn start(port: u16, seconds: u32) -> Demo {
-        let mut child = Command::new("timeout")
-            .args(["-k", "5", &(seconds + 10).to_string()])
-            .arg(env!("CARGO_BIN_EXE_shoal"))
-            .args(["demo", "--seconds", &seconds.to_string(), "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("demo starts");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        // Ends when the demo closes its stdout.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Demo { child, lines, seen: Vec::new() }
-    }
-
-    /// Reads lines until one satisfies `done`; panics after `within`. Returns that line's index.
-    fn wait_for(&mut self, what: &str, within: Duration, done: impl Fn(&str) -> bool) -> usize {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = done(&line);
-                    self.seen.push(line);
-                    if hit {
-                        return self.seen.len() - 1;
-                    }
-                }
-                Err(_) => {
-                    panic!("{what}: not within {within:?}; the demo printed:\n{}", self.seen.join("\n"))
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        common::stop_gracefully(&mut self.child);
-    }
-}
-
 /// The demo says how its start goes, prints its URLs as before, and once ffmpeg plays, prints
 /// the summary `shoal status` prints of box 0, which is also checked directly.
 #[test]
@@ -246,8 +188,8 @@ fn the_demo_reports_progress_and_shoal_status_summarises_it() {
     common::require("ffmpeg", "ffmpeg");
     let port = common::free_ports(6);
     let started = Instant::now();
-    let mut demo = Demo::start(port, 60);
-    let try_line = demo.wait_for("the Try: line", Duration::from_secs(15), |l| l.starts_with("Try:"));
+    let mut demo = Demo::start(&[], port, 60);
+    let try_line = demo.wait_for_try(Duration::from_secs(15));
     let opening = demo.seen[..=try_line].join("\n");
     println!("the demo's opening, after {:.2} s:\n{opening}", started.elapsed().as_secs_f64());
     assert!(opening.contains("Starting 3 boxes on 127.0.0.1"), "{opening}");

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_testbed::{encode_vod_asset, skip_reason, Bed, Origin, VodSpec};
+use shoal_testbed::{encode_vod_asset, Bed, Origin, VodSpec};
 
 mod common;
 use common::boxes::Boxes;
@@ -23,13 +23,6 @@ const TMPFS_MB: u64 = 12;
 /// store (16 MiB, the least a box may have).
 const ASSET: VodSpec = VodSpec { video_kbps: 600, ..VodSpec::TWENTY_MINUTES };
 const STORE_MB: u64 = 16;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shoal-vod-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -106,22 +99,21 @@ fn prefill_channel(bed: &Bed, i: usize, channel: &str, full: bool) -> Output {
 
 #[test]
 fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_box() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipped: {reason}");
+    if common::skip(&[("ffmpeg", "ffmpeg")]) {
         return;
     }
-    common::require("ffmpeg", "ffmpeg");
     let asset = encode_vod_asset(Path::new(env!("CARGO_TARGET_TMPDIR")), ASSET).expect("the asset encodes");
     assert!(
         asset.bytes > 5 * (STORE_MB << 20),
         "the asset ({} bytes) is not far above the RAM store",
         asset.bytes
     );
-    let dir = scratch("appliance");
-    let mut bed = Bed::new(BOXES + 1).expect("test bed");
+    let mut boxes = Boxes::new("appliance", BOXES + 1);
+    let dir = boxes.dir.clone();
     let origin_host = BOXES;
-    let origin = Origin::start_static(&mut bed, origin_host, &dir.join("origin"), "films", &asset.dir, 0)
-        .expect("origin starts");
+    let origin =
+        Origin::start_static(&mut boxes.bed, origin_host, &dir.join("origin"), "films", &asset.dir, 0)
+            .expect("origin starts");
     let small_disk = Tmpfs::mount(&dir.join("small-disk"), TMPFS_MB);
     let configs: Vec<String> = (0..BOXES)
         .map(|i| {
@@ -138,16 +130,16 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
             )
         })
         .collect();
-    let mut boxes = Boxes::start(&mut bed, &dir, &configs);
-    boxes.wait_for_peers(&bed, Duration::from_secs(20));
+    boxes.start(configs);
+    boxes.wait_for_peers(Duration::from_secs(20));
 
     // A channel the box does not have is refused with a reason.
-    let out = prefill_channel(&bed, 0, "nosuch", false);
+    let out = prefill_channel(&boxes.bed, 0, "nosuch", false);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("refused the prefill"), "{said}");
 
     // Prefill from box 0: the swarm fetches the asset once; each box keeps its share.
-    let out = prefill(&bed, 0, false);
+    let out = prefill(&boxes.bed, 0, false);
     assert!(
         out.status.success(),
         "prefill failed: {}\n{}\n{}",
@@ -158,12 +150,12 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     let fetches = origin.segment_fetches();
     assert_eq!(fetches.len(), asset.segments, "every segment fetched: {fetches:?}");
     assert!(fetches.values().all(|&n| n == 1), "a segment was fetched twice: {fetches:?}");
-    let complete = boxes.wait_all(&bed, Duration::from_secs(20), |s| {
+    let complete = boxes.wait_all(Duration::from_secs(20), |s| {
         asset_of(s, "films").is_some_and(|a| a["complete"] == true && a["segments_total"] == asset.segments)
     });
     assert!(complete, "not every box knows the whole asset:\n{}", boxes.logs());
     let on_disk: u64 = (0..BOXES)
-        .filter_map(|i| boxes.status(&bed, i))
+        .filter_map(|i| boxes.status(i))
         .filter_map(|s| asset_of(&s, "films").and_then(|a| a["segments_on_disk"].as_u64()))
         .sum();
     assert!(
@@ -176,7 +168,7 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     let frames_expected = u64::from(ASSET.minutes) * 60 * 25 * 99 / 100;
     let players: Vec<_> = (0..BOXES)
         .map(|i| {
-            spawn_player(&bed, i, &ffmpeg_args(&boxes.url(&bed, i, "/hls/films/index.m3u8"), None, None))
+            spawn_player(&boxes.bed, i, &ffmpeg_args(&boxes.url(i, "/hls/films/index.m3u8"), None, None))
         })
         .collect();
     for (i, player) in players.into_iter().enumerate() {
@@ -190,7 +182,7 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     assert!(fetches.values().all(|&n| n == 1), "playing made the origin serve a segment again: {fetches:?}");
 
     // The small disk filled up: the box evicted (or failed writes), kept running, and played.
-    let status = boxes.status(&bed, SMALL_DISK_BOX).expect("the small-disk box answers");
+    let status = boxes.status(SMALL_DISK_BOX).expect("the small-disk box answers");
     let disk = &status["cache"]["disk"];
     assert!(
         disk["evictions"].as_u64().unwrap_or(0) + disk["write_errors"].as_u64().unwrap_or(0) > 0,
@@ -200,32 +192,33 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
 
     // Seeking into the middle, and a byte range of a segment, from box 1.
     let out = common::run_bounded(
-        &["ip", "netns", "exec", bed.namespace(1)],
-        &ffmpeg_args(&boxes.url(&bed, 1, "/hls/films/index.m3u8"), Some(600), Some(10)),
+        &boxes.prefix(1),
+        &ffmpeg_args(&boxes.url(1, "/hls/films/index.m3u8"), Some(600), Some(10)),
         Duration::from_secs(60),
     );
     common::assert_played(&out, 240, "seek to 10:00 on box 1");
     let segment = std::fs::read(asset.dir.join("seg300.ts")).expect("segment 300");
-    let ranged = bed
+    let ranged = boxes
+        .bed
         .exec(
             1,
-            &["curl", "-s", "-r", "1000-1999", &boxes.url(&bed, 1, "/hls/films/300.ts")],
+            &["curl", "-s", "-r", "1000-1999", &boxes.url(1, "/hls/films/300.ts")],
             Duration::from_secs(15),
         )
         .expect("curl runs");
     assert_eq!(ranged.stdout, segment[1000..2000], "byte range of segment 300");
 
     // A restart: box 2 comes back with its disk and catalog, and plays with no origin traffic.
-    boxes.kill(&mut bed, 2);
-    boxes.restart(&mut bed, 2);
-    boxes.wait_for_peers(&bed, Duration::from_secs(20));
+    boxes.kill(2);
+    boxes.restart(2);
+    boxes.wait_for_peers(Duration::from_secs(20));
     let out = common::run_bounded(
-        &["ip", "netns", "exec", bed.namespace(2)],
-        &ffmpeg_args(&boxes.url(&bed, 2, "/hls/films/index.m3u8"), None, None),
+        &boxes.prefix(2),
+        &ffmpeg_args(&boxes.url(2, "/hls/films/index.m3u8"), None, None),
         Duration::from_secs(240),
     );
     common::assert_played(&out, frames_expected, "box 2 after its restart");
-    let status = boxes.status(&bed, 2).expect("box 2 answers");
+    let status = boxes.status(2).expect("box 2 answers");
     assert!(
         status["cache"]["counters"]["disk_hits"].as_u64().unwrap_or(0) > 0,
         "box 2 served nothing from its disk: {}",

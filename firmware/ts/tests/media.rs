@@ -34,7 +34,7 @@ fn clip(dir: &Path, name: &str, video: &[&str]) -> (std::path::PathBuf, Vec<u8>)
     make_clip(dir, name, &args)
 }
 
-/// Everything the brief asks of segments cut from a file: cuts exactly at the expected
+/// Everything `docs/TESTING.md` ("Segments cut from a file") asks of segments cut from a file: cuts exactly at the expected
 /// keyframes, each segment decodable alone and starting with PAT then PMT, durations adding up.
 fn check_segments(dir: &Path, path: &Path, segments: &[Segment], pmt_pid: u16, target: Duration) {
     let packets = video_packets(path);

@@ -188,7 +188,6 @@ fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, Str
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let clips = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-clips");
     let clip = cbr_clip(&clips, mbit)?;
-    let clip = clip.to_string_lossy().into_owned();
     let status = std::process::Command::new(binary)
         .args(["keygen", "--out"])
         .arg(dir.join("net.key"))
@@ -211,22 +210,7 @@ fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, Str
             "[[channel]]\nid = \"ch{c}\"\nsource = \"udp://@{group}:5000\"\ninterface = \"eth0\"\n"
         ));
         let output = format!("udp://{group}:5000?pkt_size=1316&ttl=1");
-        let args = [
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            &clip,
-            "-c",
-            "copy",
-            "-f",
-            "mpegts",
-            &output,
-        ];
-        bed.spawn(1, Path::new("ffmpeg"), &args, &[], &dir.join(format!("ffmpeg{c}.log")))
+        bed.loop_clip(1, &clip, "mpegts", &output, &dir.join(format!("ffmpeg{c}.log")))
             .map_err(|e| e.to_string())?;
     }
     let config_path = dir.join("box.toml");

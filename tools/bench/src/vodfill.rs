@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use shoal_testbed::{encode_vod_asset, skip_reason, Bed, Origin, ProcessId, Signal, VodAsset, VodSpec};
+use shoal_testbed::{encode_vod_asset, skip_reason, Bed, Origin, ProcessId, VodAsset, VodSpec};
 
 /// Every host's link, each way. At 40 Mbit/s one box needs about 9.5 s just to receive the
 /// 45 MB asset, so a run takes well under two minutes per N while the transfer, not start-up,
@@ -506,11 +506,7 @@ fn wait_for_line(
 
 /// SIGTERM, and up to 10 s to exit (a leecher closes its files); SIGKILL after.
 fn stop(bed: &mut Bed, process: ProcessId) {
-    let _ = bed.signal(process, Signal::Term);
-    if !matches!(bed.wait(process, Duration::from_secs(10)), Ok(Some(_))) {
-        let _ = bed.signal(process, Signal::Kill);
-        let _ = bed.wait(process, Duration::from_secs(2));
-    }
+    let _ = bed.stop(process, Duration::from_secs(10));
 }
 
 /// The total size of the files under `dir` (0 if it does not exist).

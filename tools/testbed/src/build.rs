@@ -1,10 +1,11 @@
 //! Making and unmaking a bed's namespaces, bridge and veth pairs.
 //!
-//! The commands are those of `shared/TESTBED.md` §1, grouped into `ip -batch` files (one for
+//! The commands are those of `docs/TESTING.md` ("Network namespaces"), grouped into `ip -batch` files (one for
 //! the root namespace, one per host, one for the bridge) because each `ip` start costs a few
 //! milliseconds, mostly entering the namespace: a 4-host bed takes 8 `ip` runs instead of 40.
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::process::Command;
 use std::thread;
@@ -19,10 +20,40 @@ impl Bed {
     ///
     /// On error, whatever was already made is removed again.
     pub fn new(hosts: usize) -> Result<Bed, BedError> {
-        system::prepare().map_err(BedError::Unsupported)?;
         if hosts > MAX_HOSTS {
             return Err(too_many(hosts));
         }
+        let mut bed = Bed::empty(hosts + 1)?;
+        bed.bridge = Some(format!("{}{}", bed.prefix, system::BRIDGE_SUFFIX));
+        bed.grow(hosts, true)?;
+        Ok(bed)
+    }
+
+    /// Builds a loopback-only bed: one host (host 0) in a namespace of its own that has nothing
+    /// but `lo`, up, with multicast on and the route for 224.0.0.0/4 (so mDNS and raw multicast
+    /// senders work over 127.0.0.1). No bridge, no `eth0`: nothing run in it can reach another
+    /// namespace or the machine's network. [`Bed::ip`] of host 0 is 127.0.0.1.
+    ///
+    /// Everything else works as on any bed: [`Bed::spawn`], [`Bed::exec`], [`Bed::http_get`],
+    /// the time bounds and the teardown by PID. [`Bed::set_loss`] and [`Bed::set_rate`] fail
+    /// (they act on `eth0`), and so does [`Bed::add_namespace_host`] (there is no bridge to join).
+    pub fn loopback() -> Result<Bed, BedError> {
+        let mut bed = Bed::empty(1)?;
+        let host =
+            Host { namespace: format!("{}{}", bed.prefix, system::LOOPBACK_SUFFIX), ip: Ipv4Addr::LOCALHOST };
+        // Recorded before it exists, so that teardown removes it even if a step fails.
+        bed.made.push(host.namespace.clone());
+        bed.batch(None, &[format!("netns add {}", host.namespace)])?;
+        let lines =
+            ["link set lo up", "link set lo multicast on", "route add 224.0.0.0/4 dev lo src 127.0.0.1"];
+        bed.batch(Some(&host.namespace), &lines.map(String::from))?;
+        bed.hosts.push(host);
+        Ok(bed)
+    }
+
+    /// A bed with no namespaces yet, room for `namespaces` of them, and its scratch directory.
+    fn empty(namespaces: usize) -> Result<Bed, BedError> {
+        system::prepare().map_err(BedError::Unsupported)?;
         command::find(IP)?;
         command::find(SYSCTL)?;
         command::find(TIMEOUT)?;
@@ -30,20 +61,18 @@ impl Bed {
         let scratch = std::env::temp_dir().join(format!("shoal-testbed-{prefix}"));
         fs::create_dir_all(&scratch)
             .map_err(|e| BedError::io(format!("cannot create {}", scratch.display()), e))?;
-        // From here on, dropping `bed` (an early return on error) undoes the work so far.
-        let mut bed = Bed {
+        // From here on, dropping the bed (an early return on error) undoes the work so far.
+        Ok(Bed {
             number,
-            bridge: format!("{prefix}{}", system::BRIDGE_SUFFIX),
+            bridge: None,
             prefix,
-            hosts: Vec::with_capacity(hosts),
-            made: Vec::with_capacity(hosts + 1),
+            hosts: Vec::with_capacity(namespaces),
+            made: Vec::with_capacity(namespaces),
             processes: Vec::new(),
             scratch,
             lifetime: DEFAULT_PROCESS_LIFETIME,
             scratch_files: 0,
-        };
-        bed.grow(hosts, true)?;
-        Ok(bed)
+        })
     }
 
     /// Adds one more host to the bed, on the same bridge (a late joiner, or a host for a
@@ -55,6 +84,11 @@ impl Bed {
 
     /// Adds `count` hosts, and first the bridge itself when `with_bridge`.
     fn grow(&mut self, count: usize, with_bridge: bool) -> Result<(), BedError> {
+        let Some(bridge) = self.bridge.clone() else {
+            return Err(BedError::InvalidArgument(
+                "a loopback bed has no bridge: hosts cannot be added to it".to_owned(),
+            ));
+        };
         let first = self.hosts.len();
         if first + count > MAX_HOSTS {
             return Err(too_many(first + count));
@@ -63,20 +97,20 @@ impl Bed {
             .map(|index| Host {
                 namespace: format!("{}h{index}", self.prefix),
                 // `index < MAX_HOSTS` (254), checked above, so `index + 1` fits in a byte.
-                ip: std::net::Ipv4Addr::new(10, 99, 0, (index + 1) as u8),
+                ip: Ipv4Addr::new(10, 99, 0, (index + 1) as u8),
             })
             .collect();
 
         // Root namespace: create the namespaces, and turn off IPv6 duplicate address detection
         // in each host *before* its `eth0` exists: the kernel skips DAD only when both `all` and
         // the interface's own setting are 0, and an interface copies `default` when it is
-        // created. (Set after the link is made, as TESTBED.md §1 orders it, eth0 keeps
+        // created. (Set after the link is made, as a hand-written recipe would order it, eth0 keeps
         // accept_dad=1 and its link-local address stays tentative for ~1.6 s.)
         let sysctl = command::find(SYSCTL)?;
         let mut lines = Vec::new();
         if with_bridge {
-            lines.push(format!("netns add {}", self.bridge));
-            self.made.push(self.bridge.clone());
+            lines.push(format!("netns add {bridge}"));
+            self.made.push(bridge.clone());
         }
         for host in &new {
             lines.push(format!("netns add {}", host.namespace));
@@ -93,9 +127,8 @@ impl Bed {
         }
         self.batch(None, &lines)?;
 
-        let bridge = self.bridge.clone();
         if with_bridge {
-            // br0 before any veth, as in TESTBED.md §1. The order matters: were a port created
+            // br0 before any veth. The order matters: were a port created
             // first, vb0 and host 0's eth0 would both get ifindex 2, each in its namespace; the
             // kernel then takes the veth's carrier change for a non-urgent link event, handled
             // up to a second later, and the port drops everything until then (measured: ~0.9 s).
@@ -146,7 +179,7 @@ impl Bed {
             .map(|host| format!("netns exec {} {cat} /sys/class/net/eth0/operstate", host.namespace))
             .collect();
         let port_states: Vec<String> = ports.map(|i| format!("/sys/class/net/vb{i}/brport/state")).collect();
-        lines.push(format!("netns exec {} {cat} {}", self.bridge, port_states.join(" ")));
+        lines.push(format!("netns exec {} {cat} {}", self.bridge_namespace(), port_states.join(" ")));
         // "up" per host, then 3 (BR_STATE_FORWARDING) per port.
         let ready: Vec<&str> = hosts.iter().map(|_| "up").chain(port_states.iter().map(|_| "3")).collect();
         let deadline = Instant::now() + LINK_WAIT;

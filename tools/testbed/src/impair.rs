@@ -1,5 +1,5 @@
 //! Impairing a host's link: random loss with nftables, a rate limit with tc. (The kernel of the
-//! build machines has no netem, so no delay or reordering: see `shared/TESTBED.md` §2.)
+//! build machines has no netem, so no delay or reordering: see `docs/TESTING.md`.)
 
 use std::process::Command;
 
@@ -15,8 +15,8 @@ impl Bed {
     /// (for 100 %, the same without `numgen`, since nft accepts no 100 there), replaced in one
     /// transaction. `nft list table netdev shoal_testbed` in the host shows the drop counter.
     ///
-    /// Why not `oifname "eth0" ... drop` on the `inet` output hook, as `shared/TESTBED.md`
-    /// writes it: a packet dropped there makes the sender's `sendto()` fail with EPERM
+    /// Why not `oifname "eth0" ... drop` on the `inet` output hook, as a hand-written
+    /// nftables rule would (`docs/TESTING.md`): a packet dropped there makes the sender's `sendto()` fail with EPERM
     /// (measured: 24 of 50 datagrams at 50 %), which no real lossy network does and which would
     /// test the program's error handling instead of its loss recovery. On the egress hook the
     /// packet has left the IP stack and the send succeeds. ARP and other non-IP frames pass, so
@@ -24,6 +24,7 @@ impl Bed {
     /// set it on both hosts.
     pub fn set_loss(&self, host: usize, percent: u32) -> Result<(), BedError> {
         let namespace = &self.host(host)?.namespace;
+        self.refuse_on_loopback("set_loss")?;
         if percent > 100 {
             return Err(BedError::InvalidArgument(format!(
                 "set_loss: {percent} % is not a percentage (0-100)"
@@ -53,6 +54,7 @@ impl Bed {
     /// Only the host's egress is shaped; to shape a link both ways, set it on both hosts.
     pub fn set_rate(&self, host: usize, mbit: u32) -> Result<(), BedError> {
         let namespace = &self.host(host)?.namespace;
+        self.refuse_on_loopback("set_rate")?;
         let mut tc = Command::new(command::find(TC)?);
         tc.args(["-n", namespace, "qdisc"]);
         if mbit > 0 {
@@ -71,5 +73,13 @@ impl Bed {
             return Ok(());
         }
         command::check(line, output).map(drop)
+    }
+
+    /// Impairment acts on `eth0`, which a loopback bed does not have.
+    fn refuse_on_loopback(&self, what: &str) -> Result<(), BedError> {
+        if self.is_loopback() {
+            return Err(BedError::InvalidArgument(format!("{what}: a loopback bed has no eth0 to impair")));
+        }
+        Ok(())
     }
 }

@@ -6,10 +6,15 @@
 //! route for 224.0.0.0/4 on `eth0` (for raw multicast senders). Nothing is added to the root
 //! namespace and no host has a route towards the machine's own `eth0`, so mDNS, multicast and
 //! everything else a test sends stays inside the bed (the network safety rule of
-//! `shared/TESTBED.md`).
+//! `docs/TESTING.md`).
+//!
+//! [`Bed::loopback`] makes the smallest bed: one host whose namespace has nothing but `lo` (up,
+//! multicast on, the 224.0.0.0/4 route on it), for programs that talk over 127.0.0.1, mDNS
+//! included, and must not reach anything else. Its host's [`Bed::ip`] is 127.0.0.1.
 //!
 //! Each bed's namespaces are named after the test process's PID and a per-process counter
-//! (`sb<pid hex>-<n hex>sw` for the bridge, `sb<pid hex>-<n hex>h<i>` for host `i`), so tests
+//! (`sb<pid hex>-<n hex>sw` for the bridge, `sb<pid hex>-<n hex>h<i>` for host `i`,
+//! `sb<pid hex>-<n hex>lo` for a loopback bed's one namespace), so tests
 //! running in parallel, in threads or processes, never share anything; addresses repeat across
 //! beds because each bed is its own network.
 //!
@@ -70,6 +75,7 @@ pub use error::BedError;
 pub use media::{encode_clip, ClipSpec};
 pub use origin::{AccessEntry, Origin, OriginOptions, Truncate, Truncation};
 pub use process::{ProcessId, Signal, DEFAULT_PROCESS_LIFETIME};
+pub use system::is_root;
 pub use vod::{encode_vod_asset, VodAsset, VodSpec, VOD_PLAYLIST};
 
 use process::Spawned;
@@ -99,8 +105,8 @@ pub struct Bed {
     number: u32,
     /// Start of every namespace name of this bed.
     prefix: String,
-    /// The namespace holding the bridge `br0`.
-    bridge: String,
+    /// The namespace holding the bridge `br0`; `None` for a loopback bed, which has none.
+    bridge: Option<String>,
     hosts: Vec<Host>,
     /// Every namespace this bed created or tried to create, in creation order: what teardown
     /// deletes, and where it looks for processes.
@@ -127,7 +133,8 @@ impl Bed {
         self.hosts.len()
     }
 
-    /// Host `host`'s address on the bed's LAN: `10.99.0.<host+1>`.
+    /// Host `host`'s address on the bed's LAN: `10.99.0.<host+1>` (127.0.0.1 on a
+    /// [loopback bed](Bed::loopback)).
     ///
     /// # Panics
     ///
@@ -147,8 +154,17 @@ impl Bed {
     }
 
     /// The name of the namespace that holds the bridge `br0` (and the host ports `vb<i>`).
+    ///
+    /// # Panics
+    ///
+    /// On a [loopback bed](Bed::loopback), which has no bridge: that is a bug in the test.
     pub fn bridge_namespace(&self) -> &str {
-        &self.bridge
+        self.bridge.as_deref().expect("a loopback bed has no bridge")
+    }
+
+    /// Whether this is a [loopback bed](Bed::loopback): one host, only `lo`, no bridge.
+    pub fn is_loopback(&self) -> bool {
+        self.bridge.is_none()
     }
 
     fn host(&self, host: usize) -> Result<&Host, BedError> {

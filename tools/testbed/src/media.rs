@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::command::{self, FFMPEG, FFPROBE};
-use crate::BedError;
+use crate::{Bed, BedError, ProcessId};
 
 /// Length of every clip [`encode_clip`] makes (see the [module documentation](self) for why).
 pub const CLIP_SECONDS: u32 = 16;
@@ -196,4 +196,40 @@ pub(crate) fn probe_clip(clip: &Path) -> Result<ClipInfo, BedError> {
         peak_bandwidth: peak_gop * 8 / u64::from(GOP_SECONDS),
         average_bandwidth: size * 8 / u64::from(CLIP_SECONDS),
     })
+}
+
+impl Bed {
+    /// Starts a headend on `host`: ffmpeg replays `clip` (from [`encode_clip`]) in a loop, in
+    /// real time, without re-encoding (`-re -stream_loop -1 -i <clip> -c copy`), to `output` in
+    /// the muxer `format`, such as `mpegts` to `udp://239.255.0.1:5000?pkt_size=1316&ttl=1` or
+    /// `rtp_mpegts` to `rtp://239.255.0.2:5002?ttl=1`. ffmpeg logs only errors, to `log`; it
+    /// runs until stopped or until the bed is dropped.
+    pub fn loop_clip(
+        &mut self,
+        host: usize,
+        clip: &Path,
+        format: &str,
+        output: &str,
+        log: &Path,
+    ) -> Result<ProcessId, BedError> {
+        let ffmpeg = command::find(FFMPEG)?;
+        let clip = clip.to_string_lossy();
+        let args = [
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            &clip,
+            "-c",
+            "copy",
+            "-f",
+            format,
+            output,
+        ];
+        self.spawn(host, &ffmpeg, &args, &[], log)
+    }
 }

@@ -182,6 +182,24 @@ impl Bed {
         Ok(spawned.status)
     }
 
+    /// Stops the program politely: SIGTERM, up to `grace` to exit, then SIGKILL (and up to 2 s
+    /// more). Returns its exit status, or `None` if even SIGKILL did not end it in time. A
+    /// program that had already exited just gives its status.
+    pub fn stop(&mut self, process: ProcessId, grace: Duration) -> Result<Option<ExitStatus>, BedError> {
+        match self.signal(process, Signal::Term) {
+            Ok(()) | Err(BedError::NotRunning { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        if let Some(status) = self.wait(process, grace)? {
+            return Ok(Some(status));
+        }
+        match self.signal(process, Signal::Kill) {
+            Ok(()) | Err(BedError::NotRunning { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        self.wait(process, TERM_GRACE)
+    }
+
     /// The real program's PID (inside the namespace, PIDs are the same as outside: the bed does
     /// not make PID namespaces). Useful to inspect `/proc/<pid>` from a test.
     pub fn pid(&self, process: ProcessId) -> Result<u32, BedError> {

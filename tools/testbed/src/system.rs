@@ -16,12 +16,15 @@ use crate::command::{self, FLOCK, IP, KILL};
 pub(crate) const NETNS_DIR: &str = "/var/run/netns";
 
 /// Every namespace name of this crate starts with this, then the owner's PID in hex, `-`, and
-/// the bed's number in hex; the rest is [`BRIDGE_SUFFIX`], `h<host index>` or `probe`. Short, so
+/// the bed's number in hex; the rest is [`BRIDGE_SUFFIX`], `h<host index>`, [`LOOPBACK_SUFFIX`]
+/// or `probe`. Short, so
 /// that a name stays within 15 bytes (the kernel's interface-name limit) for beds with fewer than
 /// 100 hosts while PIDs stay below 2^24; it is also how a later run recognises leftovers.
 const NAME_PREFIX: &str = "sb";
 /// Suffix of the namespace holding the bridge ("switch"): not a hex digit, so names parse back.
 pub(crate) const BRIDGE_SUFFIX: &str = "sw";
+/// Suffix of the one namespace of a loopback-only bed ([`Bed::loopback`](crate::Bed::loopback)).
+pub(crate) const LOOPBACK_SUFFIX: &str = "lo";
 const PROBE_SUFFIX: &str = "probe";
 
 /// Bed numbers within this process; with the PID they make every bed's names unique on the
@@ -41,6 +44,7 @@ fn owner(name: &str) -> Option<u32> {
     let pid = u32::from_str_radix(pid, 16).ok()?;
     let suffix = rest.trim_start_matches(|c: char| c.is_ascii_hexdigit());
     let known = suffix == BRIDGE_SUFFIX
+        || suffix == LOOPBACK_SUFFIX
         || suffix == PROBE_SUFFIX
         || suffix
             .strip_prefix('h')
@@ -87,8 +91,10 @@ fn prepare_once() -> Result<(), String> {
     Ok(())
 }
 
-/// Whether this process runs with effective UID 0 (read from `/proc`, to stay free of libc).
-fn is_root() -> bool {
+/// Whether this process runs with effective UID 0 (read from `/proc`, to stay free of libc):
+/// what a bed, and anything else that needs root in a test (mounting a tmpfs, dropping to
+/// `nobody` to run VLC), asks first.
+pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status").is_ok_and(|status| {
         status
             .lines()
@@ -195,22 +201,29 @@ mod tests {
             return;
         }
         let ip = command::find(IP).unwrap();
-        // No process has this PID: it is above the kernel's largest pid_max (2^22).
-        let name = format!("{NAME_PREFIX}{:x}-0h0", (1u32 << 22) + 1);
-        let mut add = Command::new(&ip);
-        add.args(["netns", "add", &name]);
-        command::run_ok(add, Duration::from_secs(10)).unwrap();
-        assert!(namespace_exists(&name));
+        // No process has this PID: it is above the kernel's largest pid_max (2^22). A host of a
+        // bridged bed and the namespace of a loopback bed.
+        let names = ["0h0", "1lo"].map(|rest| format!("{NAME_PREFIX}{:x}-{rest}", (1u32 << 22) + 1));
+        for name in &names {
+            let mut add = Command::new(&ip);
+            add.args(["netns", "add", name]);
+            command::run_ok(add, Duration::from_secs(10)).unwrap();
+            assert!(namespace_exists(name));
+        }
         sweep_stale(&ip);
-        assert!(!namespace_exists(&name), "{name} was not swept");
+        for name in &names {
+            assert!(!namespace_exists(name), "{name} was not swept");
+        }
     }
 
     #[test]
     fn names_parse_back_to_their_owner() {
         assert_eq!(owner("sb1f3a-0sw"), Some(0x1f3a));
         assert_eq!(owner("sb1f3a-1bh12"), Some(0x1f3a));
+        assert_eq!(owner("sb1f3a-2lo"), Some(0x1f3a));
         assert_eq!(owner("sb400000-ffprobe"), Some(0x40_0000));
         assert_eq!(owner("sb1f3a-sw"), None, "the bed number is missing");
+        assert_eq!(owner("sb1f3a-lo"), None, "the bed number is missing");
         assert_eq!(owner("sb1f3a-0h"), None);
         assert_eq!(owner("sb1f3a-0br"), None);
         assert_eq!(owner("sbr"), None);

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shoal_testbed::{skip_reason, Bed, BedError, Signal};
+use shoal_testbed::{is_root, skip_reason, Bed, BedError, Signal};
 
 /// Returns from the test, saying why, when this machine cannot build a bed.
 macro_rules! require_bed {
@@ -333,6 +333,99 @@ fn late_joiner_is_on_the_same_lan() {
     assert_eq!(got, [Some("got shoal from 10.99.0.3".to_owned())]);
 }
 
+/// A loopback bed: one namespace with nothing but `lo`, where datagrams to 127.0.0.1 and to a
+/// multicast group arrive, and whose `lo` is not the machine's.
+#[test]
+fn a_loopback_bed_has_only_lo_and_multicast_on_it() {
+    require_bed!();
+    let Some(udp) = Udp::new("loopback") else { return };
+    let mut bed = Bed::loopback().unwrap();
+    assert!(bed.is_loopback());
+    assert_eq!(bed.hosts(), 1);
+    assert_eq!(bed.ip(0), Ipv4Addr::LOCALHOST);
+    assert!(bed.namespace(0).ends_with("lo"), "{}", bed.namespace(0));
+    let links = bed.exec(0, &["ip", "-o", "link", "show"], Duration::from_secs(5)).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert_eq!(links.lines().count(), 1, "only lo: {links}");
+    assert!(links.contains(": lo:") && links.contains("MULTICAST") && links.contains("UP"), "{links}");
+    let routes = bed.exec(0, &["ip", "route", "show", "table", "all"], Duration::from_secs(5)).unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(routes.contains("224.0.0.0/4 dev lo"), "{routes}");
+    assert!(!routes.contains("default"), "no way out: {routes}");
+
+    let delivered = || Some("got shoal from 127.0.0.1".to_owned());
+    let quick = Duration::from_secs(5);
+    assert_eq!(udp.trial(&mut bed, 0, Ipv4Addr::LOCALHOST, &[0], 3, quick), [delivered()]);
+    let group = Ipv4Addr::new(239, 255, 0, 1);
+    assert_eq!(udp.trial(&mut bed, 0, group, &[0], 3, quick), [delivered()]);
+
+    // What only makes sense on a LAN says so.
+    assert!(matches!(bed.add_namespace_host(), Err(BedError::InvalidArgument(_))));
+    assert!(matches!(bed.set_loss(0, 5), Err(BedError::InvalidArgument(_))), "no eth0 to impair");
+    assert!(matches!(bed.set_rate(0, 5), Err(BedError::InvalidArgument(_))), "no eth0 to shape");
+    assert!(panic::catch_unwind(|| bed.bridge_namespace().to_owned()).is_err());
+}
+
+/// A loopback bed's `lo` is its own: a server on 127.0.0.1 inside is not on the machine's `lo`,
+/// nor on another loopback bed's.
+#[test]
+fn loopback_beds_are_apart_from_the_machine_and_each_other() {
+    require_bed!();
+    let dir = scratch("loopback-apart");
+    let mut first = Bed::loopback().unwrap();
+    let second = Bed::loopback().unwrap();
+    assert_ne!(first.namespace(0), second.namespace(0));
+    let server = ["-m", "http.server", "--bind", "127.0.0.1", "47080"];
+    first.spawn(0, Path::new("python3"), &server, &[], &dir.join("http.log")).unwrap();
+    let url = "http://127.0.0.1:47080/";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.http_get(0, url).is_err() {
+        assert!(Instant::now() < deadline, "the server never answered inside its bed");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(second.http_get(0, url).is_err(), "another loopback bed reached the server");
+    let outside =
+        Command::new("curl").args(["-s", "--max-time", "2", "--noproxy", "*", url]).output().unwrap();
+    assert!(!outside.status.success(), "the machine's own lo reached the server");
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// `Bed::stop`: SIGTERM for a program that listens to it, SIGKILL after the grace for one that
+/// does not.
+#[test]
+fn stop_is_polite_first_and_firm_after_the_grace() {
+    require_bed!();
+    let dir = scratch("stop");
+    let mut bed = Bed::new(1).unwrap();
+    let polite = bed.spawn(0, Path::new("sleep"), &["300"], &[], &dir.join("polite.log")).unwrap();
+    let status = bed.stop(polite, Duration::from_secs(5)).unwrap().expect("stopped");
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    let stubborn = bed
+        .spawn(
+            0,
+            Path::new("sh"),
+            &["-c", "trap '' TERM; echo trapped; while :; do sleep 1; done"],
+            &[],
+            &dir.join("stubborn.log"),
+        )
+        .unwrap();
+    assert!(wait_for_line(&dir.join("stubborn.log"), "trapped", Duration::from_secs(5)));
+    let started = Instant::now();
+    let status = bed.stop(stubborn, Duration::from_millis(500)).unwrap().expect("killed");
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // Stopping what has already exited only reports how it ended.
+    assert_eq!(bed.stop(stubborn, Duration::ZERO).unwrap(), Some(status));
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn is_root_agrees_with_the_bed() {
+    // skip_reason says "not root" exactly when is_root is false.
+    let not_root = skip_reason().is_some_and(|reason| reason.starts_with("not root"));
+    assert_eq!(is_root(), !not_root);
+}
+
 #[test]
 fn every_signal_reaches_the_program() {
     require_bed!();
@@ -504,27 +597,37 @@ fn drop_kills_every_process_and_deletes_the_namespaces() {
     let _ = fs::remove_dir_all(dir);
 }
 
+/// A bed of either kind, a LAN or a loopback bed, cleans up when the test panics.
 #[test]
 fn a_panicking_test_still_cleans_up() {
     require_bed!();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
-        let mut bed = Bed::new(2).unwrap();
-        let log = std::env::temp_dir().join(format!("shoal-testbed-panic-{}.log", std::process::id()));
-        let sleeper = bed.spawn(1, Path::new("sleep"), &["300"], &[], &log).unwrap();
-        let names =
-            vec![bed.namespace(0).to_owned(), bed.namespace(1).to_owned(), bed.bridge_namespace().to_owned()];
-        sender.send((names, bed.pid(sleeper).unwrap(), log)).unwrap();
-        panic!("deliberate panic to check the bed's cleanup");
-    }));
-    assert!(result.is_err());
-    let (names, pid, log) = receiver.recv().unwrap();
-    assert!(!alive(pid), "{pid} survived the panic");
-    let after = namespaces_on_machine();
-    for name in &names {
-        assert!(!listed(&after, name), "{name} survived the panic: {after}");
+    type Build = fn() -> Bed;
+    let kinds: [(&str, Build); 2] =
+        [("lan", || Bed::new(2).unwrap()), ("loopback", || Bed::loopback().unwrap())];
+    for (kind, build) in kinds {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let result = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+            let mut bed = build();
+            let log =
+                std::env::temp_dir().join(format!("shoal-testbed-panic-{kind}-{}.log", std::process::id()));
+            let host = bed.hosts() - 1;
+            let sleeper = bed.spawn(host, Path::new("sleep"), &["300"], &[], &log).unwrap();
+            let mut names: Vec<String> = (0..bed.hosts()).map(|i| bed.namespace(i).to_owned()).collect();
+            if !bed.is_loopback() {
+                names.push(bed.bridge_namespace().to_owned());
+            }
+            sender.send((names, bed.pid(sleeper).unwrap(), log)).unwrap();
+            panic!("deliberate panic to check the {kind} bed's cleanup");
+        }));
+        assert!(result.is_err());
+        let (names, pid, log) = receiver.recv().unwrap();
+        assert!(!alive(pid), "{kind}: {pid} survived the panic");
+        let after = namespaces_on_machine();
+        for name in &names {
+            assert!(!listed(&after, name), "{kind}: {name} survived the panic: {after}");
+        }
+        let _ = fs::remove_file(log);
     }
-    let _ = fs::remove_file(log);
 }
 
 #[test]

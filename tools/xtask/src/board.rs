@@ -102,7 +102,7 @@ impl Board {
     }
 }
 
-/// The three build recipes that work on the build machines (TESTBED.md §4).
+/// The three build recipes that work on the build machines (`docs/TESTING.md`, "Cross-compiled builds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Recipe {
     /// rustup target + plain cargo (x86_64 musl: the host's cc compiles ring's C).

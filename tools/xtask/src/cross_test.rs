@@ -1,5 +1,5 @@
 //! `cargo xtask cross-test`: the unit tests of the core, the board logic, the TS code and the
-//! node, built for the boards' two Debian ABIs and run under qemu-user (TESTBED.md §4), as
+//! node, built for the boards' two Debian ABIs and run under qemu-user (`docs/TESTING.md`, "Cross-compiled builds"), as
 //! ripgrep and librespot do for their ARM targets.
 //!
 //! The targets are the glibc ones, `aarch64-unknown-linux-gnu` and

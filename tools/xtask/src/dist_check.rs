@@ -1,5 +1,5 @@
 //! `cargo xtask dist-check`: evidence that the bundles work, as far as this machine can show
-//! (DESIGN.md §9, TESTBED.md §4 and §6). Each step is timed; the first failure stops the run.
+//! (DESIGN.md §9, `docs/TESTING.md`, "Cross-compiled builds" and "What cannot be tested here"). Each step is timed; the first failure stops the run.
 //!
 //! 0. `shellcheck --shell=sh` of the init script, install.sh and the .deb's maintainer scripts.
 //! 1. `dist` for minipc-x86_64, rpi4 and rpi-zero-w; each binary static and stripped, its size

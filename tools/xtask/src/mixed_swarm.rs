@@ -3,7 +3,7 @@
 //! The bundle binaries of minipc-x86_64 (natively), rpi4 (aarch64, under qemu-user with
 //! `-cpu cortex-a72`) and rpi-zero-w (ARMv6, under qemu-user with `-cpu arm1176`) run as three
 //! hosts of a [`Bed`]: network namespaces on a bridge, nothing in the machine's own namespace
-//! (TESTBED.md §0). qemu-user is version 10 ([`toolchain::modern_qemu`]): Debian 12's 7.2 does
+//! (`docs/TESTING.md`, "Network safety"). qemu-user is version 10 ([`toolchain::modern_qemu`]): Debian 12's 7.2 does
 //! not emulate `IP_MULTICAST_IF`, which mdns-sd sets; under it no box ever finds another.
 //!
 //! Every box carries the same three always-on test-pattern channels, named so that the

@@ -133,7 +133,7 @@ pub(crate) fn debian_tool(program: &str, package: &str) -> Result<(), String> {
 const MODERN_QEMU_DIR: &str = "target/dist-tools/qemu-user";
 
 /// The oldest qemu-user major version known to run mdns-sd: 10 (bookworm-backports) does.
-/// Debian 12's 7.2 does not emulate `IP_MULTICAST_IF` (TESTBED.md §4): under it the mixed
+/// Debian 12's 7.2 does not emulate `IP_MULTICAST_IF` (`docs/TESTING.md`, "Cross-compiled builds"): under it the mixed
 /// swarm's ARM boxes start, but no box ever finds another (seen on 2026-12-03). Versions 8 and 9
 /// were not tried, so they are not trusted.
 const QEMU_MULTICAST_MAJOR: u32 = 10;

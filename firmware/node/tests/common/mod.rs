@@ -1,7 +1,8 @@
-//! What the playback tests share: real players as the TV (ffmpeg, mpv, VLC), how a run of each is
-//! judged (TESTBED.md §5), and the plumbing around them: a time bound on every process, a command
-//! prefix (such as `ip netns exec <ns>`) to play from inside a network namespace, and a
-//! loopback-only namespace that deletes itself.
+//! What the integration tests share: real `shoal` boxes on a test bed ([`boxes`]), a running
+//! `shoal demo` ([`demo`]), real players as the TV (ffmpeg, mpv, VLC) and how a run of each is
+//! judged (`docs/TESTING.md`, "How playback is judged"), and the plumbing around them: a time
+//! bound on every process, a command prefix (such as `ip netns exec <ns>`) to play from inside a
+//! network namespace, scratch directories, and skipping where there can be no test bed.
 //!
 //! Every player helper comes in two halves: one runs the player (`play_*`, bounded with `timeout`),
 //! the other judges its output (`judge_*`, returning what was played or why the run failed) and
@@ -12,12 +13,15 @@
 #![allow(dead_code)]
 
 pub(crate) mod boxes;
+pub(crate) mod demo;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use shoal_testbed::{is_root, skip_reason};
 
 /// How much longer than the media it plays a player may run before `timeout` stops it: start-up,
 /// a cold channel (the box waits up to 8 s for the first segment) and the player's own buffering.
@@ -29,9 +33,71 @@ fn unique() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Whether this process runs as root (the owner of `/proc/self` is the effective user).
-pub(crate) fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+/// Whether a test that needs a bed must be skipped: says why and returns `true` when this
+/// machine cannot build one (not root, no iproute2). Otherwise fails, with what to install,
+/// unless every `(program, Debian package)` of `programs` runs: running as root on a machine
+/// without them is a setup error, not a reason to skip.
+pub(crate) fn skip(programs: &[(&str, &str)]) -> bool {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipped: {reason}");
+        return true;
+    }
+    for (program, package) in programs {
+        require(program, package);
+    }
+    false
+}
+
+/// Polls `check` every 250 ms until it holds or `limit` passes; whether it held. Looks at least
+/// once, even with a zero limit.
+pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A fresh, empty directory `<temp dir>/shoal-<test binary>-<pid>-<name>` for one test's files.
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shoal-{}-{}-{name}",
+        env!("CARGO_CRATE_NAME"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A [`scratch`] directory, removed when dropped unless the test failed: its logs are what to
+/// read then.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Scratch {
+        Scratch(scratch(name))
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Panics with an installation hint unless `program` runs (`program --version`).
@@ -63,8 +129,8 @@ pub(crate) fn run_bounded(prefix: &[&str], command: &[String], limit: Duration) 
 /// stop only `timeout`), then SIGKILL if it is still there after 5 s.
 pub(crate) fn stop_gracefully(child: &mut std::process::Child) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
@@ -390,78 +456,6 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Network namespaces
-
-/// A fresh network namespace with only `lo` up: nothing in it can reach the machine's network
-/// (TESTBED.md §0). Dropping it (also when a test panics) stops whatever still runs in it, by
-/// process id, and deletes it. Needs root.
-pub(crate) struct LoopbackNamespace {
-    name: String,
-}
-
-impl LoopbackNamespace {
-    /// Creates `shoal-<tag>-<pid>-<n>`, unique among concurrent tests.
-    pub(crate) fn new(tag: &str) -> Result<LoopbackNamespace, String> {
-        let name = format!("shoal-{tag}-{}-{}", std::process::id(), unique());
-        let ip = |args: &[&str]| {
-            let command: Vec<String> = ["ip"].iter().chain(args).map(|a| (*a).to_owned()).collect();
-            let out = run_bounded(&[], &command, Duration::from_secs(10));
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-            }
-        };
-        ip(&["netns", "add", &name])?;
-        // From here on the guard deletes the namespace, whatever happens next.
-        let namespace = LoopbackNamespace { name };
-        ip(&["-n", &namespace.name, "link", "set", "lo", "up"])?;
-        Ok(namespace)
-    }
-
-    /// The namespace's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The command prefix that runs a program inside the namespace.
-    pub(crate) fn prefix(&self) -> [&str; 4] {
-        ["ip", "netns", "exec", &self.name]
-    }
-
-    /// Process ids of everything running in the namespace.
-    fn pids(&self) -> Vec<String> {
-        let out = run_bounded(
-            &[],
-            &["ip", "netns", "pids", &self.name].map(str::to_owned),
-            Duration::from_secs(10),
-        );
-        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
-    }
-}
-
-impl Drop for LoopbackNamespace {
-    fn drop(&mut self) {
-        // Only this test's processes run in its namespace: stop them by id, politely first.
-        for signal in ["-TERM", "-KILL"] {
-            let pids = self.pids();
-            if pids.is_empty() {
-                break;
-            }
-            let _ = Command::new("kill").arg(signal).args(&pids).stderr(Stdio::null()).status();
-            for _ in 0..20 {
-                if self.pids().is_empty() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        let _ =
-            run_bounded(&[], &["ip", "netns", "del", &self.name].map(str::to_owned), Duration::from_secs(10));
     }
 }
 
