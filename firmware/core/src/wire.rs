@@ -32,7 +32,7 @@ use crate::ranges::RangeSet;
 use crate::{ChannelId, NodeId};
 
 /// The protocol version this build speaks. A datagram of another version is dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Default largest datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and 8 (UDP) bytes, so it
 /// crosses any path without fragmentation.
 pub const DEFAULT_MAX_DATAGRAM: usize = 1232;
@@ -128,6 +128,9 @@ pub struct Ingesting {
     pub channel: ChannelId,
     /// The sequence number of the newest segment it has published, if any.
     pub newest: Option<u64>,
+    /// The origin fails the ingester's requests (it keeps trying): the channel's trouble, the
+    /// same for every box, and no reason for another box to fetch too.
+    pub origin_failing: bool,
 }
 
 /// The segments of one channel a box holds completely: bit `i` of `bitmap` is set when it holds

@@ -203,7 +203,8 @@ pub struct Health {
     pub peers_alive: usize,
     /// A segment of some channel completed within the last four target durations (or 10 s).
     pub streaming: bool,
-    /// This box ingests a channel whose origin fails.
+    /// A channel this box ingests or serves to TVs has an origin that fails (as its ingester
+    /// says, wherever that runs).
     pub origin_failing: bool,
 }
 

@@ -132,6 +132,9 @@ pub struct ChannelStatus {
     pub newest_age_ms: Option<u64>,
     /// The origin's answers to this box's source (`None` until it asked).
     pub origin: Option<OriginStatus>,
+    /// Whether the channel's origin fails, as its ingester announces it to the swarm (`None`:
+    /// nobody fetches it now). The same on every box.
+    pub origin_failing: Option<bool>,
     /// A TS source's input counters (`None`: not a TS source, or not ingested here).
     pub input: Option<InputStats>,
     pub segments_from_origin: u64,

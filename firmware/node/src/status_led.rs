@@ -3,7 +3,8 @@
 //!
 //! The state comes from the swarm driver once a second ([`Command::Health`]): booting until the
 //! first answer, searching while no peer answers, streaming while segments arrive, origin
-//! unreachable while this box ingests a channel whose origin fails. Identify (a short press, or
+//! unreachable while a channel this box ingests or serves has a failing origin (as its ingester
+//! announces to the swarm). Identify (a short press, or
 //! `POST /api/identify`) blinks fast for a minute over any state. A press of 10 s or more resets
 //! the config to the board's defaults (the file is kept as `<config>.bak`).
 //!

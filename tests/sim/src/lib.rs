@@ -95,6 +95,9 @@ impl Default for SimConfig {
     }
 }
 
+/// How soon an ingester asks again after the origin failed a request.
+pub const ORIGIN_RETRY: Duration = Duration::from_millis(500);
+
 /// The network key every simulated box shares (not secret: it is a simulation).
 pub const SIM_KEY: [u8; 32] = [0x5A; 32];
 
@@ -121,6 +124,11 @@ pub struct SimBox {
     pub events: Vec<(Instant, Event)>,
     /// Closed and sending its goodbyes; stops once they are out.
     leaving: bool,
+    /// Segments its source failed to fetch (the origin was down), fetched in order, one
+    /// request per [`ORIGIN_RETRY`], once the origin answers.
+    pending: std::collections::BTreeSet<u64>,
+    /// A retry is scheduled.
+    retrying: bool,
     timer_generation: u64,
 }
 
@@ -129,6 +137,7 @@ enum Action {
     Deliver { to: usize, from: SocketAddr, bytes: Vec<u8> },
     OriginSegment { seq: u64 },
     FetchDone { to: usize, incarnation: u32, seq: u64 },
+    Retry { to: usize, incarnation: u32 },
     Timer { to: usize, generation: u64 },
 }
 
@@ -192,6 +201,8 @@ impl Sim {
                 peak_store: 0,
                 events: Vec::new(),
                 leaving: false,
+                pending: Default::default(),
+                retrying: false,
                 timer_generation: 0,
             });
         }
@@ -243,6 +254,8 @@ impl Sim {
         b.incarnation = incarnation;
         b.engine = Some(engine);
         b.ingesting = false;
+        b.pending.clear();
+        b.retrying = false;
         b.leaving = false;
         let now = self.now;
         let others: Vec<(usize, shoal_core::NodeId, SocketAddr)> = self
@@ -275,6 +288,17 @@ impl Sim {
             engine.want_channel(now, sim_channel(), wanted);
         }
         self.drive(i);
+    }
+
+    /// The origin fails every request from `from` until `until` (an outage); ingesters retry
+    /// every [`ORIGIN_RETRY`] and say so to their engines, as the daemon's sources do.
+    pub fn origin_outage(&mut self, from: Instant, until: Instant) {
+        self.origin.outage = Some((from, until));
+    }
+
+    /// Segment `seq` takes `extra` longer than others to arrive from the origin.
+    pub fn slow_segment(&mut self, seq: u64, extra: Duration) {
+        self.origin.slow.insert(seq, extra);
     }
 
     /// Box `i` crashes: no goodbye, its state is gone.
@@ -366,6 +390,25 @@ impl Sim {
                 engine.handle_datagram(now, from, &bytes);
                 self.drive(to);
             }
+            Action::Retry { to, incarnation } => {
+                let b = &mut self.boxes[to];
+                if b.incarnation != incarnation || !b.ingesting || b.engine.is_none() {
+                    b.retrying = false;
+                    b.pending.clear();
+                    return;
+                }
+                if self.origin.is_down(now) {
+                    self.origin.record_failure(to);
+                    self.schedule(now + ORIGIN_RETRY, Action::Retry { to, incarnation });
+                    return;
+                }
+                b.retrying = false;
+                let pending = std::mem::take(&mut b.pending);
+                for (k, seq) in pending.into_iter().enumerate() {
+                    let at = now + self.config.fetch_latency * (k as u32 + 1);
+                    self.schedule(at, Action::FetchDone { to, incarnation, seq });
+                }
+            }
             Action::Timer { to, generation } => {
                 if self.boxes[to].timer_generation != generation {
                     return;
@@ -381,8 +424,9 @@ impl Sim {
                 for i in 0..self.boxes.len() {
                     if self.boxes[i].ingesting && self.boxes[i].engine.is_some() {
                         let incarnation = self.boxes[i].incarnation;
+                        let slow = self.origin.slow.get(&seq).copied().unwrap_or_default();
                         self.schedule(
-                            now + self.config.fetch_latency,
+                            now + self.config.fetch_latency + slow,
                             Action::FetchDone { to: i, incarnation, seq },
                         );
                     }
@@ -393,6 +437,25 @@ impl Sim {
                 let b = &self.boxes[to];
                 if b.incarnation != incarnation || !b.ingesting || b.engine.is_none() {
                     return;
+                }
+                let channel = sim_channel();
+                if self.origin.is_down(now) || self.boxes[to].retrying {
+                    // The request fails (or waits behind one that failed): the source says so
+                    // to its engine and asks again, one request at a time.
+                    self.boxes[to].pending.insert(seq);
+                    if !self.boxes[to].retrying {
+                        self.origin.record_failure(to);
+                        if let Some(engine) = self.boxes[to].engine.as_mut() {
+                            engine.set_origin_failing(channel, true);
+                        }
+                        self.drive(to);
+                        self.boxes[to].retrying = true;
+                        self.schedule(now + ORIGIN_RETRY, Action::Retry { to, incarnation });
+                    }
+                    return;
+                }
+                if let Some(engine) = self.boxes[to].engine.as_mut() {
+                    engine.set_origin_failing(channel, false);
                 }
                 self.origin.record_fetch(seq);
                 let info = SegmentInfo::new(sim_channel(), seq, self.config.segment_duration);

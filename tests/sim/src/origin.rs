@@ -1,5 +1,6 @@
 //! The simulated origin: a live HLS-like channel whose segment `n` becomes available at
-//! `n × duration`, and a log of how often each segment was fetched.
+//! `n × duration`, and a log of how often each segment was fetched, and of the requests that
+//! failed (an outage) by the box that made them.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,12 @@ pub struct Origin {
     available: BTreeMap<u64, Instant>,
     fetches: BTreeMap<u64, u64>,
     published: BTreeMap<u64, Instant>,
+    /// Requests that failed, by the box that made them.
+    failed: BTreeMap<usize, u64>,
+    /// Down from the first instant until the second: every request fails.
+    pub(crate) outage: Option<(Instant, Instant)>,
+    /// Extra time a segment takes to arrive (a slow origin), by sequence number.
+    pub(crate) slow: BTreeMap<u64, core::time::Duration>,
 }
 
 impl Origin {
@@ -28,6 +35,9 @@ impl Origin {
             available: BTreeMap::new(),
             fetches: BTreeMap::new(),
             published: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            outage: None,
+            slow: BTreeMap::new(),
         }
     }
 
@@ -59,6 +69,20 @@ impl Origin {
 
     pub(crate) fn record_publish(&mut self, seq: u64, now: Instant) {
         self.published.entry(seq).or_insert(now);
+    }
+
+    /// Whether a request at `now` fails.
+    pub(crate) fn is_down(&self, now: Instant) -> bool {
+        self.outage.is_some_and(|(from, until)| now >= from && now < until)
+    }
+
+    pub(crate) fn record_failure(&mut self, by: usize) {
+        *self.failed.entry(by).or_default() += 1;
+    }
+
+    /// Failed requests (retries during an outage), by the box that made them.
+    pub fn failed(&self) -> &BTreeMap<usize, u64> {
+        &self.failed
     }
 
     /// Times segment `seq` was fetched.

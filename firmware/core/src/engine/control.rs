@@ -140,6 +140,39 @@ impl Engine {
         }
     }
 
+    /// A trusted manifest of `channel` signed by another box arrived while this box ingests it:
+    /// two boxes fetch after a takeover, and the one that should not steps back at once rather
+    /// than fetching beside the other for the whole deposition (an explicit handover):
+    /// - a late ingester that sees its standby's manifest was rightly taken over: it deposes
+    ///   itself as its peers did;
+    /// - a standby that took over and sees the ingester it deposed publish a segment newer than
+    ///   any it holds was wrong (the ingester's announcements were lost, not its segments): it
+    ///   lifts the deposition and hands back.
+    pub(super) fn handover(&mut self, now: Instant, channel: ChannelId, signer: NodeId, seq: u64) {
+        let me = self.me;
+        let newest_held = self.store.have(channel).map(|(newest, _)| newest);
+        let Some(state) = self.channels.get_mut(&channel) else { return };
+        if !state.ingesting || signer == me {
+            return;
+        }
+        let late = match state.last_published {
+            Some(t) => now.saturating_since(t) > state.target * 3 / 2,
+            None => now.saturating_since(state.watch_since) > state.target * TAKEOVER_FIRST_SEGMENTS,
+        };
+        let deposed_signer = state.deposed.is_some_and(|(d, _)| d == signer);
+        if state.standby == Some(signer) && late && !deposed_signer {
+            log::warn!("{me}: {signer} took {channel} over while this box was late; stepping down");
+            state.deposed = Some((me, now + state.target * DEPOSITION_SEGMENTS));
+        } else if deposed_signer && newest_held.is_none_or(|n| seq > n) {
+            log::warn!("{me}: {signer}, deposed, still publishes {channel} (segment {seq}); handing back");
+            state.deposed = None;
+        } else {
+            return;
+        }
+        self.rank_channel(now, channel);
+        self.decide_ingest(now, channel);
+    }
+
     fn decide_ingest(&mut self, now: Instant, channel: ChannelId) {
         let demanded = {
             let state = &self.channels[&channel];
@@ -174,6 +207,7 @@ impl Engine {
             self.push_event(Event::IngestStart { channel, resume_after });
         } else if !should_ingest && state.ingesting {
             state.ingesting = false;
+            state.origin_failing = false;
             log::info!("{me}: no longer ingesting channel {channel}");
             self.push_event(Event::IngestStop { channel });
         }
@@ -185,7 +219,14 @@ impl Engine {
                     Some(t) => (t.max(state.watch_since), state.target * 3 / 2),
                     None => (state.watch_since, state.target * TAKEOVER_FIRST_SEGMENTS),
                 };
-                if now.saturating_since(since) > limit {
+                // An ingester that says it is fetching is alive and trying: late segments are
+                // its origin's trouble, which a second fetcher would only double. Takeover is
+                // for one that is gone (it drops out of the ranking) or silent about the channel.
+                let fetching = self
+                    .peers
+                    .get(&ingester)
+                    .is_some_and(|p| p.is_active(now) && p.ingesting.iter().any(|i| i.channel == channel));
+                if !fetching && now.saturating_since(since) > limit {
                     log::warn!("{me}: ingester {ingester} of {channel} is late; taking over");
                     state.deposed = Some((ingester, now + state.target * DEPOSITION_SEGMENTS));
                     self.counters.takeovers += 1;

@@ -422,6 +422,9 @@ impl Engine {
             }
             return;
         }
+        // Before the store: a successor's manifest for a segment this box published too is
+        // refused there, and is exactly when the two must settle who goes on.
+        self.handover(now, channel, signer, seq);
         let duration = manifest.manifest().duration();
         if let Err(e) = self.store.admit(manifest.clone(), now) {
             log::debug!("{}: store refused manifest {channel}/{seq}: {e}", self.me);
@@ -437,6 +440,7 @@ impl Engine {
         if state.ranking.first() == Some(&signer) || state.ingester == Some(signer) {
             state.last_manifest = Some(now);
         }
+
         let members: Vec<NodeId> = state.ranking.iter().copied().filter(|&n| n != signer).collect();
         let tree = super::election::position(&members, self.config.stripes, signer, self.me);
         // Forward the manifest down every tree this box is interior in, ahead of the blocks.

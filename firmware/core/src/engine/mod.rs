@@ -153,6 +153,10 @@ struct ChannelState {
     target: Duration,
     /// Whether the channel was demanded at the last decision, to see demand start.
     demanded: bool,
+    /// This box ingests the channel and its origin fails ([`Engine::set_origin_failing`]).
+    origin_failing: bool,
+    /// When this box last published a segment of the channel.
+    last_published: Option<Instant>,
     demand_lost_at: Option<Instant>,
     /// Newest sequence number known to exist, from manifests, haves and pings.
     newest_known: Option<u64>,
@@ -172,6 +176,8 @@ impl ChannelState {
             last_manifest: None,
             target,
             demanded: false,
+            origin_failing: false,
+            last_published: None,
             demand_lost_at: None,
             newest_known: None,
         }
@@ -487,6 +493,7 @@ impl Engine {
         self.store.insert_complete(manifest.clone(), bytes, now)?;
         self.counters.segments_published += 1;
         let state = self.channels.get_mut(&info.channel).expect("checked above");
+        state.last_published = Some(now);
         state.newest_known = Some(state.newest_known.map_or(info.seq, |n| n.max(info.seq)));
         state.target = state.target.max(info.duration);
         let members: Vec<NodeId> = state.ranking.iter().copied().filter(|&n| n != self.me).collect();
@@ -507,6 +514,29 @@ impl Engine {
         self.push_event(Event::SegmentComplete { channel: info.channel, seq: info.seq });
         self.announce_have(now, info.channel);
         Ok(())
+    }
+
+    /// The caller's source says whether the origin of a channel this box ingests fails. Peers
+    /// learn it from the "fetching" announcement ([`Engine::origin_failing`] there): an
+    /// ingester that keeps trying a failing origin is not late, and is not taken over.
+    pub fn set_origin_failing(&mut self, channel: ChannelId, failing: bool) {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.origin_failing = failing && state.ingesting;
+        }
+    }
+
+    /// Whether the channel's origin fails, as its ingester says: this box's own source's word
+    /// when it ingests, else the last "fetching" announcement of the box that does. `None`:
+    /// nobody announces fetching it.
+    pub fn origin_failing(&self, channel: ChannelId, now: Instant) -> Option<bool> {
+        let state = self.channels.get(&channel)?;
+        if state.ingesting {
+            return Some(state.origin_failing);
+        }
+        self.peers
+            .values()
+            .filter(|p| p.is_active(now))
+            .find_map(|p| p.ingesting.iter().find(|i| i.channel == channel).map(|i| i.origin_failing))
     }
 
     /// Says goodbye to every peer and stops ingesting. Drain `poll_transmit` afterwards to send

@@ -62,7 +62,11 @@ impl Engine {
                     .channels
                     .iter()
                     .filter(|(_, c)| c.ingesting)
-                    .map(|(&channel, _)| Ingesting { channel, newest: self.store.have(channel).map(|h| h.0) })
+                    .map(|(&channel, c)| Ingesting {
+                        channel,
+                        newest: self.store.have(channel).map(|h| h.0),
+                        origin_failing: c.origin_failing,
+                    })
                     .take(wire::MAX_STATUS_CHANNELS)
                     .collect();
                 Message::Ping(Ping { time: now.as_micros(), wants, ingesting })

@@ -312,7 +312,12 @@ impl Driver {
                     )
                 }
             },
-            SourceEvent::OriginHealth { channel, error } => self.records.origin_health(now, channel, error),
+            SourceEvent::OriginHealth { channel, error } => {
+                // Peers learn it from this box's "fetching" announcement: an ingester trying a
+                // failing origin is not late, and every box's status and LED say the same.
+                self.engine.set_origin_failing(channel, error.is_some());
+                self.records.origin_health(now, channel, error);
+            }
             SourceEvent::InputStats { channel, stats } => self.records.input_stats(channel, stats),
             SourceEvent::Delivered { channel, seq, reply } => {
                 let delivered = self.engine.holders(channel, seq) >= self.engine.peers_carrying(channel);
@@ -330,8 +335,11 @@ impl Driver {
                 .channels
                 .values()
                 .any(|c| c.newest.is_some_and(|(_, at)| now.saturating_since(at) <= recent)),
-            origin_failing: self.records.channels.iter().any(|(&channel, c)| {
-                self.engine.is_ingesting(channel) && c.origin.as_ref().is_some_and(|o| o.error.is_some())
+            // The ingester's word, wherever it runs: a box whose TVs watch a channel with a
+            // failing origin shows it as the ingester does.
+            origin_failing: self.records.labels.keys().any(|&channel| {
+                let here = self.engine.is_ingesting(channel) || self.demand.is_wanted(channel);
+                here && self.engine.origin_failing(channel, now) == Some(true)
             }),
         }
     }

@@ -329,6 +329,7 @@ fn channel_status(
             segments_fetched: record.origin_segments,
             bytes: record.origin_bytes,
         }),
+        origin_failing: engine.origin_failing(channel, now),
         input: record.input,
         segments_from_origin: record.origin_segments,
         segments_from_peers: record.peer_segments,
