@@ -111,6 +111,19 @@ pub enum ChannelState {
     Live,
 }
 
+impl ChannelState {
+    /// The state as the JSON writes it (`"live"`), for the dashboard and `shoal status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelState::Idle => "idle",
+            ChannelState::Starting => "starting",
+            ChannelState::Stale => "stale",
+            ChannelState::Vod => "vod",
+            ChannelState::Live => "live",
+        }
+    }
+}
+
 /// One channel on this box.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -633,6 +646,14 @@ mod tests {
         assert!(report.channels.is_empty());
         assert_eq!(report.boxes.len(), 2);
         assert!(serde_json::from_str::<Status>(r#"{ "channels": "nope" }"#).is_err());
+    }
+
+    #[test]
+    fn a_state_reads_as_the_json_writes_it() {
+        use ChannelState::*;
+        for state in [Idle, Starting, Stale, Vod, Live] {
+            assert_eq!(serde_json::to_value(state).expect("serializes"), state.as_str());
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use shoal_core::{Authenticator, Identity, NetworkKey};
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt;
@@ -20,6 +19,7 @@ use crate::keys;
 use crate::lineup::url::Scheme;
 use crate::lineup::Channel;
 use crate::lineup::OriginUrl;
+use crate::model::status::Status;
 use crate::origin::{Fetcher, Session};
 use crate::status_cli;
 
@@ -174,7 +174,7 @@ impl Progress {
     }
 
     /// Every box's `/api/status`, `None` for a box that did not answer.
-    async fn statuses(&mut self) -> Vec<Option<Value>> {
+    async fn statuses(&mut self) -> Vec<Option<Status>> {
         let mut statuses = Vec::with_capacity(self.boxes.len());
         for (session, base) in self.sessions.iter_mut().zip(&self.boxes) {
             statuses.push(status_cli::fetch_status(session, base).await.ok());
@@ -203,7 +203,8 @@ impl Progress {
         let deadline = Instant::now() + STARTUP_WAIT;
         let mut statuses = statuses;
         loop {
-            let alive: Vec<usize> = statuses.iter().map(|s| s.as_ref().map_or(0, alive_peers)).collect();
+            let alive: Vec<usize> =
+                statuses.iter().map(|s| s.as_ref().map_or(0, |s| s.alive_peers().count())).collect();
             if alive.iter().all(|&a| a + 1 >= n) {
                 say!("  every box sees its {} peers after {:.2} s", n - 1, started.elapsed().as_secs_f64());
                 break;
@@ -221,8 +222,8 @@ impl Progress {
             smol::Timer::after(STARTUP_POLL).await;
             statuses = self.statuses().await;
         }
-        let channel = statuses.first().and_then(Option::as_ref).map(|s| &s["channels"][0]);
-        let id = channel.and_then(|c| c["id"].as_str()).unwrap_or("testcard");
+        let channel = statuses.first().and_then(Option::as_ref).and_then(|s| s.channels.first());
+        let id = channel.map(|c| c.id.as_str()).filter(|id| !id.is_empty()).unwrap_or("testcard");
         say!("  channel {id} is ready: idle until a player asks for it, then one box fetches it and the others get it from the swarm\n");
     }
 
@@ -279,18 +280,7 @@ impl Progress {
     }
 }
 
-/// Peers a status reports alive.
-fn alive_peers(status: &Value) -> usize {
-    status["peers"].as_array().map_or(0, |peers| peers.iter().filter(|p| p["alive"] == true).count())
-}
-
-/// Whether a box has TV clients: a channel with viewers (firmware without the `viewers` field:
-/// a channel it ingests, which in the demo only a player starts).
-fn has_viewers(status: &Value) -> bool {
-    status["channels"].as_array().is_some_and(|channels| {
-        channels.iter().any(|c| match c["viewers"].as_u64() {
-            Some(viewers) => viewers > 0,
-            None => c["ingesting"] == true,
-        })
-    })
+/// Whether a box has TV clients: a channel with viewers.
+fn has_viewers(status: &Status) -> bool {
+    status.channels.iter().any(|c| c.viewers > 0)
 }

@@ -6,9 +6,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::lineup::OriginUrl;
+use crate::model::status::{AssetStatus, Status};
 use crate::origin::{FetchError, Fetcher};
 use crate::status_cli::{self, StatusError};
 
@@ -85,15 +84,12 @@ pub fn run(
                 let _ = writeln!(out, "{line}");
                 last = line;
             }
-            let prefill = asset.and_then(|a| a.get("prefill"));
-            match prefill.and_then(|p| p.get("state")).and_then(Value::as_str) {
+            let prefill = asset.and_then(|a| a.prefill.as_ref());
+            match prefill.map(|p| p.state.as_str()) {
                 Some("done") => return Ok(()),
                 Some("failed") => {
-                    let why = prefill
-                        .and_then(|p| p.get("error"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("no reason given")
-                        .to_owned();
+                    let why =
+                        prefill.and_then(|p| p.error.as_deref()).unwrap_or("no reason given").to_owned();
                     return Err(PrefillError::Failed { channel: channel.to_owned(), why });
                 }
                 _ => {}
@@ -111,25 +107,20 @@ pub fn run(
 }
 
 /// The `cache.assets` entry of `channel` in a status report.
-fn find_asset<'a>(status: &'a Value, channel: &str) -> Option<&'a Value> {
-    status
-        .pointer("/cache/assets")?
-        .as_array()?
-        .iter()
-        .find(|a| a.get("name").and_then(Value::as_str) == Some(channel))
+fn find_asset<'a>(status: &'a Status, channel: &str) -> Option<&'a AssetStatus> {
+    status.cache.as_ref()?.assets.iter().find(|a| a.name.as_deref() == Some(channel))
 }
 
 /// One progress line: `films: 120 of 600 segments on the LAN, 60 on this box (12.3 MiB)`.
-fn progress(channel: &str, asset: Option<&Value>, full: bool) -> String {
+fn progress(channel: &str, asset: Option<&AssetStatus>, full: bool) -> String {
     let Some(asset) = asset else {
         return format!("{channel}: waiting for the first segment");
     };
-    let number = |key: &str| asset.get(key).and_then(Value::as_u64);
-    let known = number("segments_known").unwrap_or(0);
-    let total = number("segments_total").map_or_else(|| "?".to_owned(), |t| t.to_string());
-    let on_disk = number("segments_on_disk").unwrap_or(0);
-    let mib = number("bytes").unwrap_or(0) as f64 / f64::from(1 << 20);
-    let state = asset.pointer("/prefill/state").and_then(Value::as_str).unwrap_or("starting");
+    let (known, on_disk) = (asset.segments_known, asset.segments_on_disk);
+    let total = asset.segments_total.map_or_else(|| "?".to_owned(), |t| t.to_string());
+    let mib = asset.bytes as f64 / f64::from(1 << 20);
+    let state =
+        asset.prefill.as_ref().map(|p| p.state.as_str()).filter(|s| !s.is_empty()).unwrap_or("starting");
     let mode = if full { "whole copy" } else { "LAN share" };
     format!("{channel}: {known} of {total} segments on the LAN ({mib:.1} MiB), {on_disk} on this box; {mode}: {state}")
 }
@@ -140,20 +131,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn progress_reads_the_status_and_survives_odd_json() {
-        let status = json!({ "cache": { "assets": [
+    fn progress_reads_the_status_and_survives_odd_values() {
+        let status: Status = serde_json::from_value(json!({ "cache": { "assets": [
             { "name": "films", "segments_known": 120, "segments_total": null, "segments_on_disk": 60,
               "bytes": 3 << 20, "prefill": { "state": "running" } }
-        ]}});
+        ]}}))
+        .expect("a status");
         let line = progress("films", find_asset(&status, "films"), true);
         assert_eq!(
             line,
             "films: 120 of ? segments on the LAN (3.0 MiB), 60 on this box; whole copy: running"
         );
         assert!(find_asset(&status, "news").is_none());
-        assert!(find_asset(&json!({ "cache": 3 }), "films").is_none());
+        assert!(find_asset(&Status::default(), "films").is_none(), "no cache");
+        assert!(
+            serde_json::from_value::<Status>(json!({ "cache": 3 })).is_err(),
+            "not a status: asked again"
+        );
         assert_eq!(
-            progress("x", Some(&json!("odd")), false),
+            progress("x", Some(&AssetStatus::default()), false),
             "x: 0 of ? segments on the LAN (0.0 MiB), 0 on this box; LAN share: starting"
         );
     }

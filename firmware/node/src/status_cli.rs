@@ -1,34 +1,41 @@
 //! `shoal status`: a box and its swarm, summarised for a terminal.
 //!
 //! [`fetch`] GETs `/api/status` and `/api/swarm` from a box with the HTTP client the daemon uses
-//! for origins ([`crate::origin`]), and [`render`] turns the two JSON documents into text. The
-//! split keeps the formatting pure: it is tested on sample documents, and `shoal demo` prints the
-//! same summary of its own boxes.
+//! for origins ([`crate::origin`]) and reads them as a [`Status`] and a [`SwarmReport`], and
+//! [`render`] turns those into text. The split keeps the formatting pure: it is tested on sample
+//! values, and `shoal demo` prints the same summary of its own boxes.
 //!
-//! The box is another program, possibly of another version, so [`render`] takes nothing for
-//! granted: every field is optional, a field of the wrong type prints as "—", lists are cut at
-//! [`MAX_ROWS`], and strings lose their control characters and are cut at [`MAX_TEXT`] (a name
-//! with escape sequences in it would otherwise drive the terminal). A box without `/api/swarm`
-//! (older firmware) gets the box part only.
+//! The box is another program, possibly of another version. What it leaves out reads as the
+//! defaults (an older box without the `box` fields is named by its top-level ones), and an
+//! answer that is not a status at all is an error saying what is wrong with it. Even so
+//! [`render`] takes nothing for granted: what is unknown (an empty string, a number that is not
+//! finite or absurdly large, the counters of a box that did not answer) prints as "—", lists are
+//! cut at [`MAX_ROWS`], and strings lose their control characters and are cut at [`MAX_TEXT`] (a
+//! name with escape sequences in it would otherwise drive the terminal). A box without
+//! `/api/swarm` (older firmware) gets the box part only.
 //!
 //! ```
-//! use serde_json::json;
+//! use shoal::model::status::Status;
 //!
-//! let status = json!({
+//! let status: Status = serde_json::from_str(r#"{
 //!     "box": { "node_id": "1a2b3c4d5e6f70811a2b3c4d5e6f7081", "board": "rpi4", "uptime_s": 7380 },
-//!     "peers": [], "channels": [], "store": { "used_bytes": 0, "budget_bytes": 67108864 },
-//! });
+//!     "peers": [], "channels": [], "store": { "used_bytes": 0, "budget_bytes": 67108864 }
+//! }"#)?;
 //! let text = shoal::status_cli::render(&status, None);
 //! assert!(text.starts_with("Box 1a2b3c4d (rpi4)"));
 //! assert!(text.contains("up 2h 03m"));
+//! # Ok::<(), serde_json::Error>(())
 //! ```
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::lineup::{OriginUrl, UrlError};
+use crate::model::status::{
+    CacheStatus, ChannelState, Figures, PeerStatus, Status, StoreStatus, SwarmReport, Traffic,
+};
 use crate::origin::{FetchError, Fetcher, Session, TrustError};
 
 /// Where `shoal status` looks without `--url`: the box it runs on, at the default HTTP port.
@@ -43,13 +50,13 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 4 << 20;
 
 /// Rows printed per list (peers, channels, swarm boxes); the rest are counted. Bounds the output
-/// when the JSON is huge or hostile.
+/// when the answer is huge or hostile.
 pub const MAX_ROWS: usize = 64;
 
 /// Characters kept of any string from the box (names, errors, addresses).
 pub const MAX_TEXT: usize = 80;
 
-/// Printed for a value that is missing, null or of the wrong type.
+/// Printed for a value that is not known.
 const DASH: &str = "—";
 
 /// Why `shoal status` could not show a box.
@@ -71,7 +78,8 @@ pub enum StatusError {
         /// The status.
         status: u16,
     },
-    /// Something answered, but not with a status document.
+    /// Something answered, but not with a status: not JSON, not a JSON object, or an object
+    /// that does not read as a status.
     #[error("{url} did not answer a Shoal status ({why}): is this a Shoal box?")]
     BadAnswer {
         /// The URL asked.
@@ -87,16 +95,16 @@ pub enum StatusError {
 /// What a box said: its status, and its swarm view if it has one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    /// `/api/status`, always a JSON object.
-    pub status: Value,
-    /// `/api/swarm`, when the box answered it with a JSON object.
-    pub swarm: Option<Value>,
+    /// `/api/status`.
+    pub status: Status,
+    /// `/api/swarm`, when the box answered it with a swarm report.
+    pub swarm: Option<SwarmReport>,
     /// Why there is no swarm view, when there is none.
     pub swarm_missing: Option<String>,
 }
 
 impl Snapshot {
-    /// [`render`] of both documents, and a last line saying why the swarm part is missing.
+    /// [`render`] of both, and a last line saying why the swarm part is missing.
     pub fn render(&self) -> String {
         let mut text = render(&self.status, self.swarm.as_ref());
         if let Some(why) = &self.swarm_missing {
@@ -128,9 +136,18 @@ pub fn run(base: &OriginUrl) -> Result<String, StatusError> {
 /// in [`Snapshot::swarm_missing`].
 pub async fn fetch(session: &mut Session, base: &OriginUrl) -> Result<Snapshot, StatusError> {
     let status = fetch_status(session, base).await?;
-    let (swarm, swarm_missing) = match get_json(session, base, "/api/swarm").await {
-        Ok(swarm) if swarm.is_object() => (Some(swarm), None),
-        Ok(other) => (None, Some(format!("/api/swarm answered JSON {}, not an object", kind(&other)))),
+    let (swarm, swarm_missing) = match get(session, base, "/api/swarm").await.map(|body| read(&body)) {
+        Ok(Ok(swarm)) => (Some(swarm), None),
+        Ok(Err(BadBody::Kind(kind))) => {
+            (None, Some(format!("/api/swarm answered JSON {kind}, not an object")))
+        }
+        Ok(Err(BadBody::Shape(why))) => {
+            (None, Some(format!("/api/swarm answered something that is not a Shoal swarm view: {why}")))
+        }
+        Ok(Err(bad @ BadBody::Syntax(_))) => {
+            let url = endpoint(base, "/api/swarm");
+            (None, Some(StatusError::BadAnswer { url, why: bad.describe("swarm view") }.to_string()))
+        }
         Err(StatusError::HttpStatus { status: 404, .. }) => {
             (None, Some("this box has no /api/swarm (older firmware)".to_owned()))
         }
@@ -139,16 +156,14 @@ pub async fn fetch(session: &mut Session, base: &OriginUrl) -> Result<Snapshot, 
     Ok(Snapshot { status, swarm, swarm_missing })
 }
 
-/// GETs `/api/status` alone from the box at `base`: a JSON object, else an error.
-pub async fn fetch_status(session: &mut Session, base: &OriginUrl) -> Result<Value, StatusError> {
-    let status = get_json(session, base, "/api/status").await?;
-    if !status.is_object() {
-        return Err(StatusError::BadAnswer {
-            url: endpoint(base, "/api/status"),
-            why: format!("JSON {}, not an object", kind(&status)),
-        });
-    }
-    Ok(status)
+/// GETs `/api/status` alone from the box at `base`: a [`Status`], else an error saying what the
+/// answer was instead.
+pub async fn fetch_status(session: &mut Session, base: &OriginUrl) -> Result<Status, StatusError> {
+    let body = get(session, base, "/api/status").await?;
+    read(&body).map_err(|bad| StatusError::BadAnswer {
+        url: endpoint(base, "/api/status"),
+        why: bad.describe("status"),
+    })
 }
 
 /// `base` shown as the user would type it: no trailing `/` for the root.
@@ -164,7 +179,8 @@ fn endpoint(base: &OriginUrl, path: &str) -> String {
     base.join(path).map_or_else(|_| format!("{}{path}", display_base(base)), |url| url.to_string())
 }
 
-async fn get_json(session: &mut Session, base: &OriginUrl, path: &str) -> Result<Value, StatusError> {
+/// The body of `path` on the box at `base`.
+async fn get(session: &mut Session, base: &OriginUrl, path: &str) -> Result<Vec<u8>, StatusError> {
     let url = endpoint(base, path);
     let target =
         base.join(path).map_err(|e| StatusError::BadAnswer { url: url.clone(), why: e.to_string() })?;
@@ -177,92 +193,122 @@ async fn get_json(session: &mut Session, base: &OriginUrl, path: &str) -> Result
         FetchError::Truncated(why) => unreachable(format!("the answer was cut short: {why}")),
         FetchError::Status(status) => StatusError::HttpStatus { url: url.clone(), status },
         other @ (FetchError::TooLarge(_) | FetchError::Url(_) | FetchError::Redirects) => {
-            StatusError::BadAnswer { url: url.clone(), why: other.to_string() }
+            StatusError::BadAnswer { url, why: other.to_string() }
         }
     })?;
-    serde_json::from_slice(&fetched.bytes)
-        .map_err(|e| StatusError::BadAnswer { url, why: format!("not JSON: {e}") })
+    Ok(fetched.bytes)
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "true/false",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// What is wrong with an answer that should have been a Shoal document.
+#[derive(Debug)]
+enum BadBody {
+    /// Not JSON at all: serde's message.
+    Syntax(String),
+    /// JSON, but not an object: what it is.
+    Kind(&'static str),
+    /// An object that does not read as the document: serde's message (what it expected where).
+    Shape(String),
+}
+
+impl BadBody {
+    /// The reason, for a document called `what` ("status").
+    fn describe(&self, what: &str) -> String {
+        match self {
+            BadBody::Syntax(why) => format!("not JSON: {why}"),
+            BadBody::Kind(kind) => format!("JSON {kind}, not an object"),
+            BadBody::Shape(why) => format!("not a Shoal {what}: {why}"),
+        }
+    }
+}
+
+/// Reads a body as a `T`. Only a JSON object is taken: serde would read `[]` as a struct too.
+fn read<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadBody> {
+    serde_json::from_slice::<IgnoredAny>(body).map_err(|e| BadBody::Syntax(e.to_string()))?;
+    match kind(body) {
+        "object" => serde_json::from_slice(body).map_err(|e| BadBody::Shape(e.to_string())),
+        other => Err(BadBody::Kind(other)),
+    }
+}
+
+/// What JSON value `body` (valid JSON) holds, from its first character.
+fn kind(body: &[u8]) -> &'static str {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "true/false",
+        Some(b'n') => "null",
+        _ => "number",
     }
 }
 
 /// The terminal summary of a box's `/api/status` and, if given, its `/api/swarm`: the box, its
 /// peers, its channels (with the swarm's figures for each), the swarm's boxes, the store.
-/// Total: never panics, whatever the JSON.
-pub fn render(status: &Value, swarm: Option<&Value>) -> String {
+/// Total: never panics, whatever the values.
+pub fn render(status: &Status, swarm: Option<&SwarmReport>) -> String {
     let mut out = String::new();
     let me = BoxView::of(status);
     render_box(&mut out, &me, status);
-    render_peers(&mut out, &status["peers"]);
+    render_peers(&mut out, &status.peers);
     render_channels(&mut out, &me, status, swarm);
     if let Some(swarm) = swarm {
         render_swarm(&mut out, swarm);
     }
-    render_store(&mut out, &status["store"]);
-    if status["cache"].is_object() {
-        render_cache(&mut out, &status["cache"]);
+    render_store(&mut out, &status.store);
+    if let Some(cache) = &status.cache {
+        render_cache(&mut out, cache);
     }
     out
 }
 
-/// The box's own fields, from `box` or, in older firmware, the top level.
-struct BoxView<'a> {
-    fields: &'a Value,
-    top: &'a Value,
+/// Who the box is: from `box`, or, in older firmware without it, the top level.
+struct BoxView {
+    /// The full node id, to recognise this box where others name it.
+    node_id: Option<String>,
+    uptime_s: u64,
+    /// Whether the answer has `box` fields at all.
+    has_box: bool,
 }
 
-impl<'a> BoxView<'a> {
-    fn of(status: &'a Value) -> BoxView<'a> {
-        BoxView { fields: &status["box"], top: status }
-    }
-
-    fn field(&self, key: &str) -> &'a Value {
-        match &self.fields[key] {
-            Value::Null => &self.top[key],
-            value => value,
+impl BoxView {
+    fn of(status: &Status) -> BoxView {
+        let b = &status.this_box;
+        let has_box = *b != Default::default();
+        BoxView {
+            node_id: text(&b.node_id).or_else(|| text(&status.node_id)),
+            uptime_s: if has_box { b.uptime_s } else { status.uptime_s },
+            has_box,
         }
     }
-
-    /// The full node id, to recognise this box where others name it.
-    fn node_id(&self) -> Option<String> {
-        text(self.field("node_id"))
-    }
 }
 
-fn render_box(out: &mut String, me: &BoxView<'_>, status: &Value) {
-    let board = text(me.field("board")).map_or_else(String::new, |b| format!(" ({b})"));
-    let _ = write!(out, "Box {}{board}", short_id(me.field("node_id")));
-    if let Some(version) = text(me.field("version")) {
+fn render_box(out: &mut String, me: &BoxView, status: &Status) {
+    let b = &status.this_box;
+    let board = text(&b.board).map_or_else(String::new, |b| format!(" ({b})"));
+    let _ = write!(out, "Box {}{board}", short_id(me.node_id.as_deref()));
+    if let Some(version) = text(&b.version) {
         let _ = write!(out, ", shoal {version}");
     }
-    if let Some(up) = count(me.field("uptime_s")) {
-        let _ = write!(out, ", up {}", duration(up));
-    }
+    let _ = write!(out, ", up {}", duration(me.uptime_s));
     out.push('\n');
-    let addresses: Vec<String> = list(me.field("addresses")).iter().take(MAX_ROWS).filter_map(text).collect();
+    let addresses: Vec<String> = b.addresses.iter().take(MAX_ROWS).filter_map(|a| text(a)).collect();
     let addresses = if addresses.is_empty() { DASH.to_owned() } else { addresses.join(", ") };
-    let port = count(me.field("http_port")).map_or_else(String::new, |p| format!(" (HTTP port {p})"));
+    // Port 0: not given (a box listens on a real port).
+    let port = match b.http_port {
+        0 => String::new(),
+        p => format!(" (HTTP port {p})"),
+    };
     let _ = writeln!(out, "  addresses  {addresses}{port}");
-    if me.field("identifying") == &Value::Bool(true) {
+    if b.identifying {
         let _ = writeln!(out, "  identifying: its LED is blinking");
     }
-    if status.get("box").is_none() && status.get("node_id").is_none() {
+    if !me.has_box && status.node_id.is_empty() {
         let _ = writeln!(out, "  (the answer has no box fields: is this a Shoal box?)");
     }
 }
 
-fn render_peers(out: &mut String, peers: &Value) {
-    let peers = list(peers);
-    let alive = peers.iter().filter(|p| p["alive"] == true && p["banned"] != true).count();
+fn render_peers(out: &mut String, peers: &[PeerStatus]) {
+    let alive = peers.iter().filter(|p| p.alive && !p.banned).count();
     let _ = writeln!(out, "\nPeers: {} ({alive} alive)", peers.len());
     if peers.is_empty() {
         return;
@@ -271,18 +317,17 @@ fn render_peers(out: &mut String, peers: &Value) {
         .iter()
         .take(MAX_ROWS)
         .map(|p| {
-            let state = match (&p["banned"], &p["alive"]) {
-                (Value::Bool(true), _) => "banned",
-                (_, Value::Bool(true)) => "alive",
-                (_, Value::Bool(false)) => "silent",
-                _ => DASH,
+            let state = match (p.banned, p.alive) {
+                (true, _) => "banned",
+                (_, true) => "alive",
+                (_, false) => "silent",
             };
             vec![
-                text(&p["address"]).unwrap_or_else(|| DASH.to_owned()),
-                short_id(&p["node_id"]),
-                text(&p["board"]).unwrap_or_else(|| DASH.to_owned()),
-                number(&p["rtt_ms"]).map_or_else(|| DASH.to_owned(), rtt),
-                count(&p["last_seen_ms_ago"]).map_or_else(|| DASH.to_owned(), ago),
+                text(&p.address).unwrap_or_else(|| DASH.to_owned()),
+                short_id(Some(p.node_id.as_str())),
+                opt_text(&p.board).unwrap_or_else(|| DASH.to_owned()),
+                p.rtt_ms.and_then(number).map_or_else(|| DASH.to_owned(), rtt),
+                p.last_seen_ms_ago.map_or_else(|| DASH.to_owned(), ago),
                 state.to_owned(),
             ]
         })
@@ -291,97 +336,90 @@ fn render_peers(out: &mut String, peers: &Value) {
     more(out, peers.len());
 }
 
-fn render_channels(out: &mut String, me: &BoxView<'_>, status: &Value, swarm: Option<&Value>) {
-    let channels = list(&status["channels"]);
+fn render_channels(out: &mut String, me: &BoxView, status: &Status, swarm: Option<&SwarmReport>) {
+    let channels = &status.channels;
     let _ = writeln!(out, "\nChannels: {}", channels.len());
-    let my_id = me.node_id();
-    let swarm_channels = swarm.map(|s| list(&s["channels"])).unwrap_or_default();
+    let my_id = me.node_id.as_deref();
+    let swarm_channels = swarm.map_or(&[][..], |s| &s.channels);
     for channel in channels.iter().take(MAX_ROWS) {
-        let id = text(&channel["id"]);
-        let name = text(&channel["name"]).filter(|n| Some(n) != id.as_ref());
-        let state = text(&channel["state"]).unwrap_or_else(|| {
-            if channel["ingesting"] == true {
-                "ingesting".to_owned()
-            } else {
-                DASH.to_owned()
-            }
-        });
+        let id = text(&channel.id);
+        let name = text(&channel.name).filter(|n| Some(n) != id.as_ref());
+        // Firmware without a state field reads as idle; a box never reports idle a channel it
+        // ingests (ingesting makes it wanted).
+        let state = match channel.state {
+            ChannelState::Idle if channel.ingesting => "ingesting",
+            state => state.as_str(),
+        };
         let _ = write!(out, "  {}", id.as_deref().unwrap_or("?"));
         if let Some(name) = name {
             let _ = write!(out, " \"{name}\"");
         }
         let _ = writeln!(out, ": {state}");
 
-        let role = |key: &str| {
-            text(&channel[key]).map(|node| {
-                let mine = my_id.as_deref() == Some(node.as_str());
+        let role = |node: &Option<String>| {
+            opt_text(node).map(|node| {
+                let mine = my_id == Some(node.as_str());
                 format!("{}{}", short(&node), if mine { " (this box)" } else { "" })
             })
         };
-        let mut roles = format!("ingester {}", role("ingester").unwrap_or_else(|| "none".to_owned()));
-        if let Some(standby) = role("standby") {
+        let mut roles = format!("ingester {}", role(&channel.ingester).unwrap_or_else(|| "none".to_owned()));
+        if let Some(standby) = role(&channel.standby) {
             let _ = write!(roles, ", standby {standby}");
         }
         let _ = writeln!(out, "    {roles}");
 
-        let in_swarm = id
-            .as_ref()
-            .and_then(|id| swarm_channels.iter().find(|c| text(&c["id"]).as_ref() == Some(id)))
-            .unwrap_or(&Value::Null);
-        let mut viewers = format!("{} viewers here", count_or_dash(&channel["viewers"]));
-        if let Some(all) = count(&in_swarm["viewers"]) {
+        let in_swarm =
+            id.as_ref().and_then(|id| swarm_channels.iter().find(|c| text(&c.id).as_ref() == Some(id)));
+        let mut viewers = format!("{} viewers here", channel.viewers);
+        if let Some(all) = in_swarm.map(|c| c.figures.traffic.viewers) {
             let _ = write!(viewers, ", {all} in the swarm");
         }
-        let bitrate = number(&channel["bitrate_bps"]).map_or_else(|| DASH.to_owned(), bitrate);
-        let held = count_or_dash(&channel["segments_held"]);
+        let bitrate =
+            channel.bitrate_bps.and_then(|bps| number(bps as f64)).map_or_else(|| DASH.to_owned(), bitrate);
+        let held = channel.segments_held;
         let _ = writeln!(out, "    {viewers}; {bitrate}; {held} segments held");
-        let _ = writeln!(out, "    this box: {}", traffic(channel));
+        let _ = writeln!(out, "    this box: {}", traffic(&Traffic::of(channel)));
 
-        let origin = &channel["origin"];
-        if origin.is_object() {
-            let health = match &origin["healthy"] {
-                Value::Bool(true) => "healthy".to_owned(),
-                Value::Bool(false) => match text(&origin["last_error"]) {
-                    Some(why) => format!("failing: {why}"),
-                    None => "failing".to_owned(),
-                },
-                _ => DASH.to_owned(),
+        if let Some(origin) = &channel.origin {
+            let health = match (origin.healthy, opt_text(&origin.last_error)) {
+                (true, _) => "healthy".to_owned(),
+                (false, Some(why)) => format!("failing: {why}"),
+                (false, None) => "failing".to_owned(),
             };
             let _ = writeln!(
                 out,
                 "    origin: {health}, {} segments fetched ({})",
-                count_or_dash(&origin["segments_fetched"]),
-                count(&origin["bytes"]).map_or_else(|| DASH.to_owned(), bytes)
+                origin.segments_fetched,
+                bytes(origin.bytes)
             );
         }
-        let _ = writeln!(out, "    swarm: {}", figures(in_swarm));
+        let _ = writeln!(out, "    swarm: {}", figures(in_swarm.map(|c| &c.figures.figures)));
     }
     more(out, channels.len());
 }
 
-fn render_swarm(out: &mut String, swarm: &Value) {
-    let boxes = list(&swarm["boxes"]);
+fn render_swarm(out: &mut String, swarm: &SwarmReport) {
+    let boxes = &swarm.boxes;
     let _ = writeln!(out, "\nSwarm: {} boxes", boxes.len());
     if !boxes.is_empty() {
         let rows: Vec<Vec<String>> = boxes
             .iter()
             .take(MAX_ROWS)
             .map(|b| {
-                let ingesting: Vec<String> = list(&b["ingesting"]).iter().take(8).filter_map(text).collect();
+                let ingesting: Vec<String> = b.ingesting.iter().take(8).filter_map(|c| text(c)).collect();
+                // A box that did not answer counted nothing: its counters are unknown, not zero.
+                let counted =
+                    |n: u64, show: fn(u64) -> String| if b.reachable { show(n) } else { DASH.to_owned() };
                 vec![
-                    short_id(&b["node_id"]),
-                    text(&b["board"]).unwrap_or_else(|| DASH.to_owned()),
-                    match &b["reachable"] {
-                        Value::Bool(true) => "yes".to_owned(),
-                        Value::Bool(false) => "no".to_owned(),
-                        _ => DASH.to_owned(),
-                    },
-                    count(&b["uptime_s"]).map_or_else(|| DASH.to_owned(), duration),
-                    count_or_dash(&b["viewers"]),
+                    short_id(b.node_id.as_deref()),
+                    opt_text(&b.board).unwrap_or_else(|| DASH.to_owned()),
+                    if b.reachable { "yes" } else { "no" }.to_owned(),
+                    b.uptime_s.map_or_else(|| DASH.to_owned(), duration),
+                    counted(b.viewers, |n| n.to_string()),
                     if ingesting.is_empty() { DASH.to_owned() } else { ingesting.join(",") },
-                    bytes_or_dash(&b["bytes_from_origin"]),
-                    bytes_or_dash(&b["bytes_from_peers"]),
-                    bytes_or_dash(&b["bytes_to_tvs"]),
+                    counted(b.bytes_from_origin, bytes),
+                    counted(b.bytes_from_peers, bytes),
+                    counted(b.bytes_to_tvs, bytes),
                 ]
             })
             .collect();
@@ -399,45 +437,37 @@ fn render_swarm(out: &mut String, swarm: &Value) {
         table(out, &header, &rows);
         more(out, boxes.len());
     }
-    let totals = &swarm["totals"];
-    let _ = writeln!(out, "  totals: {}", figures(totals));
-    let _ = writeln!(out, "          {}", traffic(totals));
+    let totals = &swarm.totals;
+    let _ = writeln!(out, "  totals: {}", figures(Some(&totals.figures)));
+    let _ = writeln!(out, "          {}", traffic(&totals.traffic));
 }
 
-fn render_store(out: &mut String, store: &Value) {
-    let used = count(&store["used_bytes"]);
-    let budget = count(&store["budget_bytes"]);
-    let mut line = match (used, budget) {
-        (Some(used), Some(budget)) if budget > 0 => {
-            let percent = used as f64 * 100.0 / budget as f64;
-            format!("{} of {} used ({percent:.0}%)", bytes(used), bytes(budget))
-        }
-        (used, budget) => format!(
-            "{} of {} used",
-            used.map_or_else(|| DASH.to_owned(), bytes),
-            budget.map_or_else(|| DASH.to_owned(), bytes)
-        ),
+fn render_store(out: &mut String, store: &StoreStatus) {
+    let (used, budget) = (store.used_bytes, store.budget_bytes);
+    let mut line = if budget > 0 {
+        let percent = used as f64 * 100.0 / budget as f64;
+        format!("{} of {} used ({percent:.0}%)", bytes(used), bytes(budget))
+    } else {
+        format!("{} of {} used", bytes(used), bytes(budget))
     };
-    if let Some(evicted) = count(&store["evicted"]) {
-        let _ = write!(line, ", {evicted} segments evicted");
-    }
+    let _ = write!(line, ", {} segments evicted", store.evicted);
     let _ = writeln!(out, "\nStore: {line}");
 }
 
 /// The disk tier: how full, and each on-demand asset's state on this box.
-fn render_cache(out: &mut String, cache: &Value) {
-    let disk = &cache["disk"];
+fn render_cache(out: &mut String, cache: &CacheStatus) {
+    let disk = &cache.disk;
     let _ = writeln!(
         out,
         "Cache:  {} of {} on disk, {} segments; {} evicted, {} corrupt, {} write errors",
-        bytes_or_dash(&disk["used_bytes"]),
-        bytes_or_dash(&disk["cap_bytes"]),
-        count_or_dash(&disk["objects"]),
-        count_or_dash(&disk["evictions"]),
-        count_or_dash(&disk["corrupt"]),
-        count_or_dash(&disk["write_errors"]),
+        bytes(disk.used_bytes),
+        bytes(disk.cap_bytes),
+        disk.objects,
+        disk.evictions,
+        disk.corrupt,
+        disk.write_errors,
     );
-    let assets = list(&cache["assets"]);
+    let assets = &cache.assets;
     if assets.is_empty() {
         return;
     }
@@ -445,17 +475,17 @@ fn render_cache(out: &mut String, cache: &Value) {
         .iter()
         .take(MAX_ROWS)
         .map(|a| {
-            let total = count(&a["segments_total"]).map_or_else(|| "?".to_owned(), |t| t.to_string());
-            let prefill = match (a.pointer("/prefill/state").and_then(Value::as_str), &a["whole_copy"]) {
-                (Some(state), Value::Bool(true)) => format!("{state} (whole copy)"),
-                (Some(state), _) => state.to_owned(),
+            let total = a.segments_total.map_or_else(|| "?".to_owned(), |t| t.to_string());
+            let prefill = match (a.prefill.as_ref().and_then(|p| text(&p.state)), a.whole_copy) {
+                (Some(state), true) => format!("{state} (whole copy)"),
+                (Some(state), false) => state,
                 (None, _) => DASH.to_owned(),
             };
             vec![
-                a["name"].as_str().unwrap_or(DASH).to_owned(),
-                format!("{}/{total}", count_or_dash(&a["segments_known"])),
-                count_or_dash(&a["segments_on_disk"]),
-                bytes_or_dash(&a["bytes"]),
+                opt_text(&a.name).unwrap_or_else(|| DASH.to_owned()),
+                format!("{}/{total}", a.segments_known),
+                a.segments_on_disk.to_string(),
+                bytes(a.bytes),
                 prefill,
             ]
         })
@@ -464,24 +494,26 @@ fn render_cache(out: &mut String, cache: &Value) {
     more(out, assets.len());
 }
 
-/// The three swarm figures of a channel or of the totals (DESIGN.md section 5).
-fn figures(value: &Value) -> String {
+/// The three swarm figures of a channel or of the totals (DESIGN.md section 5); all "—" for a
+/// channel the swarm report lacks.
+fn figures(figures: Option<&Figures>) -> String {
+    let f = figures.copied().unwrap_or_default();
     let ratio =
-        number(&value["origin_fetches_per_segment"]).map_or_else(|| DASH.to_owned(), |r| format!("{r:.2}"));
+        f.origin_fetches_per_segment.and_then(number).map_or_else(|| DASH.to_owned(), |r| format!("{r:.2}"));
     format!(
         "origin fetches per segment {ratio} · peer efficiency {} · uplink savings {}",
-        percent_or_dash(&value["peer_efficiency"]),
-        percent_or_dash(&value["uplink_savings"])
+        percent_or_dash(f.peer_efficiency),
+        percent_or_dash(f.uplink_savings)
     )
 }
 
 /// Bytes from the origin, from peers and to TVs.
-fn traffic(value: &Value) -> String {
+fn traffic(t: &Traffic) -> String {
     format!(
         "{} from origin, {} from peers, {} to TVs",
-        bytes_or_dash(&value["bytes_from_origin"]),
-        bytes_or_dash(&value["bytes_from_peers"]),
-        bytes_or_dash(&value["bytes_to_tvs"])
+        bytes(t.bytes_from_origin),
+        bytes(t.bytes_from_peers),
+        bytes(t.bytes_to_tvs)
     )
 }
 
@@ -511,18 +543,9 @@ fn more(out: &mut String, total: usize) {
     }
 }
 
-fn list(value: &Value) -> &[Value] {
-    value.as_array().map_or(&[], Vec::as_slice)
-}
-
 /// A string from the box, fit for a terminal: control characters replaced, at most
-/// [`MAX_TEXT`] characters. Numbers are accepted too (a port given as a number).
-fn text(value: &Value) -> Option<String> {
-    let raw = match value {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
+/// [`MAX_TEXT`] characters; `None` for an empty one.
+fn text(raw: &str) -> Option<String> {
     let mut clean: String =
         raw.chars().take(MAX_TEXT).map(|c| if c.is_control() { '?' } else { c }).collect();
     if raw.chars().count() > MAX_TEXT {
@@ -531,41 +554,28 @@ fn text(value: &Value) -> Option<String> {
     (!clean.is_empty()).then_some(clean)
 }
 
+fn opt_text(raw: &Option<String>) -> Option<String> {
+    raw.as_deref().and_then(text)
+}
+
 /// The first 8 characters of a node id, enough to tell boxes apart (as in the mDNS names).
 fn short(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
-fn short_id(value: &Value) -> String {
-    text(value).map_or_else(|| "?".to_owned(), |id| short(&id))
-}
-
-/// A non-negative integer (an integral float is accepted: JSON writers differ).
-fn count(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
-            .map(|f| f as u64)
-    })
-}
-
-fn count_or_dash(value: &Value) -> String {
-    count(value).map_or_else(|| DASH.to_owned(), |n| n.to_string())
+/// A node id as [`short`] shows it, "?" for none.
+fn short_id(id: Option<&str>) -> String {
+    id.and_then(text).map_or_else(|| "?".to_owned(), |id| short(&id))
 }
 
 /// A finite number of plausible size: beyond 10^15 (a petabit per second, 30 000 years in
 /// milliseconds) it is garbage, and printing all its digits would only flood the terminal.
-fn number(value: &Value) -> Option<f64> {
-    value.as_f64().filter(|f| f.is_finite() && f.abs() < 1e15)
+fn number(value: f64) -> Option<f64> {
+    Some(value).filter(|f| f.is_finite() && f.abs() < 1e15)
 }
 
-fn percent_or_dash(value: &Value) -> String {
-    number(value).map_or_else(|| DASH.to_owned(), |f| format!("{:.1}%", f * 100.0))
-}
-
-fn bytes_or_dash(value: &Value) -> String {
-    count(value).map_or_else(|| DASH.to_owned(), bytes)
+fn percent_or_dash(value: Option<f64>) -> String {
+    value.and_then(number).map_or_else(|| DASH.to_owned(), |f| format!("{:.1}%", f * 100.0))
 }
 
 /// Bytes in binary units, as the config's `store.budget_mb` counts them.
@@ -627,14 +637,18 @@ fn ago(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::status::{
+        AssetStatus, BoxStatus, ChannelStatus, OriginStatus, SwarmBox, SwarmChannel, SwarmFigures,
+    };
     use serde_json::json;
 
     const A: &str = "1a2b3c4d5e6f70811a2b3c4d5e6f7081";
     const B: &str = "5e6f7a8b00000000000000000000000b";
     const C: &str = "c0ffee0000000000000000000000000c";
 
-    fn status() -> Value {
-        json!({
+    /// A status as the daemon writes it (read from JSON, as `fetch` does).
+    fn status() -> Status {
+        from_json(json!({
             "box": {
                 "node_id": A, "board": "rpi4", "version": "0.3.0", "uptime_s": 7380,
                 "addresses": ["10.99.0.1", "fe80::1"], "http_port": 7471, "identifying": false,
@@ -642,7 +656,7 @@ mod tests {
             "node_id": A, "uptime_s": 7380,
             "peers": [
                 { "node_id": B, "address": "10.99.0.2:7470", "alive": true, "banned": false,
-                  "rtt_ms": 1.234, "last_seen_ms_ago": 300, "http": 7471, "board": "rpi3" },
+                  "rtt_ms": 1.234, "last_seen_ms_ago": 300, "http": "10.99.0.2:7471", "board": "rpi3" },
                 { "node_id": C, "address": "10.99.0.3:7470", "alive": false, "banned": true,
                   "rtt_ms": null, "last_seen_ms_ago": 41_000 },
             ],
@@ -653,11 +667,11 @@ mod tests {
                 "bytes_from_origin": 3_565_158, "bytes_from_peers": 0, "bytes_to_tvs": 42_050_000,
             }],
             "store": { "used_bytes": 12_897_485, "budget_bytes": 67_108_864, "evicted": 4 },
-        })
+        }))
     }
 
-    fn swarm() -> Value {
-        json!({
+    fn swarm() -> SwarmReport {
+        from_json(json!({
             "boxes": [
                 { "node_id": A, "board": "rpi4", "http": "http://10.99.0.1:7471", "reachable": true,
                   "uptime_s": 7380, "viewers": 2, "ingesting": ["news"], "bytes_from_origin": 3_565_158,
@@ -671,7 +685,12 @@ mod tests {
             }],
             "totals": { "origin_fetches_per_segment": 1.0, "peer_efficiency": 0.75, "uplink_savings": null,
                         "bytes_from_origin": 3_565_158, "bytes_from_peers": 10_695_474, "bytes_to_tvs": 54_000_000 },
-        })
+        }))
+    }
+
+    /// `value` read as `fetch` reads an answer.
+    fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> T {
+        read(value.to_string().as_bytes()).unwrap_or_else(|e| panic!("{value} does not read: {e:?}"))
     }
 
     #[test]
@@ -725,13 +744,13 @@ mod tests {
     #[test]
     fn the_disk_cache_and_its_assets_are_shown() {
         let mut with_cache = status();
-        with_cache["cache"] = json!({
+        with_cache.cache = Some(from_json(json!({
             "disk": { "used_bytes": 3 << 20, "cap_bytes": 1 << 30, "objects": 300, "evictions": 0,
                       "corrupt": 1, "write_errors": 0 },
             "assets": [{ "name": "films", "segments_known": 600, "segments_total": 600,
                          "segments_on_disk": 300, "bytes": 45 << 20, "whole_copy": true,
                          "prefill": { "state": "done" } }],
-        });
+        })));
         let text = render(&with_cache, None);
         assert!(
             text.contains("Cache:  3.0 MiB of 1.0 GiB on disk, 300 segments; 0 evicted, 1 corrupt"),
@@ -746,11 +765,11 @@ mod tests {
 
     #[test]
     fn older_firmware_fields_at_the_top_level_are_used() {
-        let old = json!({
+        let old: Status = from_json(json!({
             "node_id": B, "uptime_s": 65, "peers": [],
             "channels": [{ "id": "test", "name": "test", "ingester": null, "ingesting": true, "segments_held": 3 }],
             "store": { "used_bytes": 100, "budget_bytes": 0 },
-        });
+        }));
         let text = render(&old, None);
         println!("{text}");
         assert!(text.starts_with("Box 5e6f7a8b, up 1m 05s\n"), "{text}");
@@ -758,54 +777,172 @@ mod tests {
         assert!(text.contains("Peers: 0 (0 alive)\n"), "{text}");
         // The name equals the id: not repeated. No state field: derived from `ingesting`.
         assert!(text.contains("  test: ingesting\n    ingester none\n"), "{text}");
-        assert!(text.contains("Store: 100 B of 0 B used\n"), "{text}");
+        // No percentage of a zero budget (a field it lacks reads as 0: "0 segments evicted").
+        assert!(text.contains("Store: 100 B of 0 B used, 0 segments evicted\n"), "{text}");
     }
 
     #[test]
-    fn garbage_never_panics_and_prints_dashes() {
-        let documents = [
-            json!(null),
-            json!([]),
-            json!("status"),
-            json!(42),
-            json!({}),
-            json!({ "box": [], "peers": {}, "channels": "x", "store": 7 }),
-            json!({ "box": { "node_id": 7, "uptime_s": -5, "addresses": "10.0.0.1", "http_port": "x" },
-                    "peers": [null, 1, "x", [], { "alive": "yes", "rtt_ms": "fast", "last_seen_ms_ago": -1.5 }],
-                    "channels": [null, { "id": [], "viewers": -1, "bitrate_bps": 1e308, "origin": { "healthy": 1 } }],
-                    "store": { "used_bytes": 1.5, "budget_bytes": 1e30, "evicted": true } }),
-        ];
+    fn garbage_is_not_a_status_and_says_what_is_wrong() {
+        let why =
+            |body: &str| read::<Status>(body.as_bytes()).map(|_| ()).expect_err(body).describe("status");
+        assert!(why("<html>router login</html>").starts_with("not JSON: expected value at line 1"));
+        assert!(why("").starts_with("not JSON: EOF"), "{}", why(""));
+        for (body, kind) in [
+            ("null", "null"),
+            ("[]", "array"),
+            (" \"status\"", "string"),
+            ("42", "number"),
+            ("true", "true/false"),
+        ] {
+            assert_eq!(why(body), format!("JSON {kind}, not an object"));
+        }
+        for (body, field) in [
+            (
+                r#"{ "box": [], "peers": {}, "channels": "x", "store": 7 }"#,
+                "invalid type: map, expected a sequence",
+            ),
+            (r#"{ "box": { "node_id": 7 } }"#, "invalid type: integer `7`, expected a string"),
+            (r#"{ "uptime_s": -5 }"#, "invalid value: integer `-5`"),
+            (r#"{ "peers": [{ "alive": "yes" }] }"#, "invalid type: string \"yes\", expected a boolean"),
+            (r#"{ "channels": [{ "bitrate_bps": 1e308 }] }"#, "invalid type: floating point"),
+        ] {
+            let why = why(body);
+            assert!(
+                why.starts_with(&format!("not a Shoal status: {field}"))
+                    && why.contains(" at line 1 column "),
+                "{why}"
+            );
+        }
+        let why = read::<SwarmReport>(br#"{ "boxes": [null] }"#).map(|_| ()).expect_err("a bad report");
+        assert!(
+            why.describe("swarm view").starts_with("not a Shoal swarm view: invalid type: null"),
+            "{why:?}"
+        );
+    }
+
+    #[test]
+    fn odd_values_never_panic_and_print_dashes() {
+        let odd = Status {
+            this_box: BoxStatus {
+                node_id: "7".into(),
+                addresses: vec![String::new()],
+                ..BoxStatus::default()
+            },
+            peers: vec![
+                PeerStatus::default(),
+                PeerStatus {
+                    rtt_ms: Some(f64::NAN),
+                    last_seen_ms_ago: Some(u64::MAX),
+                    ..PeerStatus::default()
+                },
+                PeerStatus { alive: true, banned: true, rtt_ms: Some(-1e300), ..PeerStatus::default() },
+                PeerStatus { node_id: "\u{1b}".into(), rtt_ms: Some(f64::INFINITY), ..PeerStatus::default() },
+                PeerStatus { address: String::new(), ..PeerStatus::default() },
+            ],
+            channels: vec![
+                ChannelStatus::default(),
+                ChannelStatus {
+                    bitrate_bps: Some(u64::MAX),
+                    origin: Some(OriginStatus {
+                        healthy: false,
+                        last_error: Some(String::new()),
+                        ..Default::default()
+                    }),
+                    bytes_to_tvs: u64::MAX,
+                    ..ChannelStatus::default()
+                },
+            ],
+            store: StoreStatus { used_bytes: u64::MAX, budget_bytes: 1, evicted: u64::MAX, rejected: 0 },
+            cache: Some(CacheStatus {
+                assets: vec![AssetStatus { name: Some(String::new()), ..AssetStatus::default() }],
+                ..CacheStatus::default()
+            }),
+            ..Status::default()
+        };
         let swarms = [
-            json!(null),
-            json!({ "boxes": 5, "channels": {}, "totals": [] }),
-            json!({ "boxes": [null, { "ingesting": "news", "uptime_s": 1e300 }],
-                    "channels": [{ "id": null, "peer_efficiency": "75%" }],
-                    "totals": { "origin_fetches_per_segment": -0.0, "uplink_savings": -3.0 } }),
+            SwarmReport::default(),
+            SwarmReport {
+                boxes: vec![
+                    SwarmBox::default(),
+                    SwarmBox {
+                        ingesting: vec![String::new()],
+                        uptime_s: Some(u64::MAX),
+                        reachable: true,
+                        ..SwarmBox::default()
+                    },
+                ],
+                channels: vec![SwarmChannel {
+                    figures: SwarmFigures {
+                        figures: Figures { peer_efficiency: Some(f64::NAN), ..Figures::default() },
+                        ..SwarmFigures::default()
+                    },
+                    ..SwarmChannel::default()
+                }],
+                totals: SwarmFigures {
+                    figures: Figures {
+                        origin_fetches_per_segment: Some(-0.0),
+                        uplink_savings: Some(-3.0),
+                        peer_efficiency: Some(1e300),
+                    },
+                    ..SwarmFigures::default()
+                },
+            },
         ];
-        for status in &documents {
+        for status in [&Status::default(), &odd] {
             let _ = render(status, None);
             for swarm in &swarms {
                 let text = render(status, Some(swarm));
                 assert!(text.contains("Store:"), "{text}");
             }
         }
-        let text = render(&documents[6], Some(&swarms[2]));
+        let text = render(&odd, Some(&swarms[1]));
         println!("{text}");
-        assert!(text.starts_with("Box 7\n"), "a numeric id is shown, a negative uptime is not: {text}");
+        assert!(text.starts_with("Box 7, up 0s\n  addresses  —\n"), "{text}");
         assert!(text.contains("Peers: 5 (0 alive)"), "{text}");
+        let first_peer = text.lines().skip_while(|l| !l.starts_with("Peers:")).nth(2).expect("a peer row");
+        assert_eq!(
+            first_peer.split_whitespace().collect::<Vec<_>>(),
+            ["—", "?", "—", "—", "—", "silent"],
+            "{text}"
+        );
         assert!(text.contains("uplink savings -300.0%"), "{text}");
         assert!(
-            text.contains("— viewers here; —; — segments held"),
+            text.contains("peer efficiency — · uplink savings -300.0%"),
+            "an absurd ratio is not printed: {text}"
+        );
+        assert!(
+            text.contains("0 viewers here; —; 0 segments held"),
             "an absurd bitrate is not printed: {text}"
         );
-        assert!(render(&json!({}), None).contains("(the answer has no box fields: is this a Shoal box?)"));
+        assert!(text.contains("origin: failing, 0 segments fetched (0 B)"), "{text}");
+        assert!(
+            render(&Status::default(), None).contains("(the answer has no box fields: is this a Shoal box?)")
+        );
+    }
+
+    /// A box that did not answer counted nothing: "—", not 0 (see also the full render).
+    #[test]
+    fn an_unreachable_box_has_no_counters() {
+        let swarm = SwarmReport {
+            boxes: vec![SwarmBox { http: "x".into(), ..SwarmBox::default() }],
+            ..SwarmReport::default()
+        };
+        let text = render(&status(), Some(&swarm));
+        assert!(
+            text.contains("\n  ?    —      no         —   —        —          —            —           —\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn control_characters_and_long_strings_are_defused() {
         let mut hostile = status();
-        hostile["box"]["board"] = json!("evil\u{1b}[2J\u{7}board");
-        hostile["channels"][0]["name"] = json!("x".repeat(10_000));
+        hostile.this_box.board = "evil\u{1b}[2J\u{7}board".into();
+        hostile.channels[0].name = "x".repeat(10_000);
+        hostile.cache = Some(CacheStatus {
+            assets: vec![AssetStatus { name: Some("films\u{1b}[2J".into()), ..AssetStatus::default() }],
+            ..CacheStatus::default()
+        });
         let text = render(&hostile, None);
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
         assert!(text.contains("(evil?[2J?board)"), "{text}");
@@ -814,10 +951,14 @@ mod tests {
 
     #[test]
     fn long_lists_are_cut() {
-        let peers: Vec<Value> = (0..1000)
-            .map(|i| json!({ "address": format!("10.99.{}.{}:7470", i / 256, i % 256), "alive": true }))
+        let peers: Vec<PeerStatus> = (0..1000)
+            .map(|i| PeerStatus {
+                address: format!("10.99.{}.{}:7470", i / 256, i % 256),
+                alive: true,
+                ..PeerStatus::default()
+            })
             .collect();
-        let text = render(&json!({ "peers": peers }), None);
+        let text = render(&Status { peers, ..Status::default() }, None);
         assert!(text.contains("Peers: 1000 (1000 alive)"), "{text}");
         assert!(text.contains(&format!("  ... and {} more\n", 1000 - MAX_ROWS)), "{text}");
         assert!(text.lines().count() < MAX_ROWS + 20, "{text}");

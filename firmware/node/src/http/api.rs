@@ -61,11 +61,7 @@ pub(super) async fn dashboard<B: Backend>(backend: &B) -> Response<Body> {
     let mut response = text(
         StatusCode::OK,
         "text/html; charset=utf-8",
-        dashboard::page(
-            &serde_json::to_value(&status).unwrap_or_default(),
-            &serde_json::to_value(&swarm).unwrap_or_default(),
-        )
-        .into_bytes(),
+        dashboard::page(&status, swarm.as_ref()).into_bytes(),
     );
     let headers = response.headers_mut();
     // The page needs nothing but itself: no other site may script it or frame it.
