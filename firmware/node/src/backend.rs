@@ -252,7 +252,14 @@ impl Backend {
 async fn peer_status(fetcher: &Fetcher, http: &str) -> Option<Status> {
     let url = OriginUrl::parse(&format!("http://{http}/api/status")).ok()?;
     let fetched = fetcher.session().get(&url, None, MAX_PEER_STATUS).await.ok()?;
-    serde_json::from_slice(&fetched.bytes).ok()
+    read_peer_status(&fetched.bytes)
+}
+
+/// A peer's answer as a status: a JSON object that reads as one (serde would take an array for
+/// a struct too, and count a box that answered `[]` as reachable and empty).
+fn read_peer_status(body: &[u8]) -> Option<Status> {
+    let object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    object.then(|| serde_json::from_slice(body).ok()).flatten()
 }
 
 impl VodService {
@@ -553,6 +560,20 @@ impl crate::http::Backend for Backend {
                 let lifted = answer.recv().await.map_err(|_| "shutting down".to_owned())?;
                 Ok(json!({ "lifted": lifted }))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_status_is_an_object_that_reads_as_one() {
+        assert!(read_peer_status(br#"{"node_id": "ab", "channels": []}"#).is_some());
+        for garbage in [&b"[]"[..], b"[1, 2]", b"null", b"7", b"\"status\"", b"{\"channels\": 5}", b"<html>"]
+        {
+            assert!(read_peer_status(garbage).is_none(), "{:?}", String::from_utf8_lossy(garbage));
         }
     }
 }
