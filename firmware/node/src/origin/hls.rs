@@ -232,31 +232,28 @@ impl Ingest {
         let (Some(first), Some(last)) = (media.segments.first(), media.segments.last()) else {
             return Ok(0);
         };
-        let live_start = if media.end_list {
-            first.seq
-        } else {
-            last.seq.saturating_sub(LIVE_START_SEGMENTS as u64 - 1).max(first.seq)
-        };
-        let next = match self.next {
-            None => live_start,
-            // Fell out of the origin's window (origin or box was away): rejoin near the edge.
-            Some(n) if n < first.seq => {
+        let start = start_in(self.next, self.resumed, first.seq, last.seq, media.end_list);
+        let name = &self.source.name;
+        match start.gone {
+            Some((from, _)) if start.fresh => log::info!(
+                "{name}: the swarm's newest segment ({}) is older than the origin's playlist ({}..={}): \
+                 starting at the live edge, segment {}",
+                from.saturating_sub(1),
+                first.seq,
+                last.seq,
+                start.next
+            ),
+            Some((from, to)) => {
                 log::warn!(
-                    "{}: segments {n}..{} left the origin's playlist before they were fetched",
-                    self.source.name,
-                    first.seq
+                    "{name}: segments {from}..={to} left the origin's playlist before they were fetched; \
+                     going on with {}",
+                    start.next
                 );
                 self.pending_discontinuity = true;
-                if media.end_list {
-                    first.seq
-                } else {
-                    live_start
-                }
             }
-            // Resuming after the swarm's newest: no further back than a fresh start would.
-            Some(n) if self.resumed => n.max(live_start),
-            Some(n) => n,
-        };
+            None => {}
+        }
+        let next = start.next;
         self.resumed = false;
         self.next = Some(next);
         let mut published = 0;
@@ -408,7 +405,69 @@ impl Ingest {
     }
 }
 
+/// Where an ingest goes on in a playlist that lists `first..=last`.
+#[derive(Debug, PartialEq, Eq)]
+struct Start {
+    /// The first segment to fetch.
+    next: u64,
+    /// Segments after the last one published (or held by the swarm) that the origin no longer
+    /// lists, inclusive: they cannot be had.
+    gone: Option<(u64, u64)>,
+    /// Nothing continues: the swarm's newest is older than everything the origin lists (the
+    /// channel idled), so the ingest starts where a fresh one would.
+    fresh: bool,
+}
+
+/// Where an ingest goes on: `next` is the segment after the last one this ingest published, or
+/// (`resumed`) after the newest the swarm holds, `None` before either. Everything the origin still
+/// lists after it is fetched, so an outage or a takeover loses only what the origin dropped; a
+/// fresh live start begins [`LIVE_START_SEGMENTS`] behind the edge, an asset at its start.
+fn start_in(next: Option<u64>, resumed: bool, first: u64, last: u64, end_list: bool) -> Start {
+    let live_start =
+        if end_list { first } else { last.saturating_sub(LIVE_START_SEGMENTS as u64 - 1).max(first) };
+    match next {
+        None => Start { next: live_start, gone: None, fresh: true },
+        Some(n) if n >= first => Start { next: n, gone: None, fresh: false },
+        // The swarm's newest is older than the whole playlist: the channel idled, and a TV
+        // tuning in now wants the live edge, not the oldest segment the origin still has.
+        Some(n) if resumed && !end_list => {
+            Start { next: live_start, gone: Some((n, first - 1)), fresh: true }
+        }
+        Some(n) => Start { next: first, gone: Some((n, first - 1)), fresh: false },
+    }
+}
+
 /// 0.5 s, 1 s, 2 s, ... for attempt 1, 2, 3, ...
 fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1).min(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ingest_goes_on_with_everything_the_origin_still_lists() {
+        // A fresh live start: three behind the edge; an asset: from its start.
+        assert_eq!(start_in(None, false, 30, 42, false), Start { next: 40, gone: None, fresh: true });
+        assert_eq!(start_in(None, false, 0, 99, true), Start { next: 0, gone: None, fresh: true });
+        // After an outage the origin still lists 35..=42 and this ingest last published 33:
+        // 34 is gone, 35.. are fetched (not only the live edge).
+        let after_outage = start_in(Some(34), false, 35, 42, false);
+        assert_eq!(after_outage, Start { next: 35, gone: Some((34, 34)), fresh: false });
+        // A takeover resumes after the swarm's newest when the origin still lists the next.
+        assert_eq!(start_in(Some(38), true, 35, 42, false), Start { next: 38, gone: None, fresh: false });
+        // The swarm's newest is older than the whole playlist: the channel idled.
+        assert_eq!(
+            start_in(Some(3), true, 35, 42, false),
+            Start { next: 40, gone: Some((3, 34)), fresh: true }
+        );
+        // Nothing new yet.
+        assert_eq!(start_in(Some(43), false, 35, 42, false), Start { next: 43, gone: None, fresh: false });
+        // An asset whose early segments the origin dropped goes on from its first listed one.
+        assert_eq!(
+            start_in(Some(3), true, 10, 99, true),
+            Start { next: 10, gone: Some((3, 9)), fresh: false }
+        );
+    }
 }
