@@ -222,6 +222,9 @@ pub enum SourceEvent {
     /// How the channel's origin answered the last time the source asked it (`None`: it
     /// answered).
     OriginHealth { channel: ChannelId, error: Option<String> },
+    /// An HLS source chose a variant of its master playlist: the best under the channel's
+    /// bit-rate cap that works (one that fails is set aside for a while).
+    Variant { channel: ChannelId, url: String, bandwidth: u64 },
     /// What a TS source counted about its input since it started.
     InputStats { channel: ChannelId, stats: InputStats },
     /// Asks whether every live carrier of `channel` holds segment `seq` (an asset's ingest

@@ -174,6 +174,17 @@ pub struct OriginStatus {
     pub since_s: u64,
     pub segments_fetched: u64,
     pub bytes: u64,
+    /// For a master playlist: the variant in use (the best under the cap that works).
+    pub variant: Option<VariantStatus>,
+}
+
+/// The variant of a master playlist a source uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VariantStatus {
+    pub url: String,
+    /// Its `BANDWIDTH`, bit/s.
+    pub bandwidth: u64,
 }
 
 /// A segment of the window, as the status names it.

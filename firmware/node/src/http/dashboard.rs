@@ -1103,6 +1103,7 @@ mod tests {
                     since_s,
                     segments_fetched,
                     bytes,
+                    variant: None,
                 },
             ))
         }

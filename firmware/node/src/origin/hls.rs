@@ -10,8 +10,8 @@
 //! cut short, is skipped (the next published segment is marked discontinuous) rather than
 //! published broken.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use shoal_core::manifest::MAX_SEGMENT_LEN;
 use shoal_core::{ChannelId, SegmentInfo};
@@ -33,6 +33,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Largest fMP4 initialization section.
 const MAX_INIT_LEN: usize = 1024 * 1024;
+/// A variant of a master playlist that failed (HTTP error, unparsable, no segments) is set aside
+/// for this long, and the next best under the cap is used meanwhile.
+const VARIANT_ASIDE: Duration = Duration::from_secs(60);
 
 /// What to ingest.
 #[derive(Clone, Debug)]
@@ -110,6 +113,10 @@ struct Ingest {
     init: Option<(InitSection, OriginUrl, Vec<u8>)>,
     /// Consecutive playlist failures, for backoff.
     failures: u32,
+    /// The variant of a master playlist in use, if the source is one.
+    variant: Option<OriginUrl>,
+    /// Variants that failed, and until when they are set aside.
+    aside: BTreeMap<String, Instant>,
     /// The last segments of an on-demand asset this ingest published, oldest first (at most
     /// [`VOD_IN_FLIGHT`]): the pacing waits for the carriers to hold the oldest.
     published: VecDeque<u64>,
@@ -128,6 +135,8 @@ impl Ingest {
             pending_discontinuity: false,
             init: None,
             failures: 0,
+            variant: None,
+            aside: BTreeMap::new(),
             published: VecDeque::new(),
             swarm,
             source,
@@ -150,7 +159,11 @@ impl Ingest {
                     let wait = backoff(self.failures).min(MAX_BACKOFF);
                     log::warn!("{name}: origin: {e}; retrying in {wait:?}");
                     if self.failures % 3 == 0 {
-                        // The variant may have moved: resolve the master playlist again.
+                        // The variant may have moved or died: resolve the master playlist again,
+                        // with this one set aside if another can stand in.
+                        if let Some(variant) = self.variant.take() {
+                            self.aside.insert(variant.to_string(), Instant::now() + VARIANT_ASIDE);
+                        }
                         self.media_url = None;
                     }
                     Timer::after(wait).await;
@@ -189,31 +202,70 @@ impl Ingest {
                 self.media_url = Some(fetched_url);
                 Ok(media)
             }
-            Playlist::Master(variants) => {
-                let shown = fetched_url.to_string();
-                let variant = playlist::pick_variant(&variants, self.source.max_bitrate)
-                    .ok_or(IngestError::Playlist(shown.clone(), PlaylistError::NoVariant))?;
-                let variant_url = fetched_url.join(&variant.uri).map_err(|e| IngestError::Url(shown, e))?;
-                log::info!(
-                    "{}: variant {} ({} bit/s) of {} offered",
-                    self.source.name,
-                    variant_url,
-                    variant.bandwidth,
-                    variants.len()
-                );
-                let (fetched_url, playlist) = self.playlist(&variant_url).await?;
-                match playlist {
-                    Playlist::Media(media) => {
-                        self.media_url = Some(fetched_url);
-                        Ok(media)
-                    }
-                    Playlist::Master(_) => Err(IngestError::Playlist(
-                        variant_url.to_string(),
-                        PlaylistError::Syntax("a variant is itself a master playlist".to_owned()),
-                    )),
-                }
-            }
+            Playlist::Master(variants) => self.pick_variant(&fetched_url, &variants).await,
         }
+    }
+
+    /// The media playlist of the best variant under the cap that works: one that fails (an HTTP
+    /// error, unparsable, no segments) is set aside for [`VARIANT_ASIDE`] and the next best is
+    /// tried, so a broken 4K rendition does not keep a channel dark. When every variant is set
+    /// aside they are all tried again, best first.
+    async fn pick_variant(
+        &mut self,
+        master: &OriginUrl,
+        variants: &[playlist::Variant],
+    ) -> Result<MediaPlaylist, IngestError> {
+        let shown = master.to_string();
+        let now = Instant::now();
+        self.aside.retain(|_, until| *until > now);
+        let ranked = playlist::rank_variants(variants, self.source.max_bitrate);
+        let mut candidates = Vec::new();
+        for variant in &ranked {
+            let url = master.join(&variant.uri).map_err(|e| IngestError::Url(shown.clone(), e))?;
+            candidates.push((url, variant.bandwidth));
+        }
+        if candidates.iter().all(|(url, _)| self.aside.contains_key(&url.to_string())) {
+            self.aside.clear();
+        }
+        let mut last_error = IngestError::Playlist(shown.clone(), PlaylistError::NoVariant);
+        for (url, bandwidth) in candidates {
+            if self.aside.contains_key(&url.to_string()) {
+                continue;
+            }
+            let name = self.source.name.clone();
+            let error = match self.playlist(&url).await {
+                Ok((fetched_url, Playlist::Media(media))) if !media.segments.is_empty() => {
+                    if self.variant.as_ref() != Some(&url) {
+                        log::info!("{name}: variant {url} ({bandwidth} bit/s) of {} offered", variants.len());
+                        let choice = SourceEvent::Variant {
+                            channel: self.source.channel,
+                            url: url.to_string(),
+                            bandwidth,
+                        };
+                        self.swarm.send(choice).await.map_err(|_| IngestError::SwarmGone)?;
+                    }
+                    self.variant = Some(url);
+                    self.media_url = Some(fetched_url);
+                    return Ok(media);
+                }
+                Ok((_, Playlist::Media(_))) => {
+                    IngestError::Playlist(url.to_string(), PlaylistError::Syntax("no segments".to_owned()))
+                }
+                Ok((_, Playlist::Master(_))) => IngestError::Playlist(
+                    url.to_string(),
+                    PlaylistError::Syntax("a variant is itself a master playlist".to_owned()),
+                ),
+                Err(IngestError::SwarmGone) => return Err(IngestError::SwarmGone),
+                Err(e) => e,
+            };
+            log::warn!(
+                "{name}: variant {url} ({bandwidth} bit/s) fails ({error}); setting it aside for {} s",
+                VARIANT_ASIDE.as_secs()
+            );
+            self.aside.insert(url.to_string(), Instant::now() + VARIANT_ASIDE);
+            last_error = error;
+        }
+        Err(last_error)
     }
 
     async fn playlist(&mut self, url: &OriginUrl) -> Result<(OriginUrl, Playlist), IngestError> {
@@ -314,8 +366,8 @@ impl Ingest {
         let Some(&oldest) = self.published.front() else {
             return Ok(());
         };
-        let deadline = std::time::Instant::now() + CARRIER_WAIT;
-        while std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + CARRIER_WAIT;
+        while Instant::now() < deadline {
             let (reply, answer) = smol::channel::bounded(1);
             let ask = SourceEvent::Delivered { channel: self.source.channel, seq: oldest, reply };
             self.swarm.send(ask).await.map_err(|_| IngestError::SwarmGone)?;

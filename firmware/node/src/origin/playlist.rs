@@ -185,8 +185,17 @@ fn media_playlist(media: m3u8_rs::MediaPlaylist) -> Result<MediaPlaylist, Playli
 /// The variant to ingest: the highest bandwidth within `cap` (bit/s), or with no cap the
 /// highest; when every variant is over the cap, the lowest.
 pub fn pick_variant(variants: &[Variant], cap: Option<u64>) -> Option<&Variant> {
-    let within = variants.iter().filter(|v| cap.is_none_or(|c| v.bandwidth <= c)).max_by_key(|v| v.bandwidth);
-    within.or_else(|| variants.iter().min_by_key(|v| v.bandwidth))
+    rank_variants(variants, cap).into_iter().next()
+}
+
+/// Every variant, best first: those within `cap` from the highest bandwidth down, then those
+/// over it from the lowest up (the order to fall back in when a variant fails).
+pub fn rank_variants(variants: &[Variant], cap: Option<u64>) -> Vec<&Variant> {
+    let (mut within, mut over): (Vec<&Variant>, Vec<&Variant>) =
+        variants.iter().partition(|v| cap.is_none_or(|c| v.bandwidth <= c));
+    within.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    over.sort_by_key(|v| v.bandwidth);
+    within.into_iter().chain(over).collect()
 }
 
 #[cfg(test)]
@@ -206,6 +215,9 @@ mod tests {
         assert_eq!(pick_variant(&variants, Some(2_000_000)).unwrap().uri, "sd/index.m3u8");
         assert_eq!(pick_variant(&variants, Some(3_000_000)).unwrap().uri, "hd/index.m3u8");
         assert_eq!(pick_variant(&variants, Some(100)).unwrap().uri, "sd/index.m3u8");
+        let order = |cap| rank_variants(&variants, cap).iter().map(|v| v.uri.as_str()).collect::<Vec<_>>();
+        assert_eq!(order(None), ["hd/index.m3u8", "sd/index.m3u8"]);
+        assert_eq!(order(Some(2_000_000)), ["sd/index.m3u8", "hd/index.m3u8"]);
     }
 
     #[test]

@@ -319,6 +319,7 @@ impl Driver {
                 self.records.origin_health(now, channel, error);
             }
             SourceEvent::InputStats { channel, stats } => self.records.input_stats(channel, stats),
+            SourceEvent::Variant { channel, url, bandwidth } => self.records.variant(channel, url, bandwidth),
             SourceEvent::Delivered { channel, seq, reply } => {
                 let delivered = self.engine.holders(channel, seq) >= self.engine.peers_carrying(channel);
                 let _ = reply.try_send(delivered);

@@ -13,7 +13,7 @@ use super::demand::Demand;
 use crate::lineup::Channel;
 use crate::model::status::{
     ChannelState, ChannelStatus, Counters, Figures, OriginStatus, PeerStatus, Rejected, SecurityStatus,
-    Status, StoreStatus, Traffic, WindowEntry,
+    Status, StoreStatus, Traffic, VariantStatus, WindowEntry,
 };
 use crate::model::{is_stale, InputStats, HLS_WINDOW};
 
@@ -63,6 +63,8 @@ pub(crate) struct ChannelRecord {
     pub(crate) newest: Option<(u64, Instant)>,
     /// The origin's last answer to this box's source: `None` until it asked.
     pub(crate) origin: Option<OriginRecord>,
+    /// The variant of a master playlist this box's source uses.
+    pub(crate) variant: Option<VariantStatus>,
     /// What a TS source last counted about its input (`None`: not a TS source, or not
     /// ingested here).
     pub(crate) input: Option<InputStats>,
@@ -144,6 +146,13 @@ impl Records {
     pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
         self.labels.remove(&channel);
         self.channels.remove(&channel);
+    }
+
+    /// An HLS source chose a variant of its master playlist.
+    pub(crate) fn variant(&mut self, channel: ChannelId, url: String, bandwidth: u64) {
+        if let Some(c) = self.channels.get_mut(&channel) {
+            c.variant = Some(VariantStatus { url, bandwidth });
+        }
     }
 
     /// A TS source's counts about its input.
@@ -328,6 +337,7 @@ fn channel_status(
             since_s: now.saturating_since(o.since).as_secs(),
             segments_fetched: record.origin_segments,
             bytes: record.origin_bytes,
+            variant: record.variant.clone(),
         }),
         origin_failing: engine.origin_failing(channel, now),
         input: record.input,
