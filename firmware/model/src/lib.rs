@@ -222,6 +222,10 @@ pub enum SourceEvent {
     /// How the channel's origin answered the last time the source asked it (`None`: it
     /// answered).
     OriginHealth { channel: ChannelId, error: Option<String> },
+    /// What an HLS source asked of the channel's origin since its last report: `requests` HTTP
+    /// requests for `kind` (redirects, errors, retries and truncated answers too) and the body
+    /// bytes of their answers. `failed`: the fetch they were for did not succeed.
+    OriginTraffic { channel: ChannelId, kind: OriginRequestKind, requests: u64, bytes: u64, failed: bool },
     /// An HLS source chose a variant of its master playlist: the best under the channel's
     /// bit-rate cap that works (one that fails is set aside for a while).
     Variant { channel: ChannelId, url: String, bandwidth: u64 },
@@ -230,6 +234,17 @@ pub enum SourceEvent {
     /// Asks whether every live carrier of `channel` holds segment `seq` (an asset's ingest
     /// waits for it before publishing further, [`VOD_IN_FLIGHT`]).
     Delivered { channel: ChannelId, seq: u64, reply: Sender<bool> },
+}
+
+/// What an origin request was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginRequestKind {
+    /// A master or media playlist.
+    Playlist,
+    /// A media segment (or a byte range of one).
+    Segment,
+    /// An fMP4 initialization section.
+    Init,
 }
 
 /// Where a source sends its [`SourceEvent`]s.

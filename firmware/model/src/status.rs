@@ -150,10 +150,16 @@ pub struct ChannelStatus {
     pub origin_failing: Option<bool>,
     /// A TS source's input counters (`None`: not a TS source, or not ingested here).
     pub input: Option<InputStats>,
+    /// Segment requests this box made to the origin: for an HLS origin every request for a
+    /// segment, failed, retried and discarded ones too; for other sources, segments read.
     pub segments_from_origin: u64,
     pub segments_from_peers: u64,
     pub distinct_segments: u64,
+    /// Bytes this box received from the origin: for an HLS origin every answer's body
+    /// (playlists, init sections, segments, errors); for other sources, the segments read.
     pub bytes_from_origin: u64,
+    /// Every request this box made to an HLS origin, by kind (all zero for other sources).
+    pub origin_requests: OriginRequests,
     pub bytes_from_peers: u64,
     /// TVs that fetched something within the viewer timeout.
     pub viewers: u64,
@@ -185,6 +191,28 @@ pub struct VariantStatus {
     pub url: String,
     /// Its `BANDWIDTH`, bit/s.
     pub bandwidth: u64,
+}
+
+/// The requests one box made to a channel's HTTP origin: what the origin's access log shows of
+/// it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OriginRequests {
+    pub playlists: u64,
+    pub segments: u64,
+    pub init_sections: u64,
+    /// Requests for a fetch that did not succeed (an error status, a cut-off or malformed
+    /// answer, a retry's earlier tries), of any kind.
+    pub failed: u64,
+    /// Body bytes of all the answers.
+    pub bytes: u64,
+}
+
+impl OriginRequests {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.playlists + self.segments + self.init_sections
+    }
 }
 
 /// A segment of the window, as the status names it.
@@ -418,6 +446,8 @@ pub struct Traffic {
     pub bytes_from_peers: u64,
     pub bytes_to_tvs: u64,
     pub segments_from_origin: u64,
+    /// Every request made to the origin (playlists, segments, init sections).
+    pub origin_requests: u64,
     /// Distinct segments: summed over boxes, the most any box saw (a box that carried the
     /// channel throughout saw them all).
     pub distinct_segments: u64,
@@ -432,6 +462,7 @@ impl Traffic {
             bytes_from_peers: channel.bytes_from_peers,
             bytes_to_tvs: channel.bytes_to_tvs,
             segments_from_origin: channel.segments_from_origin,
+            origin_requests: channel.origin_requests.total(),
             distinct_segments: channel.distinct_segments,
             viewers: channel.viewers,
         }
@@ -443,6 +474,7 @@ impl Traffic {
         self.bytes_from_peers += other.bytes_from_peers;
         self.bytes_to_tvs += other.bytes_to_tvs;
         self.segments_from_origin += other.segments_from_origin;
+        self.origin_requests += other.origin_requests;
         self.distinct_segments = self.distinct_segments.max(other.distinct_segments);
         self.viewers += other.viewers;
     }
@@ -566,6 +598,7 @@ pub fn swarm_report(own: &Status, peers: &[(String, Option<Status>)]) -> SwarmRe
             totals.bytes_from_peers += traffic.bytes_from_peers;
             totals.bytes_to_tvs += traffic.bytes_to_tvs;
             totals.segments_from_origin += traffic.segments_from_origin;
+            totals.origin_requests += traffic.origin_requests;
             // Across channels distinct segments add up; across boxes of one channel they do not.
             totals.distinct_segments += traffic.distinct_segments;
             totals.viewers += traffic.viewers;

@@ -268,6 +268,27 @@ fn registry(status: &Status) -> Registry {
         }
         registry.register(name, help, family);
     }
+    let requests = Family::<Labels, Counter>::default();
+    for c in &status.channels {
+        let r = &c.origin_requests;
+        for (kind, n) in [("playlist", r.playlists), ("segment", r.segments), ("init", r.init_sections)] {
+            requests.get_or_create(&labels(&[("channel", &c.id), ("kind", kind)])).inc_by(n);
+        }
+    }
+    registry.register(
+        "channel_origin_requests",
+        "Requests this box made to the channel's HTTP origin, by kind (failed and retried ones too)",
+        requests,
+    );
+    let failed = Family::<Labels, Counter>::default();
+    for c in &status.channels {
+        failed.get_or_create(&channel(c)).inc_by(c.origin_requests.failed);
+    }
+    registry.register(
+        "channel_origin_failed_requests",
+        "Requests to the channel's HTTP origin for a fetch that did not succeed",
+        failed,
+    );
     let ingesting = Family::<Labels, Gauge>::default();
     let healthy = Family::<Labels, Gauge>::default();
     for c in &status.channels {

@@ -1124,6 +1124,7 @@ mod tests {
                 bytes_from_peers: p,
                 bytes_to_tvs: t,
                 segments_from_origin: s,
+                origin_requests: s,
                 distinct_segments: d,
                 viewers: v,
             })

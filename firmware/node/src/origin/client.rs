@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_rustls::TlsConnector;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
@@ -136,7 +136,7 @@ impl Fetcher {
 
     /// A session: sequential requests reusing one connection.
     pub fn session(&self) -> Session {
-        Session { fetcher: self.clone(), connection: None }
+        Session { fetcher: self.clone(), connection: None, traffic: Traffic::default() }
     }
 }
 
@@ -195,9 +195,31 @@ struct Connection {
 pub struct Session {
     fetcher: Fetcher,
     connection: Option<Connection>,
+    traffic: Traffic,
 }
 
+/// What a session asked of its servers: every request sent (redirects, errors, retries and
+/// truncated answers too) and every body byte received, as the server's own access log counts
+/// them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// HTTP requests sent.
+    pub requests: u64,
+    /// Body bytes received (of error answers and cut-off bodies too).
+    pub bytes: u64,
+}
+
+/// Most bytes of an error or redirect answer read (and counted) before the connection is
+/// dropped: error pages are small, and reading them keeps the count equal to the server's.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
 impl Session {
+    /// What this session has asked so far, and zero from now on: the caller's share since it
+    /// last took it.
+    pub fn take_traffic(&mut self) -> Traffic {
+        std::mem::take(&mut self.traffic)
+    }
+
     /// GETs `url` (the bytes `range` = (offset, length) of it, if given), following redirects,
     /// within the fetcher's deadline; a body over `max_len` bytes is refused.
     pub async fn get(
@@ -252,14 +274,7 @@ impl Session {
             self.connection = None;
             return Err(FetchError::TooLarge(max_len));
         }
-        let body = Limited::new(response.into_body(), max_len).collect().await.map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                FetchError::TooLarge(max_len)
-            } else {
-                FetchError::Truncated(e.to_string())
-            }
-        })?;
-        let bytes = body.to_bytes().to_vec();
+        let bytes = self.read_body(response.into_body(), max_len).await?;
         if let Some(d) = declared.filter(|&d| d != bytes.len()) {
             return Err(FetchError::Truncated(format!("{} of {d} bytes", bytes.len())));
         }
@@ -267,6 +282,32 @@ impl Session {
             return Err(FetchError::Truncated(format!("{} bytes of a {length}-byte range", bytes.len())));
         }
         Ok(Fetched { url, bytes })
+    }
+
+    /// Reads a body of at most `max_len` bytes, counting what arrives even when it is cut off.
+    async fn read_body(
+        &mut self,
+        mut body: hyper::body::Incoming,
+        max_len: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| FetchError::Truncated(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                self.traffic.bytes += data.len() as u64;
+                if bytes.len() + data.len() > max_len {
+                    return Err(FetchError::TooLarge(max_len));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Reads (and counts) what is left of an answer that will not be used, up to
+    /// [`MAX_ERROR_BODY`]; the connection is dropped afterwards either way.
+    async fn discard_body(&mut self, response: hyper::Response<hyper::body::Incoming>) {
+        let _ = self.read_body(response.into_body(), MAX_ERROR_BODY).await;
     }
 
     /// Opens a continuous stream (HTTP-TS): the response to a GET of `url`, following
@@ -308,7 +349,10 @@ impl Session {
                 request = request.header(hyper::header::RANGE, format!("bytes={offset}-{last}"));
             }
             let request = request.body(Empty::new()).map_err(|e| FetchError::Http(e.to_string()))?;
-            let response = sender.send_request(request).await.map_err(|e| FetchError::Http(e.to_string()))?;
+            let response = sender.send_request(request).await;
+            // Sent, whatever came back (the server logs it even when the answer breaks off).
+            self.traffic.requests += 1;
+            let response = response.map_err(|e| FetchError::Http(e.to_string()))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -316,14 +360,17 @@ impl Session {
                     .get(hyper::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .ok_or(FetchError::Status(status.as_u16()))?;
-                url = url.join(location)?;
-                // Drain nothing: the connection is dropped when the redirect leaves its host,
-                // and a body of a redirect is not worth reading.
+                let location = location.to_owned();
+                // Read (and count) the redirect's short body, then drop the connection: the
+                // redirect may leave its host.
+                self.discard_body(response).await;
+                url = url.join(&location)?;
                 self.connection = None;
                 continue;
             }
             let expected_status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
             if status != expected_status {
+                self.discard_body(response).await;
                 self.connection = None;
                 return Err(FetchError::Status(status.as_u16()));
             }

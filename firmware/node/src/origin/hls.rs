@@ -21,7 +21,7 @@ use super::client::{FetchError, Fetcher, Session};
 use super::container::{self, ContainerError};
 use super::playlist::{self, InitSection, MediaPlaylist, Playlist, PlaylistError, Segment, MAX_PLAYLIST_LEN};
 use crate::lineup::{OriginUrl, UrlError};
-use crate::model::{SourceEvent, SourceSink, VOD_IN_FLIGHT};
+use crate::model::{OriginRequestKind, SourceEvent, SourceSink, VOD_IN_FLIGHT};
 
 /// Segments behind the live edge a new ingester starts with (what a player would buffer).
 const LIVE_START_SEGMENTS: usize = 3;
@@ -269,14 +269,28 @@ impl Ingest {
     }
 
     async fn playlist(&mut self, url: &OriginUrl) -> Result<(OriginUrl, Playlist), IngestError> {
-        let fetched = self
-            .session
-            .get(url, None, MAX_PLAYLIST_LEN)
-            .await
-            .map_err(|e| IngestError::Fetch(url.to_string(), e))?;
-        let playlist =
-            playlist::parse(&fetched.bytes).map_err(|e| IngestError::Playlist(url.to_string(), e))?;
+        let fetched = self.session.get(url, None, MAX_PLAYLIST_LEN).await;
+        let parsed = fetched.as_ref().ok().map(|f| playlist::parse(&f.bytes));
+        self.count(OriginRequestKind::Playlist, !matches!(parsed, Some(Ok(_)))).await;
+        let fetched = fetched.map_err(|e| IngestError::Fetch(url.to_string(), e))?;
+        let playlist = parsed
+            .unwrap_or_else(|| unreachable!("parsed when fetched"))
+            .map_err(|e| IngestError::Playlist(url.to_string(), e))?;
         Ok((fetched.url, playlist))
+    }
+
+    /// Reports what the session asked of the origin since the last report: every request and
+    /// the bytes of every answer, failed ones too, so the status matches the origin's own log.
+    async fn count(&mut self, kind: OriginRequestKind, failed: bool) {
+        let traffic = self.session.take_traffic();
+        if traffic.requests == 0 && traffic.bytes == 0 {
+            return;
+        }
+        let (requests, bytes) = (traffic.requests, traffic.bytes);
+        let event =
+            SourceEvent::OriginTraffic { channel: self.source.channel, kind, requests, bytes, failed };
+        // A one-segment fetch for the disk tier has no reader: its count is the tier's own.
+        let _ = self.swarm.send(event).await;
     }
 
     /// Publishes every segment of `media` after the last one published; how many.
@@ -400,11 +414,14 @@ impl Ingest {
         let media = loop {
             attempt += 1;
             let result = self.session.get(&url, segment.byte_range, MAX_SEGMENT_LEN - init_len).await;
-            let error = match result {
-                Ok(fetched) => match container::check_segment(&fetched.bytes) {
-                    Ok(_) => break fetched.bytes,
-                    Err(e) => IngestError::Segment(shown.clone(), e),
-                },
+            let checked = result.map(|fetched| {
+                let check = container::check_segment(&fetched.bytes);
+                (fetched, check)
+            });
+            self.count(OriginRequestKind::Segment, !matches!(checked, Ok((_, Ok(_))))).await;
+            let error = match checked {
+                Ok((fetched, Ok(_))) => break fetched.bytes,
+                Ok((_, Err(e))) => IngestError::Segment(shown.clone(), e),
                 Err(e) => {
                     let transient = e.is_transient();
                     let error = IngestError::Fetch(shown.clone(), e);
@@ -440,9 +457,15 @@ impl Ingest {
         let mut attempt = 0;
         let bytes = loop {
             attempt += 1;
-            match self.session.get(&url, map.byte_range, MAX_INIT_LEN).await {
-                Ok(fetched) => {
-                    container::check_init(&fetched.bytes).map_err(|e| IngestError::Init(shown.clone(), e))?;
+            let result = self.session.get(&url, map.byte_range, MAX_INIT_LEN).await;
+            let checked = result.map(|fetched| {
+                let check = container::check_init(&fetched.bytes);
+                (fetched, check)
+            });
+            self.count(OriginRequestKind::Init, !matches!(checked, Ok((_, Ok(_))))).await;
+            match checked {
+                Ok((fetched, check)) => {
+                    check.map_err(|e| IngestError::Init(shown.clone(), e))?;
                     break fetched.bytes;
                 }
                 Err(e) if e.is_transient() && attempt < SEGMENT_ATTEMPTS => {

@@ -319,6 +319,9 @@ impl Driver {
                 self.records.origin_health(now, channel, error);
             }
             SourceEvent::InputStats { channel, stats } => self.records.input_stats(channel, stats),
+            SourceEvent::OriginTraffic { channel, kind, requests, bytes, failed } => {
+                self.records.origin_traffic(channel, kind, requests, bytes, failed)
+            }
             SourceEvent::Variant { channel, url, bandwidth } => self.records.variant(channel, url, bandwidth),
             SourceEvent::Delivered { channel, seq, reply } => {
                 let delivered = self.engine.holders(channel, seq) >= self.engine.peers_carrying(channel);

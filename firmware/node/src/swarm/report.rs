@@ -12,10 +12,10 @@ use shoal_core::{ChannelId, Engine, Instant, NodeId};
 use super::demand::Demand;
 use crate::lineup::Channel;
 use crate::model::status::{
-    ChannelState, ChannelStatus, Counters, Figures, OriginStatus, PeerStatus, Rejected, SecurityStatus,
-    Status, StoreStatus, Traffic, VariantStatus, WindowEntry,
+    ChannelState, ChannelStatus, Counters, Figures, OriginRequests, OriginStatus, PeerStatus, Rejected,
+    SecurityStatus, Status, StoreStatus, Traffic, VariantStatus, WindowEntry,
 };
-use crate::model::{is_stale, InputStats, HLS_WINDOW};
+use crate::model::{is_stale, InputStats, OriginRequestKind, HLS_WINDOW};
 
 /// How a channel is named in reports and logs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub(crate) struct ChannelRecord {
     pub(crate) origin_bytes: u64,
     /// Segments this box fetched from the origin and published.
     pub(crate) origin_segments: u64,
+    /// Every request this box made to an HTTP (HLS) origin, as its source reported them.
+    pub(crate) requests: OriginRequests,
     /// Segment bytes this box completed from peers.
     pub(crate) peer_bytes: u64,
     /// Segments this box completed from peers.
@@ -146,6 +148,28 @@ impl Records {
     pub(crate) fn remove_channel(&mut self, channel: ChannelId) {
         self.labels.remove(&channel);
         self.channels.remove(&channel);
+    }
+
+    /// An HLS source's requests to the origin.
+    pub(crate) fn origin_traffic(
+        &mut self,
+        channel: ChannelId,
+        kind: OriginRequestKind,
+        requests: u64,
+        bytes: u64,
+        failed: bool,
+    ) {
+        let Some(c) = self.channels.get_mut(&channel) else { return };
+        let r = &mut c.requests;
+        match kind {
+            OriginRequestKind::Playlist => r.playlists += requests,
+            OriginRequestKind::Segment => r.segments += requests,
+            OriginRequestKind::Init => r.init_sections += requests,
+        }
+        if failed {
+            r.failed += requests;
+        }
+        r.bytes += bytes;
     }
 
     /// An HLS source chose a variant of its master playlist.
@@ -245,7 +269,11 @@ pub(crate) fn status(engine: &Engine, now: Instant, records: &Records, demand: &
             datagrams_out: c.datagrams_out,
             bytes_in: c.bytes_in,
             bytes_out: c.bytes_out,
-            origin_bytes: records.channels.values().map(|c| c.origin_bytes).sum(),
+            origin_bytes: records
+                .channels
+                .values()
+                .map(|c| if c.requests.total() > 0 { c.requests.bytes } else { c.origin_bytes })
+                .sum(),
             peer_bytes: records.channels.values().map(|c| c.peer_bytes).sum(),
             served_bytes: 0,
             send_errors: records.send_errors,
@@ -341,10 +369,21 @@ fn channel_status(
         }),
         origin_failing: engine.origin_failing(channel, now),
         input: record.input,
-        segments_from_origin: record.origin_segments,
+        // An HTTP origin's own count (every request, as its log shows them); other sources
+        // have no requests to count, only the segments they read.
+        segments_from_origin: if record.requests.total() > 0 {
+            record.requests.segments
+        } else {
+            record.origin_segments
+        },
         segments_from_peers: record.peer_segments,
         distinct_segments: record.distinct_segments,
-        bytes_from_origin: record.origin_bytes,
+        bytes_from_origin: if record.requests.total() > 0 {
+            record.requests.bytes
+        } else {
+            record.origin_bytes
+        },
+        origin_requests: record.requests,
         bytes_from_peers: record.peer_bytes,
         viewers: demand.tvs(channel) as u64,
         bytes_to_tvs: 0,
