@@ -53,6 +53,8 @@ pub struct Window {
     /// When (on the driver's clock) this box completed the newest of them; `None` when it holds
     /// none. Turned into an age with [`Window::newest_age`].
     pub newest_at: Option<std::time::Instant>,
+    /// The channel's ingester (this box or another) says its origin fails.
+    pub origin_failing: bool,
 }
 
 impl Window {
@@ -310,11 +312,13 @@ mod tests {
         let live = |ago| Window {
             segments: vec![segment(1, 2.0, false), segment(2, 2.4, false)],
             newest_at: at(ago),
+            origin_failing: false,
         };
         assert_eq!(live(0).target_duration(), Duration::from_secs(2));
         assert!(!live(8).is_stale(now));
         assert!(live(9).is_stale(now));
-        let asset = Window { segments: vec![segment(1, 2.0, true)], newest_at: at(3600) };
+        let asset =
+            Window { segments: vec![segment(1, 2.0, true)], newest_at: at(3600), origin_failing: false };
         assert!(!asset.is_stale(now));
         assert!(!Window::default().is_stale(now));
     }

@@ -385,7 +385,7 @@ fn catalog_window(catalog: &crate::vod::Catalog) -> Window {
         })
         .collect();
     // Never stale: an asset's age says nothing about its origin.
-    Window { segments, newest_at: Some(Instant::now()) }
+    Window { segments, newest_at: Some(Instant::now()), origin_failing: false }
 }
 
 /// How long a prefill may take.

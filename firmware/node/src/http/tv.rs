@@ -160,9 +160,13 @@ pub(super) async fn object<B: Backend>(backend: &B, id: &str, range: Option<&Hea
     }
 }
 
-/// Waits (bounded) until `channel` has a complete segment; its window, or a response to
-/// answer instead (503 while cold, or when a live channel has stopped arriving). The wait wakes
-/// when the driver publishes a window, not on a timer.
+/// Waits (bounded) until `channel` has a fresh window; the window, or the response to answer
+/// instead. The wait wakes when the driver publishes a window, not on a timer. A TV that comes
+/// back to a channel whose window went stale while nobody watched waits like a cold start (its
+/// request demands the channel again); the answers say what is true:
+/// - the channel's ingester says its origin fails: 503 naming it, at once, `Retry-After: 5`;
+/// - a live window that stays stale: 503, the origin is not delivering, `Retry-After: 5`;
+/// - nothing yet: 503, the channel is starting, `Retry-After: 2`.
 async fn first_window<B: Backend>(
     backend: &B,
     channel: shoal_core::ChannelId,
@@ -171,30 +175,36 @@ async fn first_window<B: Backend>(
     loop {
         // Listening before looking: a window published in between still wakes this wait.
         let changed = backend.changed();
-        if let Some(window) = backend.window(channel).filter(|w| !w.segments.is_empty()) {
-            let now = Instant::now();
-            if window.is_stale(now) {
-                let age = window.newest_age(now).unwrap_or_default();
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
+        let window = backend.window(channel);
+        let now = Instant::now();
+        if let Some(window) = window.as_ref().filter(|w| !w.segments.is_empty() && !w.is_stale(now)) {
+            return Ok(window.clone());
+        }
+        if window.as_ref().is_some_and(|w| w.origin_failing) {
+            let reason = "the channel's origin is failing; the box keeps trying";
+            return Err(unavailable(reason, "5"));
+        }
+        if now >= deadline {
+            return Err(match window.as_ref().and_then(|w| w.newest_age(now)) {
+                Some(age) => unavailable(
                     &format!(
                         "the channel's origin is not delivering: no new segment for {} s",
                         age.as_secs()
                     ),
-                );
-                response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
-                return Err(response);
-            }
-            return Ok(window);
-        }
-        if Instant::now() >= deadline {
-            let mut response =
-                error(StatusCode::SERVICE_UNAVAILABLE, "the channel is starting; no segment yet");
-            response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("2"));
-            return Err(response);
+                    "5",
+                ),
+                None => unavailable("the channel is starting; no segment yet", "2"),
+            });
         }
         changed.or(until(deadline)).await;
     }
+}
+
+/// A 503 with its reason and when to ask again.
+fn unavailable(reason: &str, retry_after: &'static str) -> Response<Body> {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
+    response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static(retry_after));
+    response
 }
 
 /// Sleeps until `deadline`: the bound on a wait for a change.
@@ -474,5 +484,148 @@ mod tests {
         ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod waits {
+    //! `first_window` against a backend with nothing behind it but published windows: the wait
+    //! wakes on a publication, and the answers say what is true.
+
+    use std::net::IpAddr;
+
+    use serde_json::Value;
+    use shoal_core::ChannelId;
+
+    use super::*;
+    use crate::http::{AdminAction, Guide};
+    use crate::lineup::{Channel, Encapsulation};
+    use crate::model::status::{Status, SwarmReport};
+    use crate::model::{StoredSegment, Windows};
+
+    const CHANNEL: ChannelId = ChannelId([9; 8]);
+
+    #[derive(Default)]
+    struct Published {
+        windows: Windows,
+    }
+
+    impl Backend for Published {
+        async fn status(&self) -> Option<Status> {
+            None
+        }
+        fn lineup(&self) -> &[Channel] {
+            &[]
+        }
+        fn window(&self, channel: ChannelId) -> Option<Arc<Window>> {
+            self.windows.get(channel)
+        }
+        fn changed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+            self.windows.listen()
+        }
+        async fn segment(&self, _: ChannelId, _: u64) -> Option<StoredSegment> {
+            None
+        }
+        async fn viewer(&self, _: ChannelId, _: IpAddr, _: Watch) {}
+        fn live(&self, _: ChannelId) -> Option<smol::channel::Receiver<hyper::body::Bytes>> {
+            None
+        }
+        async fn object(&self, _: &str) -> Option<hyper::body::Bytes> {
+            None
+        }
+        fn served(&self, _: ChannelId, _: usize) {}
+        async fn swarm(&self) -> Option<SwarmReport> {
+            None
+        }
+        fn is_admin(&self, _: IpAddr) -> bool {
+            false
+        }
+        fn admin_networks(&self) -> String {
+            String::new()
+        }
+        async fn admin(&self, _: AdminAction) -> Result<Value, String> {
+            Err(String::new())
+        }
+        async fn relay(&self, _: Encapsulation, _: &str) -> Result<ChannelId, (StatusCode, String)> {
+            Err((StatusCode::NOT_FOUND, String::new()))
+        }
+        fn has_guide(&self) -> bool {
+            false
+        }
+        async fn xmltv(&self) -> Option<Result<Guide, String>> {
+            None
+        }
+    }
+
+    fn live(seq: u64, age: Duration, origin_failing: bool) -> Window {
+        let segment = WindowSegment {
+            seq,
+            duration: Duration::from_secs(2),
+            discontinuity: false,
+            init_len: 0,
+            init_id: 0,
+            vod: false,
+            end_of_stream: false,
+        };
+        let newest_at = Instant::now().checked_sub(age);
+        Window { segments: vec![segment], newest_at, origin_failing }
+    }
+
+    async fn body(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_cold_channel_is_answered_when_its_first_window_is_published() {
+        smol::block_on(async {
+            let backend = Arc::new(Published::default());
+            let publisher = backend.clone();
+            let asked = Instant::now();
+            let publish = smol::spawn(async move {
+                Timer::after(Duration::from_millis(300)).await;
+                publisher.windows.publish(CHANNEL, live(7, Duration::ZERO, false));
+            });
+            let window = first_window(&*backend, CHANNEL).await.expect("a window");
+            assert_eq!(window.segments[0].seq, 7);
+            // Woken by the publication, not by a poll or the 8 s bound.
+            let waited = asked.elapsed();
+            assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(3), "{waited:?}");
+            publish.await;
+        });
+    }
+
+    #[test]
+    fn a_returning_viewer_waits_for_a_fresh_window_instead_of_a_stale_one() {
+        smol::block_on(async {
+            let backend = Arc::new(Published::default());
+            // Watched a minute ago: the window is stale, the origin healthy.
+            backend.windows.publish(CHANNEL, live(3, Duration::from_secs(60), false));
+            let publisher = backend.clone();
+            let fresh = smol::spawn(async move {
+                Timer::after(Duration::from_millis(300)).await;
+                publisher.windows.publish(CHANNEL, live(33, Duration::ZERO, false));
+            });
+            let window = first_window(&*backend, CHANNEL).await.expect("the fresh window, not a 503");
+            assert_eq!(window.segments[0].seq, 33);
+            fresh.await;
+        });
+    }
+
+    #[test]
+    fn a_failing_origin_is_named_at_once_and_a_silent_one_after_the_wait() {
+        smol::block_on(async {
+            let backend = Published::default();
+            backend.windows.publish(CHANNEL, live(3, Duration::from_secs(60), true));
+            let asked = Instant::now();
+            let response = first_window(&backend, CHANNEL).await.expect_err("a 503");
+            assert!(asked.elapsed() < Duration::from_secs(1), "at once");
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[hyper::header::RETRY_AFTER], "5");
+            assert!(body(response).await.contains("origin is failing"));
+            // A fresh window with a failing origin is still served: TVs get what is buffered.
+            backend.windows.publish(CHANNEL, live(4, Duration::ZERO, true));
+            assert!(first_window(&backend, CHANNEL).await.is_ok());
+        });
     }
 }

@@ -7,7 +7,7 @@
 //! segmented) are [`demand`]'s, sans-IO; [`report`] keeps the driver's records and builds the
 //! status from them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -151,6 +151,7 @@ pub async fn drive(
         send_buf: vec![0u8; 65_536],
         ingest,
         windows,
+        origin_failing: BTreeMap::new(),
         live,
         vod,
     };
@@ -228,6 +229,8 @@ struct Driver {
     send_buf: Vec<u8>,
     ingest: Sender<IngestCommand>,
     windows: Windows,
+    /// Whether each channel's origin fails, as last published in its window.
+    origin_failing: BTreeMap<ChannelId, bool>,
     live: LiveFeeds,
     vod: Option<VodCache>,
 }
@@ -358,6 +361,7 @@ impl Driver {
                     log::info!("nobody watches relayed {} any more: leaving it", self.records.name(channel));
                     self.records.remove_channel(channel);
                     self.windows.remove(channel);
+                    self.origin_failing.remove(&channel);
                     let _ = self.ingest.send(IngestCommand::Unregister { channel }).await;
                 }
             }
@@ -375,9 +379,18 @@ impl Driver {
             }
             self.handle_event(event).await;
         }
+        // A window also changes when its origin's health does (as the ingester announces it):
+        // a TV waiting for a stale channel is then told the origin fails.
+        for &channel in self.records.labels.keys() {
+            let failing = self.engine.origin_failing(channel, now) == Some(true);
+            if self.origin_failing.insert(channel, failing) != Some(failing) {
+                changed.insert(channel);
+            }
+        }
         for channel in changed {
             let newest = self.records.channels.get(&channel).and_then(|c| c.newest);
-            let window = window(self.engine.store(), channel, &self.clock, now, newest);
+            let failing = self.origin_failing.get(&channel).copied().unwrap_or(false);
+            let window = window(self.engine.store(), channel, &self.clock, now, newest, failing);
             self.windows.publish(channel, window);
         }
     }
@@ -449,6 +462,7 @@ fn window(
     clock: &Clock,
     now: Instant,
     newest: Option<(u64, Instant)>,
+    origin_failing: bool,
 ) -> Window {
     let vod = store.segments(channel).last().is_some_and(|s| s.manifest().manifest().vod);
     // An on-demand asset is listed whole, from the first segment held.
@@ -474,5 +488,5 @@ fn window(
         // Completed before this box tracked it (or by another path): count it as fresh.
         _ => clock.at(now),
     });
-    Window { segments, newest_at }
+    Window { segments, newest_at, origin_failing }
 }
