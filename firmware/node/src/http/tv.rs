@@ -613,7 +613,7 @@ mod waits {
     }
 
     #[test]
-    fn a_failing_origin_is_named_at_once_and_a_silent_one_after_the_wait() {
+    fn a_failing_origin_is_named_at_once_and_a_fresh_window_is_still_served() {
         smol::block_on(async {
             let backend = Published::default();
             backend.windows.publish(CHANNEL, live(3, Duration::from_secs(60), true));
