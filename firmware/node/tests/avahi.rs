@@ -25,11 +25,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use shoal::model::status::{DiscoveryStatus, Status};
 use shoal_testbed::{Bed, ProcessId, Signal};
 
 mod common;
-use common::boxes::{alive_peers, ingesting, window, BoxConfig, Boxes, HTTP_PORT, UDP_PORT};
+use common::boxes::{alive_peers, ingesting, json, window, BoxConfig, Boxes, HTTP_PORT, UDP_PORT};
 /// A real profile without GPIO lines, so the boxes announce a board name other than the default.
 const BOARD: &str = "tvbox-aarch64";
 /// The hosts that run boxes.
@@ -306,13 +306,7 @@ impl Lan {
             "the boxes did not find each other:\n{}",
             lan.logs()
         );
-        lan.node_ids = BOXES
-            .iter()
-            .map(|&i| {
-                let s = lan.status(i).expect("status");
-                s["node_id"].as_str().expect("node_id").to_owned()
-            })
-            .collect();
+        lan.node_ids = BOXES.iter().map(|&i| lan.status(i).expect("status").node_id).collect();
         eprintln!("{name}: boxes {:?} see each other after {:.1?}", lan.node_ids, started.elapsed());
         lan
     }
@@ -536,9 +530,19 @@ fn start_avahi(bed: &mut Bed, dir: &Path, layout: Layout, name: &str, started: I
     bus
 }
 
-fn discovery(status: &Value, counter: &str) -> u64 {
-    status["discovery"][counter].as_u64().unwrap_or_else(|| panic!("no discovery.{counter} in {status}"))
+/// A status's discovery counters; a box of these tests runs discovery, so they must be there.
+fn discovery(status: &Status) -> DiscoveryStatus {
+    status.discovery.unwrap_or_else(|| panic!("no discovery in {}", json(status)))
 }
+
+/// A discovery counter's name, for messages, and how to read it.
+type DiscoveryCounter = (&'static str, fn(&DiscoveryStatus) -> u64);
+
+const IGNORED_FOREIGN_KEY: DiscoveryCounter = ("ignored_foreign_key", |d| d.ignored_foreign_key);
+const IGNORED_BAD_TXT: DiscoveryCounter = ("ignored_bad_txt", |d| d.ignored_bad_txt);
+const IGNORED_VERSION: DiscoveryCounter = ("ignored_version", |d| d.ignored_version);
+const ERRORS: DiscoveryCounter = ("errors", |d| d.errors);
+const LOST: DiscoveryCounter = ("lost", |d| d.lost);
 
 #[test]
 fn avahi_names_are_unescaped() {
@@ -585,9 +589,9 @@ fn avahi_sees_every_box() {
     // Avahi publishes no _shoal record of its own, and its queries disturb nothing.
     for i in BOXES {
         let s = lan.status(i).expect("status");
-        assert_eq!(alive_peers(&s), 1, "box {i}: {s}");
-        for counter in ["ignored_foreign_key", "ignored_bad_txt", "ignored_version", "errors"] {
-            assert_eq!(discovery(&s, counter), 0, "box {i} {counter}: {s}");
+        assert_eq!(alive_peers(&s), 1, "box {i}: {}", json(&s));
+        for (counter, read) in [IGNORED_FOREIGN_KEY, IGNORED_BAD_TXT, IGNORED_VERSION, ERRORS] {
+            assert_eq!(read(&discovery(&s)), 0, "box {i} {counter}: {}", json(&s));
         }
     }
     eprintln!("sees: done after {:.1?}", lan.started.elapsed());
@@ -599,7 +603,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         return;
     }
     let mut lan = Lan::start("bogus", APART);
-    let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
+    let before: Vec<Status> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let fp = format!("fp={}", lan.fingerprint);
     let bad_id = format!("id={}", "zz".repeat(16));
     let version = format!("v={}", shoal_core::wire::PROTOCOL_VERSION);
@@ -636,8 +640,9 @@ fn bogus_avahi_records_are_ignored_and_counted() {
                 return false;
             };
             let log = lan.log(i);
-            discovery(&s, "ignored_bad_txt") >= discovery(before, "ignored_bad_txt") + bad_txt_records
-                && discovery(&s, "ignored_version") > discovery(before, "ignored_version")
+            let (now, then) = (discovery(&s), discovery(before));
+            now.ignored_bad_txt >= then.ignored_bad_txt + bad_txt_records
+                && now.ignored_version > then.ignored_version
                 && bogus.iter().all(|(name, _, rejection)| {
                     log.contains(&format!("ignoring {name}._shoal._udp.local.: {rejection}"))
                 })
@@ -646,7 +651,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !seen_all(&lan) {
         if Instant::now() >= deadline {
-            let now: Vec<Value> = BOXES.iter().filter_map(|&i| lan.status(i)).collect();
+            let now: Vec<Status> = BOXES.iter().filter_map(|&i| lan.status(i)).collect();
             let ignoring: Vec<String> = BOXES
                 .iter()
                 .flat_map(|&i| {
@@ -660,7 +665,7 @@ fn bogus_avahi_records_are_ignored_and_counted() {
             panic!(
                 "the boxes did not count every bogus record within 20 s.\n\
                  discovery now: {:?}\n'ignoring' lines:\n{}\n{}",
-                now.iter().map(|s| s["discovery"].to_string()).collect::<Vec<_>>(),
+                now.iter().map(|s| json(&s.discovery)).collect::<Vec<_>>(),
                 ignoring.join("\n"),
                 lan.logs()
             );
@@ -676,24 +681,18 @@ fn bogus_avahi_records_are_ignored_and_counted() {
         for (k, &i) in BOXES.iter().enumerate() {
             let s = lan.status(i).expect("status");
             let other = &lan.node_ids[1 - k];
-            let peers = s["peers"].as_array().cloned().unwrap_or_default();
+            let peers = &s.peers;
             assert!(
-                peers.len() == 1 && peers[0]["node_id"] == *other && peers[0]["alive"] == true,
-                "{when}: box {i} must know exactly one live peer, {other}: {s}"
+                peers.len() == 1 && peers[0].node_id == *other && peers[0].alive,
+                "{when}: box {i} must know exactly one live peer, {other}: {}",
+                json(&s)
             );
-            assert_eq!(
-                discovery(&s, "found") as i64 - discovery(&s, "lost") as i64,
-                1,
-                "{when}: box {i}: {s}"
-            );
-            for counter in ["ignored_foreign_key", "errors", "lost"] {
-                assert_eq!(
-                    discovery(&s, counter),
-                    discovery(&before[k], counter),
-                    "{when}: box {i} {counter}: {s}"
-                );
+            let (now, then) = (discovery(&s), discovery(&before[k]));
+            assert_eq!(now.found as i64 - now.lost as i64, 1, "{when}: box {i}: {}", json(&s));
+            for (counter, read) in [IGNORED_FOREIGN_KEY, ERRORS, LOST] {
+                assert_eq!(read(&now), read(&then), "{when}: box {i} {counter}: {}", json(&s));
             }
-            eprintln!("bogus: {when}: box {i} discovery {}", s["discovery"]);
+            eprintln!("bogus: {when}: box {i} discovery {}", json(&s.discovery));
         }
     };
     check_undisturbed(&mut lan, "with the bogus records up");
@@ -759,7 +758,7 @@ fn avahi_on_the_same_box_coexists() {
 
     // (3) A record Avahi publishes on box 0's host, without an id, is ignored and counted by
     // both boxes: box 1 across the LAN, box 0 through the host's own multicast loopback.
-    let before: Vec<Value> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
+    let before: Vec<Status> = BOXES.iter().map(|&i| lan.status(i).expect("status")).collect();
     let name = "shoal-bogus-noid";
     let fp = format!("fp={}", lan.fingerprint);
     let version = format!("v={}", shoal_core::wire::PROTOCOL_VERSION);
@@ -776,7 +775,7 @@ fn avahi_on_the_same_box_coexists() {
             }
             let counted = lan
                 .status(i)
-                .is_some_and(|s| discovery(&s, "ignored_bad_txt") > discovery(&before[k], "ignored_bad_txt"));
+                .is_some_and(|s| discovery(&s).ignored_bad_txt > discovery(&before[k]).ignored_bad_txt);
             if counted && lan.log(i).contains(&expected) {
                 seen[k] = Some(published.elapsed());
             }
@@ -802,10 +801,9 @@ fn avahi_on_the_same_box_coexists() {
                     Some(t) => format!("counted the record after {t:.1?}"),
                     None => "did NOT count the record".to_owned(),
                 },
-                discovery(&before[k], "ignored_bad_txt"),
-                now.as_ref()
-                    .map_or("(no status)".to_owned(), |s| discovery(s, "ignored_bad_txt").to_string()),
-                now.as_ref().map_or("(no status)".to_owned(), |s| s["discovery"].to_string()),
+                discovery(&before[k]).ignored_bad_txt,
+                now.as_ref().map_or("(no status)".to_owned(), |s| discovery(s).ignored_bad_txt.to_string()),
+                now.as_ref().map_or("(no status)".to_owned(), |s| json(&s.discovery)),
                 ignoring.join("\n    ")
             ));
         }
@@ -839,19 +837,17 @@ fn avahi_on_the_same_box_coexists() {
         for (k, &i) in BOXES.iter().enumerate() {
             let s = lan.status(i).expect("status");
             let other = &lan.node_ids[1 - k];
-            let peers = s["peers"].as_array().cloned().unwrap_or_default();
+            let peers = &s.peers;
             assert!(
-                peers.len() == 1 && peers[0]["node_id"] == *other && peers[0]["alive"] == true,
-                "{test}: {when}: box {i} must know exactly one live peer, {other}: {s}"
+                peers.len() == 1 && peers[0].node_id == *other && peers[0].alive,
+                "{test}: {when}: box {i} must know exactly one live peer, {other}: {}",
+                json(&s)
             );
-            for counter in ["ignored_foreign_key", "ignored_version", "errors", "lost"] {
-                assert_eq!(
-                    discovery(&s, counter),
-                    discovery(&before[k], counter),
-                    "{test}: {when}: box {i} {counter}: {s}"
-                );
+            let (now, then) = (discovery(&s), discovery(&before[k]));
+            for (counter, read) in [IGNORED_FOREIGN_KEY, IGNORED_VERSION, ERRORS, LOST] {
+                assert_eq!(read(&now), read(&then), "{test}: {when}: box {i} {counter}: {}", json(&s));
             }
-            eprintln!("{test}: {when}: box {i} discovery {}", s["discovery"]);
+            eprintln!("{test}: {when}: box {i} discovery {}", json(&s.discovery));
         }
     };
     check_undisturbed(&mut lan, "with the bogus record up");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 mod common;
-use common::boxes::{alive_peers, ingesting, newest, rejected, window, BoxConfig, Boxes, UDP_PORT};
+use common::boxes::{alive_peers, ingesting, json, newest, window, BoxConfig, Boxes, UDP_PORT};
 use shoal_testbed::Signal;
 
 /// The lineup of most tests: the built-in test source, always on.
@@ -92,8 +92,7 @@ fn a_channel_crosses_five_percent_loss() {
         boxes.logs()
     );
     // The loss was real: receivers had to ask for what it ate.
-    let requests: u64 =
-        (0..4).filter_map(|i| boxes.status(i)).map(|s| common::boxes::counter(&s, "requests_sent")).sum();
+    let requests: u64 = (0..4).filter_map(|i| boxes.status(i)).map(|s| s.counters.requests_sent).sum();
     assert!(requests > 0, "no box repaired anything: was the loss applied?");
     assert!(assert_same_segments(&boxes, TEST) >= 12);
 }
@@ -135,8 +134,7 @@ fn a_box_of_another_deployment_is_ignored() {
     }
     let boxes = start("foreign", &["a", "a", "a", "b"]);
     assert!(
-        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2
-            || s["peers"].as_array().is_some_and(|p| p.is_empty())),
+        boxes.wait_all(Duration::from_secs(10), |s| alive_peers(s) == 2 || s.peers.is_empty()),
         "{}",
         boxes.logs()
     );
@@ -144,7 +142,7 @@ fn a_box_of_another_deployment_is_ignored() {
     for i in 0..3 {
         let s = boxes.status(i).expect("status");
         assert_eq!(alive_peers(&s), 2, "box {i} must see only its own deployment");
-        assert!(rejected(&s, "foreign_key") >= 1, "box {i}: {s}");
+        assert!(s.counters.rejected.foreign_key.unwrap_or(0) >= 1, "box {i}: {}", json(&s));
     }
     let foreign = boxes.status(3).expect("status");
     assert_eq!(alive_peers(&foreign), 0);
@@ -160,7 +158,7 @@ fn a_box_of_another_deployment_is_ignored() {
     assert!(out.status.success(), "{target}: {out:?}");
     std::thread::sleep(Duration::from_millis(500));
     let s = boxes.status(0).expect("status");
-    assert!(rejected(&s, "bad_mac") >= 50, "{s}");
+    assert!(s.counters.rejected.bad_mac >= 50, "{}", json(&s));
 }
 
 #[test]
@@ -214,10 +212,10 @@ print(len(captured))
     assert!(captured >= 10, "captured only {captured} datagrams");
     std::thread::sleep(Duration::from_secs(1));
     let after = boxes.status(0).expect("box 0 still answers");
-    let r = rejected;
-    assert!(r(&after, "replay") >= r(&before, "replay") + captured, "replays: {after}");
-    assert!(r(&after, "bad_mac") > r(&before, "bad_mac"), "{after}");
-    assert!(r(&after, "unknown_version") >= r(&before, "unknown_version") + 50, "{after}");
+    let (r, was) = (&after.counters.rejected, &before.counters.rejected);
+    assert!(r.replay >= was.replay + captured, "replays: {}", json(&after));
+    assert!(r.bad_mac > was.bad_mac, "{}", json(&after));
+    assert!(r.unknown_version >= was.unknown_version + 50, "{}", json(&after));
     // Nothing else changed: still two live peers, still receiving new segments.
     assert_eq!(alive_peers(&after), 2);
     let newest_then = newest(&after, TEST).unwrap_or(0);
@@ -247,7 +245,7 @@ fn sighup_reloads_the_log_level_and_sigterm_says_goodbye() {
     // A clean stop: box 1 hears the goodbye long before any timeout would drop box 0.
     let status = boxes.stop(0, Duration::from_secs(5));
     assert!(status.is_some_and(|s| s.success()), "box 0 exit: {status:?}");
-    let peers_left = boxes.status(1).map(|s| s["peers"].as_array().map_or(0, |p| p.len()));
+    let peers_left = boxes.status(1).map(|s| s.peers.len());
     assert_eq!(peers_left, Some(0), "box 1 still lists box 0 right after its goodbye");
 }
 

@@ -10,10 +10,18 @@ use std::time::Duration;
 use shoal_testbed::{encode_clip, ClipSpec, ProcessId};
 
 mod common;
-use common::boxes::{channel, BoxConfig, Boxes};
+use common::boxes::{channel, json, BoxConfig, Boxes};
+use shoal::model::status::Status;
+use shoal::model::InputStats;
 
 fn skip() -> bool {
     common::skip(&[("ffmpeg", "ffmpeg")])
+}
+
+/// The input counters of channel `id` in a status: the channel must be there, with them.
+fn input_of(status: &Status, id: &str) -> InputStats {
+    let channel = channel(status, id).unwrap_or_else(|| panic!("no channel {id}: {}", json(status)));
+    channel.input.unwrap_or_else(|| panic!("channel {id} has no input counters: {}", json(channel)))
 }
 
 /// The test clip (H.264/AAC, 320x180, 2 s GOPs, 16 s, loops seamlessly), made once per target dir.
@@ -88,13 +96,13 @@ fn a_multicast_feed_plays_on_every_box() {
     for i in (0..3).filter(|&i| i != ingester) {
         let status = boxes.status(i).expect("status");
         let mc = channel(&status, "mc").expect("the channel");
-        assert!(mc["segments_from_peers"].as_u64() > Some(0), "box {i} got segments from peers: {mc}");
-        assert_eq!(mc["segments_from_origin"], 0, "box {i} did not join the group: {mc}");
+        assert!(mc.segments_from_peers > 0, "box {i} got segments from peers: {}", json(mc));
+        assert_eq!(mc.segments_from_origin, 0, "box {i} did not join the group: {}", json(mc));
     }
     let status = boxes.status(ingester).expect("status");
-    let input = &channel(&status, "mc").expect("the channel")["input"];
-    assert!(input["segments"].as_u64() > Some(3), "{input}");
-    assert_eq!(input["cc_errors"], 0, "a clean feed has no continuity errors: {input}");
+    let input = input_of(&status, "mc");
+    assert!(input.segments > 3, "{input:?}");
+    assert_eq!(input.cc_errors, 0, "a clean feed has no continuity errors: {input:?}");
 }
 
 /// A continuous HTTP-TS server (what encoders and udpxy offer): every client gets the file
@@ -191,9 +199,9 @@ fn rtp_http_ts_and_file_sources_play() {
     // A lone box relaying to its own TV passes the feed through: no segment is cut for it.
     assert_plays(boxes, 0, "/rtp/239.255.10.2:5002", 6);
     let status = boxes.status(0).expect("status");
-    let rtp = channel(&status, "rtp").expect("the channel");
-    assert_eq!(rtp["input"]["segments"], 0, "nobody needed segments: {rtp}");
-    assert!(rtp["input"]["bytes"].as_u64() > Some(100_000), "{rtp}");
+    let rtp = input_of(&status, "rtp");
+    assert_eq!(rtp.segments, 0, "nobody needed segments: {rtp:?}");
+    assert!(rtp.bytes > 100_000, "{rtp:?}");
     for id in ["rtp", "httpts", "file"] {
         assert_plays(boxes, 0, &format!("/hls/{id}/index.m3u8"), 8);
         assert_plays(boxes, 0, &format!("/ts/{id}"), 6);
@@ -253,7 +261,7 @@ fn udpxy_urls_relay_feeds_no_config_names() {
     let other = 1 - ingesters[0];
     let status = boxes.status(other).expect("status");
     let relayed = channel(&status, name).expect("the relayed feed is a channel");
-    assert!(relayed["segments_from_peers"].as_u64() > Some(0), "{relayed}");
+    assert!(relayed.segments_from_peers > 0, "{}", json(relayed));
     // Refusals, with the reason.
     for (path, code) in [
         ("/udp/10.99.0.1:53", 403),
@@ -344,9 +352,9 @@ fn a_feed_without_keyframe_flags_is_cut_at_keyframes() {
         assert!(seconds <= 2.01, "{playlist}");
     }
     let status = boxes.status(0).expect("status");
-    let input = &channel(&status, "norai").expect("the channel")["input"];
-    assert_eq!(input["keyframes_by_flag"], 0, "{input}");
-    assert!(input["keyframes_by_scan"].as_u64() > Some(3), "{input}");
+    let input = input_of(&status, "norai");
+    assert_eq!(input.keyframes_by_flag, 0, "{input:?}");
+    assert!(input.keyframes_by_scan > 3, "{input:?}");
 }
 
 /// A damaged feed (lost datagrams, garbage, scrambled packets) is counted and skipped: the box
@@ -369,10 +377,10 @@ fn a_damaged_feed_is_counted_and_skipped() {
     assert!(frames >= 150, "{frames} frames of 250 through the damage\n{}", boxes.logs());
     assert!(boxes.alive(0), "the box died:\n{}", boxes.logs());
     let status = boxes.status(0).expect("the box answers");
-    let input = &channel(&status, "damaged").expect("the channel")["input"];
-    assert!(input["cc_errors"].as_u64() > Some(10), "losses are counted: {input}");
-    assert!(input["garbage_bytes"].as_u64() > Some(0), "garbage is counted: {input}");
-    assert!(input["segments"].as_u64() > Some(3), "{input}");
+    let input = input_of(&status, "damaged");
+    assert!(input.cc_errors > 10, "losses are counted: {input:?}");
+    assert!(input.garbage_bytes > 0, "garbage is counted: {input:?}");
+    assert!(input.segments > 3, "{input:?}");
     boxes.kill(0);
 }
 
@@ -392,7 +400,7 @@ fn another_box_joins_when_the_ingester_dies() {
     let watcher = (ingester + 1) % 3;
     assert!(
         boxes.wait_all(Duration::from_secs(20), |s| {
-            channel(s, "mc").is_some_and(|c| c["segments_held"].as_u64() >= Some(3))
+            channel(s, "mc").is_some_and(|c| c.segments_held >= 3)
         }),
         "the boxes hold no window:\n{}",
         boxes.logs()
@@ -439,12 +447,13 @@ fn the_feed_is_joined_again_when_the_address_changes() {
     let config = format!("{}always_on = true\n", lineup_channel("mc", "udp://@239.255.10.9:5016"));
     let boxes = stage.start([config]);
     // Asked over loopback: the box's LAN address is about to change.
-    let input = |boxes: &Boxes| -> serde_json::Value {
+    // `None` until the box answers with the channel's input counters.
+    let input = |boxes: &Boxes| -> Option<InputStats> {
         let status = boxes.status_over_loopback(0).unwrap_or_default();
-        channel(&status, "mc").map(|c| c["input"].clone()).unwrap_or_default()
+        channel(&status, "mc").and_then(|c| c.input)
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while input(boxes)["segments"].as_u64() < Some(2) {
+    while input(boxes).map(|i| i.segments) < Some(2) {
         assert!(std::time::Instant::now() < deadline, "no segments:\n{}", boxes.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -456,7 +465,7 @@ fn the_feed_is_joined_again_when_the_address_changes() {
         assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while input(boxes)["rejoins"].as_u64() < Some(1) {
+    while input(boxes).map(|i| i.rejoins) < Some(1) {
         assert!(std::time::Instant::now() < deadline, "never joined again:\n{}", boxes.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -464,8 +473,8 @@ fn the_feed_is_joined_again_when_the_address_changes() {
     std::thread::sleep(Duration::from_secs(6));
     let after = input(boxes);
     assert!(
-        after["segments"].as_u64() >= before["segments"].as_u64().map(|s| s + 2),
-        "the feed stopped after the change: {before} → {after}\n{}",
+        after.map(|i| i.segments) >= before.map(|i| i.segments + 2),
+        "the feed stopped after the change: {before:?} → {after:?}\n{}",
         boxes.logs()
     );
 }

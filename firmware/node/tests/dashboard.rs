@@ -59,8 +59,7 @@ fn start() -> Boxes {
 /// Box `i`'s node id, from its `/api/status` (`box.node_id`, or `node_id` in older builds).
 fn node_id(boxes: &Boxes, i: usize) -> Option<String> {
     let status = boxes.status(i)?;
-    let id = status["box"]["node_id"].as_str().or_else(|| status["node_id"].as_str())?;
-    Some(id.to_owned())
+    [status.this_box.node_id, status.node_id].into_iter().find(|id| !id.is_empty())
 }
 
 /// Why the browser half cannot run here, or `None` when Chromium, node and playwright-core are
@@ -191,11 +190,7 @@ fn dashboard_lists_the_swarm_and_plays_a_channel() {
     let identify = result["identify"].as_str().unwrap_or_default();
     assert!(identify.starts_with("The box is identifying"), "the identify button's answer: {identify:?}");
     let identifying = swarm.status(0);
-    assert_eq!(
-        identifying.map(|s| s["box"]["identifying"].clone()),
-        Some(Value::Bool(true)),
-        "box 0 identifies"
-    );
+    assert_eq!(identifying.map(|s| s.this_box.identifying), Some(true), "box 0 identifies");
     let refused = result["identify_refused"].as_str().unwrap_or_default();
     assert!(
         refused.starts_with("Refused (403)"),

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+use shoal::model::status::{Counters, SwarmReport};
 use shoal_testbed::{make_test_ca, ClipSpec, Origin, OriginOptions, Truncate};
 
 mod common;
-use common::boxes::{alive_peers, counter, BoxConfig, Boxes, HTTP_PORT};
+use common::boxes::{alive_peers, read_json, BoxConfig, Boxes, HTTP_PORT};
 
 /// The channel every box ingests from the origin.
 const LIVE: &str = "live";
@@ -104,8 +104,9 @@ impl Swarm {
         play_realtime(&self.prefix(i), &self.url(i, path), seconds)
     }
 
-    fn counter(&self, i: usize, name: &str) -> u64 {
-        self.status(i).map_or(0, |s| counter(&s, name))
+    /// A counter of box `i`'s status, 0 when it does not answer.
+    fn counter(&self, i: usize, counter: impl Fn(&Counters) -> u64) -> u64 {
+        self.status(i).map_or(0, |s| counter(&s.counters))
     }
 
     /// Asks box 0 for the playlist (starting the channel) and returns the ingester.
@@ -252,8 +253,9 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     let fetches = swarm.origin.segment_fetches();
     let per_segment = swarm.origin.fetches_per_segment().expect("the origin served segments");
     assert!(per_segment <= 1.02, "origin fetches per segment {per_segment:.3}: {fetches:?}");
-    let sum = |name| (0..4).map(|i| swarm.counter(i, name)).sum::<u64>();
-    let (origin_bytes, peer_bytes, served) = (sum("origin_bytes"), sum("peer_bytes"), sum("served_bytes"));
+    let sum = |counter: fn(&Counters) -> u64| (0..4).map(|i| swarm.counter(i, counter)).sum::<u64>();
+    let (origin_bytes, peer_bytes, served) =
+        (sum(|c| c.origin_bytes), sum(|c| c.peer_bytes), sum(|c| c.served_bytes));
     let efficiency = peer_bytes as f64 / (peer_bytes + origin_bytes) as f64;
     let savings = 1.0 - origin_bytes as f64 / served as f64;
     eprintln!(
@@ -269,7 +271,7 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
     // The swarm report of any box agrees with the origin's own count of what it sent.
     let (code, report) = swarm.get(2, "/api/swarm");
     assert_eq!(code, 200);
-    let report: Value = serde_json::from_slice(&report).expect("JSON");
+    let report: SwarmReport = read_json("box 2's /api/swarm", &String::from_utf8_lossy(&report));
     let origin_sent: u64 = swarm
         .origin
         .fetch_log()
@@ -277,14 +279,14 @@ fn four_boxes_play_a_live_origin_fetching_each_segment_once() {
         .filter(|e| e.is_media_segment() && e.method == "GET")
         .map(|e| e.sent)
         .sum();
-    let totals = &report["totals"];
-    assert_eq!(totals["bytes_from_origin"].as_u64(), Some(origin_sent), "{report:#}");
-    assert_eq!(report["boxes"].as_array().map(Vec::len), Some(4), "{report:#}");
-    let reported = totals["uplink_savings"].as_f64().expect("a figure");
-    let tvs = totals["bytes_to_tvs"].as_u64().expect("bytes to TVs");
+    let totals = &report.totals;
+    assert_eq!(totals.traffic.bytes_from_origin, origin_sent, "{report:#?}");
+    assert_eq!(report.boxes.len(), 4, "{report:#?}");
+    let reported = totals.figures.uplink_savings.expect("a figure");
+    let tvs = totals.traffic.bytes_to_tvs;
     let from_origin_log = 1.0 - origin_sent as f64 / tvs as f64;
     assert!((reported - from_origin_log).abs() < 1e-9, "{reported} vs {from_origin_log}");
-    assert_eq!(totals["origin_fetches_per_segment"].as_f64(), Some(per_segment), "{report:#}");
+    assert_eq!(totals.figures.origin_fetches_per_segment, Some(per_segment), "{report:#?}");
 
     // Prometheus reads the metrics as they are.
     let (code, metrics) = swarm.get(0, "/metrics");
@@ -472,7 +474,8 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     }
     let mut swarm = Swarm::start("outage", 2, Setup::default());
     let ingester = swarm.ingester_after_first_request();
-    let led = |swarm: &Swarm, i: usize| swarm.status(i).map(|s| s["box"]["led"].clone());
+    // `None`: no answer, or no LED.
+    let led = |swarm: &Swarm, i: usize| swarm.status(i).and_then(|s| s.this_box.led);
     std::thread::sleep(Duration::from_secs(4));
     let Swarm { boxes, origin } = &mut swarm;
     origin.stop_server(&mut boxes.bed).expect("origin stopped");
@@ -494,10 +497,10 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     eprintln!("503 after {after:?}: {reason}");
     // The ingester's status LED says what is wrong. The standby may have taken over when the
     // segments stopped, and then sees the same; otherwise it has nothing to show.
-    assert_eq!(led(&swarm, ingester), Some(Value::from("origin-unreachable")));
+    assert_eq!(led(&swarm, ingester).as_deref(), Some("origin-unreachable"));
     let other = led(&swarm, 1 - ingester);
     assert!(
-        other == Some(Value::from("searching")) || other == Some(Value::from("origin-unreachable")),
+        other.as_deref() == Some("searching") || other.as_deref() == Some("origin-unreachable"),
         "{other:?}"
     );
     let Swarm { boxes, origin } = &mut swarm;
@@ -508,7 +511,7 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     }
     let played = swarm.play(1, "/hls/live/index.m3u8", 10);
     played.assert_ok(10 * 25 - 10, "after the origin returned");
-    assert_eq!(led(&swarm, ingester), Some(Value::from("streaming")));
+    assert_eq!(led(&swarm, ingester).as_deref(), Some("streaming"));
 }
 
 /// A VOD origin playlist is served whole with `ENDLIST`, with HEAD and Range on its segments; the
@@ -623,8 +626,8 @@ fn vod_assets_ranges_and_the_guide_are_served() {
     assert!(refused.ends_with("\n403") && refused.contains("10.99.0.1/32"), "{refused}");
     let allowed = post(0, "/api/identify");
     assert!(allowed.ends_with("\n200") && allowed.contains("\"identifying\": true"), "{allowed}");
-    let (_, status) = swarm.get(1, "/api/status");
-    assert!(String::from_utf8_lossy(&status).contains("\"identifying\": false"), "box 1 was not asked");
+    let status = swarm.status(1).expect("box 1 answers");
+    assert!(!status.this_box.identifying, "box 1 was not asked");
     assert!(post(0, "/api/lift-bans").ends_with("\n200"));
     // Another site's page in an admin's browser may not act for it.
     for header in ["Sec-Fetch-Site: cross-site", "Origin: http://evil.example"] {

@@ -106,6 +106,8 @@ impl Drop for FakeBox {
     }
 }
 
+// What a box serves, as JSON on purpose: these tests are about the wire shape `shoal status`
+// reads (from boxes of this version and older ones), not about the typed status.
 const STATUS: &str = r#"{
     "box": { "node_id": "1a2b3c4d5e6f70811a2b3c4d5e6f7081", "board": "rpi4", "version": "0.1.0",
              "uptime_s": 65, "addresses": ["10.99.0.1"], "http_port": 7471 },

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use shoal::model::status::{AssetStatus, Status};
 use shoal_testbed::{encode_vod_asset, Bed, Origin, VodSpec};
 
 mod common;
-use common::boxes::Boxes;
+use common::boxes::{json, Boxes};
 
 const BOXES: usize = 4;
 /// The box whose cache lives on a tmpfs smaller than its share of the asset.
@@ -71,8 +71,8 @@ fn spawn_player(bed: &Bed, host: usize, args: &[String]) -> std::process::Child 
         .expect("ffmpeg starts")
 }
 
-fn asset_of<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status.pointer("/cache/assets")?.as_array()?.iter().find(|a| a["name"] == name)
+fn asset_of<'a>(status: &'a Status, name: &str) -> Option<&'a AssetStatus> {
+    status.cache.as_ref()?.assets.iter().find(|a| a.name.as_deref() == Some(name))
 }
 
 fn prefill(bed: &Bed, i: usize, full: bool) -> Output {
@@ -151,12 +151,12 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     assert_eq!(fetches.len(), asset.segments, "every segment fetched: {fetches:?}");
     assert!(fetches.values().all(|&n| n == 1), "a segment was fetched twice: {fetches:?}");
     let complete = boxes.wait_all(Duration::from_secs(20), |s| {
-        asset_of(s, "films").is_some_and(|a| a["complete"] == true && a["segments_total"] == asset.segments)
+        asset_of(s, "films").is_some_and(|a| a.complete && a.segments_total == Some(asset.segments as u64))
     });
     assert!(complete, "not every box knows the whole asset:\n{}", boxes.logs());
     let on_disk: u64 = (0..BOXES)
         .filter_map(|i| boxes.status(i))
-        .filter_map(|s| asset_of(&s, "films").and_then(|a| a["segments_on_disk"].as_u64()))
+        .filter_map(|s| asset_of(&s, "films").map(|a| a.segments_on_disk))
         .sum();
     assert!(
         on_disk >= asset.segments as u64,
@@ -183,12 +183,9 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
 
     // The small disk filled up: the box evicted (or failed writes), kept running, and played.
     let status = boxes.status(SMALL_DISK_BOX).expect("the small-disk box answers");
-    let disk = &status["cache"]["disk"];
-    assert!(
-        disk["evictions"].as_u64().unwrap_or(0) + disk["write_errors"].as_u64().unwrap_or(0) > 0,
-        "the small disk never filled: {disk}"
-    );
-    assert!(disk["used_bytes"].as_u64().unwrap_or(u64::MAX) <= TMPFS_MB << 20, "{disk}");
+    let disk = &status.cache.as_ref().unwrap_or_else(|| panic!("no cache: {}", json(&status))).disk;
+    assert!(disk.evictions + disk.write_errors > 0, "the small disk never filled: {disk:?}");
+    assert!(disk.used_bytes <= TMPFS_MB << 20, "{disk:?}");
 
     // Seeking into the middle, and a byte range of a segment, from box 1.
     let out = common::run_bounded(
@@ -220,9 +217,9 @@ fn a_vod_asset_is_fetched_once_per_lan_kept_across_restarts_and_served_by_every_
     common::assert_played(&out, frames_expected, "box 2 after its restart");
     let status = boxes.status(2).expect("box 2 answers");
     assert!(
-        status["cache"]["counters"]["disk_hits"].as_u64().unwrap_or(0) > 0,
+        status.cache.as_ref().is_some_and(|c| c.counters.disk_hits > 0),
         "box 2 served nothing from its disk: {}",
-        status["cache"]
+        json(&status.cache)
     );
     let log = origin.fetch_log();
     assert_eq!(

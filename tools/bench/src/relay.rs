@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use shoal_model::status::Status;
 use shoal_testbed::{skip_reason, Bed};
 
 const CHANNELS: usize = 8;
@@ -236,11 +237,8 @@ fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, Str
         let status = bed
             .http_get(0, &format!("http://{box_ip}:7471/api/status"))
             .ok()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
-        let alive = status
-            .as_ref()
-            .and_then(|s| s["peers"].as_array())
-            .map(|p| p.iter().filter(|p| p["alive"] == true).count());
+            .and_then(|s| serde_json::from_str::<Status>(&s).ok());
+        let alive = status.as_ref().map(|s| s.alive_peers().count());
         if alive.is_some_and(|a| a >= peers_needed) {
             break;
         }
@@ -290,11 +288,10 @@ fn measure(binary: &Path, mbit: u32, with_peer: bool) -> Result<Measurement, Str
     let status = bed
         .http_get(0, &format!("http://{box_ip}:7471/api/status"))
         .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|s| serde_json::from_str::<Status>(&s).ok())
         .unwrap_or_default();
-    let store_bytes = status["store"]["used_bytes"].as_u64().unwrap_or(0);
-    let ingested =
-        status["channels"].as_array().map_or(0, |c| c.iter().filter(|c| c["ingesting"] == true).count());
+    let store_bytes = status.store.used_bytes;
+    let ingested = status.channels.iter().filter(|c| c.ingesting).count();
     // Let the clients finish (they stop at WARM_UP + WINDOW after they started).
     std::thread::sleep(Duration::from_secs(4));
     let mut rates = Vec::new();

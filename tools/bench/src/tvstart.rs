@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use shoal_model::status::Status;
 
 /// The floor for first byte of a channel already in the store.
 const FLOOR: Duration = Duration::from_millis(50);
@@ -162,10 +162,8 @@ impl Demo {
         let demo = Demo { _process: process, boxes };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let statuses: Vec<Value> = demo.boxes.iter().filter_map(|b| status(*b)).collect();
-            let alive = |s: &Value| {
-                s["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
-            };
+            let statuses: Vec<Status> = demo.boxes.iter().filter_map(|b| status(*b)).collect();
+            let alive = |s: &Status| s.alive_peers().count();
             if statuses.len() == demo.boxes.len() && statuses.iter().all(|s| alive(s) == demo.boxes.len() - 1)
             {
                 return Ok(demo);
@@ -182,9 +180,11 @@ impl Demo {
     fn viewer_box(&self) -> (SocketAddr, &'static str) {
         for b in &self.boxes {
             let Some(s) = status(*b) else { continue };
-            let me = &s["node_id"];
-            let channel = &s["channels"][0];
-            if channel["ingester"] != *me && channel["standby"] != *me {
+            let me = Some(s.node_id.as_str());
+            let channel = s.channels.first();
+            let (ingester, standby) =
+                (channel.and_then(|c| c.ingester.as_deref()), channel.and_then(|c| c.standby.as_deref()));
+            if ingester != me && standby != me {
                 return (*b, "neither ingester nor standby");
             }
         }
@@ -193,7 +193,7 @@ impl Demo {
 }
 
 /// A box's `/api/status`.
-fn status(addr: SocketAddr) -> Option<Value> {
+fn status(addr: SocketAddr) -> Option<Status> {
     let r = get(addr, "/api/status", usize::MAX, Duration::from_secs(2)).ok()?;
     if r.status != 200 {
         return None;
@@ -203,7 +203,7 @@ fn status(addr: SocketAddr) -> Option<Value> {
 
 /// Segments of the test card `addr` holds.
 fn segments_held(addr: SocketAddr) -> u64 {
-    status(addr).and_then(|s| s["channels"][0]["segments_held"].as_u64()).unwrap_or(0)
+    status(addr).and_then(|s| s.channels.first().map(|c| c.segments_held)).unwrap_or(0)
 }
 
 /// The first of `count` consecutive ports free on 127.0.0.1 for TCP and UDP.

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use shoal_model::status::Status;
 use shoal_testbed::{encode_vod_asset, skip_reason, Bed, Origin, ProcessId, VodAsset, VodSpec};
 
 /// Every host's link, each way. At 40 Mbit/s one box needs about 9.5 s just to receive the
@@ -419,9 +420,8 @@ fn prefill(binary: &Path, key: &Path, asset: &VodAsset, n: usize, dir: &Path) ->
         let alive = |host: usize| {
             let url = format!("http://{}:{HTTP_PORT}/api/status", bed.ip(host));
             let status = bed.http_get(host, &url).ok()?;
-            let status: serde_json::Value = serde_json::from_str(&status).ok()?;
-            let peers = status["peers"].as_array()?;
-            Some(peers.iter().filter(|p| p["alive"] == true).count())
+            let status: Status = serde_json::from_str(&status).ok()?;
+            Some(status.alive_peers().count())
         };
         if (1..=n).all(|host| alive(host).is_some_and(|a| a + 1 >= n)) {
             break;

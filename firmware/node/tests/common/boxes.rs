@@ -5,15 +5,20 @@
 //! [`Boxes`] owns the bed (its field `bed`, for whatever else the test runs there: an origin, a
 //! headend, Avahi) and a scratch directory holding every config, key and log. Box `i` runs on
 //! host `i`; hosts past the last box are the test's. Every status read goes through
-//! [`Boxes::status`] and the readers below ([`alive_peers`], [`channel`], [`window`],
-//! [`ingesting`]), so that a change to the status JSON touches this file only.
+//! [`Boxes::status`], which reads it as the daemon's own [`Status`] type (and fails the test
+//! when the JSON served is not exactly what that type reads and writes back, [`read_json`]), and
+//! the tests read it by field, with the readers below ([`alive_peers`], [`channel`], [`window`],
+//! [`ingesting`], [`newest`]) where they read better.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
+use shoal::model::status::{ChannelStatus, Status};
 use shoal_testbed::{Bed, ProcessId, Signal};
 
 use super::{wait_until, Scratch};
@@ -253,25 +258,26 @@ impl Boxes {
         ["ip", "netns", "exec", self.bed.namespace(i)]
     }
 
-    /// Box `i`'s `/api/status`, if it answers.
-    pub(crate) fn status(&self, i: usize) -> Option<Value> {
+    /// Box `i`'s `/api/status`, if it answers (`None`: no answer, or not a 2xx one). An answer
+    /// that is not a [`Status`] fails the test ([`read_json`]).
+    pub(crate) fn status(&self, i: usize) -> Option<Status> {
         self.status_from(i, &self.url(i, "/api/status"))
     }
 
     /// Box `i`'s `/api/status`, asked over its host's loopback (for when its LAN address
     /// changes), if it answers.
-    pub(crate) fn status_over_loopback(&self, i: usize) -> Option<Value> {
+    pub(crate) fn status_over_loopback(&self, i: usize) -> Option<Status> {
         self.status_from(i, &format!("http://127.0.0.1:{HTTP_PORT}/api/status"))
     }
 
-    fn status_from(&self, i: usize, url: &str) -> Option<Value> {
+    fn status_from(&self, i: usize, url: &str) -> Option<Status> {
         let body = self.bed.http_get(i, url).ok()?;
-        serde_json::from_str(&body).ok()
+        Some(read_json(&format!("box {i}'s {url}"), &body))
     }
 
     /// Waits until `check` holds for every running box's status (or `limit` passes); whether
     /// it held. Looks at least once.
-    pub(crate) fn wait_all(&self, limit: Duration, check: impl Fn(&Value) -> bool) -> bool {
+    pub(crate) fn wait_all(&self, limit: Duration, check: impl Fn(&Status) -> bool) -> bool {
         wait_until(limit, || self.running().iter().all(|&i| self.status(i).is_some_and(|s| check(&s))))
     }
 
@@ -351,45 +357,80 @@ impl Boxes {
 // ---------------------------------------------------------------------------------------------
 // Reading a status
 
+/// `body`, a JSON document a box served (`what` names it in messages), read as `T` (a
+/// [`Status`], a [`SwarmReport`](shoal::model::status::SwarmReport)). Fails the test, with the
+/// body, when it does not read as `T`, and when `T` does not write back exactly the JSON served:
+/// every struct of the status reads with `#[serde(default)]`, so a key the type lacks would
+/// otherwise be dropped, and a key the box left out read as 0, `false` or empty, unseen.
+pub(crate) fn read_json<T: DeserializeOwned + Serialize>(what: &str, body: &str) -> T {
+    let typed: T = serde_json::from_str(body).unwrap_or_else(|e| {
+        panic!("{what} does not read as a {} ({e}):\n{body}", std::any::type_name::<T>())
+    });
+    let served: Value = serde_json::from_str(body).expect("what read as a type reads as JSON");
+    let again = serde_json::to_value(&typed).expect("a status writes as JSON");
+    let mut differences = Vec::new();
+    differ("", &served, &again, &mut differences);
+    assert!(
+        differences.is_empty(),
+        "{what} is not what {} reads and writes back: {}\n{body}",
+        std::any::type_name::<T>(),
+        differences.join("; ")
+    );
+    typed
+}
+
+/// Where `served` and `typed` differ, as `<path>: served <a>, typed <b>` lines.
+fn differ(path: &str, served: &Value, typed: &Value, out: &mut Vec<String>) {
+    match (served, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                match b.get(key) {
+                    Some(other) => differ(&format!("{path}/{key}"), value, other, out),
+                    None => out.push(format!("{path}/{key}: served {value}, not in the type")),
+                }
+            }
+            for key in b.keys().filter(|k| !a.contains_key(*k)) {
+                out.push(format!("{path}/{key}: in the type, not served"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                differ(&format!("{path}/{k}"), x, y, out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => out.push(format!("{path}: served {a}, typed {b}")),
+    }
+}
+
+/// A status (or any part of one) as JSON, for failure messages.
+pub(crate) fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("(not JSON: {e})"))
+}
+
 /// Peers a status sees alive.
-pub(crate) fn alive_peers(status: &Value) -> usize {
-    status["peers"].as_array().map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count())
+pub(crate) fn alive_peers(status: &Status) -> usize {
+    status.alive_peers().count()
 }
 
 /// The channel `name` (its id, its name, or its swarm id) in a status.
-pub(crate) fn channel<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-    status["channels"]
-        .as_array()?
-        .iter()
-        .find(|c| c["id"] == name || c["name"] == name || c["swarm_id"] == name)
+pub(crate) fn channel<'a>(status: &'a Status, name: &str) -> Option<&'a ChannelStatus> {
+    status.channels.iter().find(|c| c.id == name || c.name == name || c.swarm_id == name)
 }
 
 /// Whether the box of this status ingests channel `name`.
-pub(crate) fn ingesting(status: &Value, name: &str) -> bool {
-    channel(status, name).is_some_and(|c| c["ingesting"] == true)
+pub(crate) fn ingesting(status: &Status, name: &str) -> bool {
+    channel(status, name).is_some_and(|c| c.ingesting)
 }
 
 /// (seq, content digest) of the complete segments in a box's window of channel `name`.
-pub(crate) fn window(status: &Value, name: &str) -> Vec<(u64, String)> {
+pub(crate) fn window(status: &Status, name: &str) -> Vec<(u64, String)> {
     channel(status, name)
-        .and_then(|c| c["window"].as_array())
-        .map(|w| {
-            w.iter().filter_map(|s| Some((s["seq"].as_u64()?, s["content"].as_str()?.to_owned()))).collect()
-        })
+        .map(|c| c.window.iter().filter_map(|s| Some((s.seq, s.content.clone()?))).collect())
         .unwrap_or_default()
 }
 
 /// The newest segment number in a box's window of channel `name`, if it holds any.
-pub(crate) fn newest(status: &Value, name: &str) -> Option<u64> {
+pub(crate) fn newest(status: &Status, name: &str) -> Option<u64> {
     window(status, name).last().map(|w| w.0)
-}
-
-/// A counter of a status (`counters.<name>`), 0 when absent.
-pub(crate) fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name].as_u64().unwrap_or(0)
-}
-
-/// A rejection counter of a status (`counters.rejected.<name>`), 0 when absent.
-pub(crate) fn rejected(status: &Value, name: &str) -> u64 {
-    status["counters"]["rejected"][name].as_u64().unwrap_or(0)
 }
