@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 mod common;
-use common::boxes::{alive_peers, ingesting, json, newest, window, BoxConfig, Boxes, UDP_PORT};
+use common::boxes::{alive_peers, ingesting, json, newest, read_json, window, BoxConfig, Boxes, UDP_PORT};
+use shoal::model::status::Status;
 use shoal_testbed::Signal;
 
 /// The lineup of most tests: the built-in test source, always on.
@@ -47,6 +48,20 @@ fn assert_same_segments(boxes: &Boxes, channel: &str) -> usize {
         }
     }
     compared
+}
+
+/// The harness's status reader is strict: the typed status must be exactly the JSON served, so
+/// that a key the type lacks, or a key the box left out (which `#[serde(default)]` would read as
+/// 0), fails the test rather than passing unseen. No bed needed.
+#[test]
+fn a_status_that_is_not_exactly_the_type_fails_the_read() {
+    let served = serde_json::to_string(&Status { node_id: "ab".into(), ..Status::default() }).expect("JSON");
+    assert_eq!(read_json::<Status>("a status", &served).node_id, "ab");
+    let fails = |body: String| std::panic::catch_unwind(|| read_json::<Status>("a status", &body)).is_err();
+    assert!(fails(served.replacen('{', "{\"no_such_key\":1,", 1)), "a key the type lacks");
+    assert!(fails(served.replacen("\"uptime_s\":0,", "", 1)), "a key left out");
+    assert!(fails("<html>".to_owned()), "not JSON");
+    assert!(fails("{\"channels\": \"nope\"}".to_owned()), "not a status");
 }
 
 #[test]
