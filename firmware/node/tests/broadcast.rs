@@ -10,8 +10,8 @@ use std::time::Duration;
 use shoal_testbed::{encode_clip, ClipSpec, ProcessId};
 
 mod common;
-use common::boxes::{channel, json, BoxConfig, Boxes};
-use shoal::model::status::Status;
+use common::boxes::{channel, json, read_json, BoxConfig, Boxes};
+use shoal::model::status::{Status, SwarmReport};
 use shoal::model::InputStats;
 
 fn skip() -> bool {
@@ -262,6 +262,24 @@ fn udpxy_urls_relay_feeds_no_config_names() {
     let status = boxes.status(other).expect("status");
     let relayed = channel(&status, name).expect("the relayed feed is a channel");
     assert!(relayed.segments_from_peers > 0, "{}", json(relayed));
+    // The relayed feed is a channel like any other to the operator: its lineup id in
+    // /api/status, a row of /api/swarm with its ingester, and a label in /metrics.
+    let id = "udp-239_255_10_3-5004";
+    assert_eq!(relayed.id, id, "{}", json(relayed));
+    let (code, report) = boxes.get(other, "/api/swarm");
+    assert_eq!(code, 200);
+    let report: SwarmReport = read_json("/api/swarm", &String::from_utf8_lossy(&report));
+    let row = report
+        .channels
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} in /api/swarm: {report:#?}"));
+    assert!(row.ingester.is_some() && row.figures.traffic.bytes_from_peers > 0, "{row:#?}");
+    let (code, metrics) = boxes.get(other, "/metrics");
+    assert_eq!(code, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains(&format!("shoal_channel_peer_bytes_total{{channel=\"{id}\"}}")), "{metrics}");
+    assert!(!metrics.contains("channel=\"\""), "an unlabelled channel in /metrics:\n{metrics}");
     // Refusals, with the reason.
     for (path, code) in [
         ("/udp/10.99.0.1:53", 403),
