@@ -14,7 +14,7 @@ use shoal::model::status::{Counters, SwarmReport};
 use shoal_testbed::{make_test_ca, ClipSpec, Origin, OriginOptions, Truncate};
 
 mod common;
-use common::boxes::{alive_peers, read_json, BoxConfig, Boxes, HTTP_PORT};
+use common::boxes::{alive_peers, json, read_json, BoxConfig, Boxes, HTTP_PORT};
 
 /// The channel every box ingests from the origin.
 const LIVE: &str = "live";
@@ -570,6 +570,8 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     }
     let mut swarm = Swarm::start("outage", 2, Setup::default());
     let ingester = swarm.ingester_after_first_request();
+    // The TV is on the box that does not ingest: what it is told must come from the ingester.
+    let tv = 1 - ingester;
     // `None`: no answer, or no LED.
     let led = |swarm: &Swarm, i: usize| swarm.status(i).and_then(|s| s.this_box.led);
     std::thread::sleep(Duration::from_secs(4));
@@ -577,11 +579,11 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     origin.stop_server(&mut boxes.bed).expect("origin stopped");
     let stopped = Instant::now();
     // Right after the outage the window is still served.
-    let (code, _) = swarm.get(1, "/hls/live/index.m3u8");
+    let (code, _) = swarm.get(tv, "/hls/live/index.m3u8");
     assert_eq!(code, 200, "the buffered window is served at first");
     let mut unavailable = None;
     while stopped.elapsed() < Duration::from_secs(30) {
-        let (code, body) = swarm.get(1, "/hls/live/index.m3u8");
+        let (code, body) = swarm.get(tv, "/hls/live/index.m3u8");
         if code == 503 {
             unavailable = Some((stopped.elapsed(), String::from_utf8_lossy(&body).into_owned()));
             break;
@@ -591,21 +593,21 @@ fn an_origin_outage_gives_the_window_then_503_then_recovers() {
     let (after, reason) = unavailable.expect("a 503 once the window is stale");
     assert!(reason.contains("origin"), "the 503 says why: {reason}");
     eprintln!("503 after {after:?}: {reason}");
-    // The ingester's status LED says what is wrong. The standby may have taken over when the
-    // segments stopped, and then sees the same; otherwise it has nothing to show.
+    // Both LEDs say what is wrong: the ingester's, whose source fails, and the TV's box's, which
+    // learns it from the ingester's announcement (it does not ingest, so it could not see it
+    // itself; it showed "streaming" while its TVs got 503s before the health travelled).
     assert_eq!(led(&swarm, ingester).as_deref(), Some("origin-unreachable"));
-    let other = led(&swarm, 1 - ingester);
-    assert!(
-        other.as_deref() == Some("searching") || other.as_deref() == Some("origin-unreachable"),
-        "{other:?}"
-    );
+    assert_eq!(led(&swarm, tv).as_deref(), Some("origin-unreachable"));
+    let status = swarm.status(tv).expect("status");
+    let live = status.channel(LIVE).expect("the channel");
+    assert_eq!(live.origin_failing, Some(true), "the TV's box reports the ingester's word: {}", json(live));
     let Swarm { boxes, origin } = &mut swarm;
     origin.start_server(&mut boxes.bed).expect("origin back");
     let back = Instant::now();
-    while back.elapsed() < Duration::from_secs(30) && swarm.get(1, "/hls/live/index.m3u8").0 != 200 {
+    while back.elapsed() < Duration::from_secs(30) && swarm.get(tv, "/hls/live/index.m3u8").0 != 200 {
         std::thread::sleep(Duration::from_millis(500));
     }
-    let played = swarm.play(1, "/hls/live/index.m3u8", 10);
+    let played = swarm.play(tv, "/hls/live/index.m3u8", 10);
     played.assert_ok(10 * 25 - 10, "after the origin returned");
     assert_eq!(led(&swarm, ingester).as_deref(), Some("streaming"));
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hyper::body::Bytes;
 use shoal_core::{ChannelId, Engine, Event, Instant, Store};
-use smol::channel::{Receiver, Sender};
+use smol::channel::{Receiver, Sender, TryRecvError};
 use smol::future::FutureExt;
 use smol::{Async, Timer};
 
@@ -34,6 +34,8 @@ use report::{PeerMeta, Records};
 /// Datagrams read per wake-up before the engine's outputs are drained (keeps latency bounded
 /// under a flood).
 const READ_BATCH: usize = 256;
+/// Commands and source events taken per turn besides the one that woke the driver.
+const QUEUE_BATCH: usize = 32;
 /// Receive buffer requested from the kernel: about 30 ms of 1 Gbit/s, so bursts from several
 /// peers are not dropped while the driver hashes a block.
 const RECV_BUFFER: usize = 4 * 1024 * 1024;
@@ -214,6 +216,27 @@ pub async fn drive(
             Wake::Source(Some(event)) => driver.source_event(now, event),
             Wake::Source(None) => sources_open = false,
             Wake::Timer => {}
+        }
+        // The race above favours the socket: under a steady stream of datagrams it would win
+        // every turn, and queries and sources' segments would wait for a quiet moment. Each
+        // turn therefore also takes what is already queued, a bounded batch of each.
+        for _ in 0..QUEUE_BATCH {
+            match commands.try_recv() {
+                Ok(Command::Shutdown) | Err(TryRecvError::Closed) => {
+                    log::info!("saying goodbye to peers");
+                    driver.engine.close(now);
+                    driver.flush().await;
+                    return;
+                }
+                Ok(command) => driver.command(now, command).await,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        for _ in 0..QUEUE_BATCH {
+            match sources.try_recv() {
+                Ok(event) => driver.source_event(now, event),
+                Err(_) => break,
+            }
         }
         driver.after_input(now).await;
     }
