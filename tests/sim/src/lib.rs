@@ -572,6 +572,24 @@ impl Sim {
         self.rng.next_u64()
     }
 
+    /// The running boxes that fetch the channel from the origin now.
+    pub fn ingesters(&self) -> Vec<usize> {
+        let channel = sim_channel();
+        self.running()
+            .into_iter()
+            .filter(|&i| self.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))
+            .collect()
+    }
+
+    /// Takeovers counted by the running boxes.
+    pub fn takeovers(&self) -> u64 {
+        self.running()
+            .iter()
+            .filter_map(|&i| self.boxes[i].engine.as_ref())
+            .map(|e| e.counters().takeovers)
+            .sum()
+    }
+
     /// Which boxes are running.
     pub fn running(&self) -> Vec<usize> {
         (0..self.boxes.len()).filter(|&i| self.boxes[i].engine.is_some()).collect()

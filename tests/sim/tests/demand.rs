@@ -5,20 +5,7 @@
 
 use core::time::Duration;
 
-use shoal_sim::{run_scenario, sim_channel, Sim, SimConfig};
-
-/// Boxes that fetch the channel now.
-fn ingesters(sim: &Sim) -> Vec<usize> {
-    let channel = sim_channel();
-    sim.running()
-        .into_iter()
-        .filter(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))
-        .collect()
-}
-
-fn takeovers(sim: &Sim) -> u64 {
-    sim.running().iter().filter_map(|&i| sim.boxes[i].engine.as_ref()).map(|e| e.counters().takeovers).sum()
-}
+use shoal_sim::{run_scenario, Sim, SimConfig};
 
 /// Origin fetches per segment for the segments the origin made available in `window`, and how
 /// many there were.
@@ -34,15 +21,15 @@ fn a_channel_demanded_after_idling_is_fetched_once() {
         let mut sim = Sim::new(config);
         // Nobody watches for 20 s: nothing is fetched.
         sim.run_for(Duration::from_secs(20));
-        assert!(ingesters(&sim).is_empty(), "an unwatched channel is not fetched");
+        assert!(sim.ingesters().is_empty(), "an unwatched channel is not fetched");
         assert_eq!(sim.origin.total_fetches(), 0);
         let ranking = sim.ranking();
         let (ingester, standby) = (ranking[0], ranking[1]);
         // A TV on the standby tunes in.
         sim.want(standby, true);
         sim.run_for(Duration::from_secs(30));
-        assert_eq!(ingesters(&sim), [ingester], "the elected box fetches, alone");
-        assert_eq!(takeovers(&sim), 0, "nobody took over from an ingester that was starting");
+        assert_eq!(sim.ingesters(), [ingester], "the elected box fetches, alone");
+        assert_eq!(sim.takeovers(), 0, "nobody took over from an ingester that was starting");
         let (per_segment, segments) = fetches(&sim, Duration::from_secs(20)..Duration::from_secs(48));
         assert!(segments >= 12, "{segments} segments");
         assert_eq!(per_segment, 1.0, "{segments} segments");
@@ -58,16 +45,16 @@ fn a_channel_watched_again_after_a_pause_is_fetched_once() {
         let (ingester, standby, third) = (ranking[0], ranking[1], ranking[2]);
         sim.want(third, true);
         sim.run_for(Duration::from_secs(20));
-        assert_eq!(ingesters(&sim), [ingester]);
+        assert_eq!(sim.ingesters(), [ingester]);
         // The TV leaves; 20 s later TVs on the standby and on the ingester tune in at once.
         sim.want(third, false);
         sim.run_for(Duration::from_secs(20));
-        assert!(ingesters(&sim).is_empty(), "nobody fetches an unwatched channel once it lingered");
+        assert!(sim.ingesters().is_empty(), "nobody fetches an unwatched channel once it lingered");
         sim.want(standby, true);
         sim.want(ingester, true);
         sim.run_for(Duration::from_secs(30));
-        assert_eq!(ingesters(&sim), [ingester]);
-        assert_eq!(takeovers(&sim), 0);
+        assert_eq!(sim.ingesters(), [ingester]);
+        assert_eq!(sim.takeovers(), 0);
         let (per_segment, segments) = fetches(&sim, Duration::from_secs(0)..Duration::from_secs(68));
         assert!(segments >= 20, "{segments} segments");
         assert_eq!(per_segment, 1.0, "{segments} segments");

@@ -9,18 +9,6 @@ use core::time::Duration;
 use shoal_core::Instant;
 use shoal_sim::{run_scenario, sim_channel, Sim, SimConfig};
 
-fn ingesters(sim: &Sim) -> Vec<usize> {
-    let channel = sim_channel();
-    sim.running()
-        .into_iter()
-        .filter(|&i| sim.boxes[i].engine.as_ref().is_some_and(|e| e.is_ingesting(channel)))
-        .collect()
-}
-
-fn takeovers(sim: &Sim) -> u64 {
-    sim.running().iter().filter_map(|&i| sim.boxes[i].engine.as_ref()).map(|e| e.counters().takeovers).sum()
-}
-
 #[test]
 fn a_segment_that_arrives_late_is_waited_for_not_fetched_twice() {
     run_scenario("slow_segment", 51, |seed| {
@@ -28,13 +16,13 @@ fn a_segment_that_arrives_late_is_waited_for_not_fetched_twice() {
         let target = config.segment_duration;
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(20));
-        let ingester = ingesters(&sim);
+        let ingester = sim.ingesters();
         assert_eq!(ingester.len(), 1);
         // Segment 12 appears at 24 s and takes 1.5 target durations longer than the others.
         sim.slow_segment(12, target * 3 / 2);
         sim.run_for(Duration::from_secs(30));
-        assert_eq!(ingesters(&sim), ingester, "the same box fetches throughout");
-        assert_eq!(takeovers(&sim), 0, "a late segment is not a dead ingester");
+        assert_eq!(sim.ingesters(), ingester, "the same box fetches throughout");
+        assert_eq!(sim.takeovers(), 0, "a late segment is not a dead ingester");
         let report = sim.report(Duration::from_secs(6)..Duration::from_secs(46));
         assert_eq!(report.fetches_per_segment(), 1.0, "{} segments", report.segments);
         assert!(report.missing.is_empty(), "missing: {:?}", report.missing);
@@ -47,7 +35,7 @@ fn an_origin_down_for_15_s_is_retried_by_the_ingester_alone() {
         let config = SimConfig { boxes: 4, seed, ..SimConfig::default() };
         let mut sim = Sim::new(config);
         sim.run_for(Duration::from_secs(20));
-        let ingester = ingesters(&sim);
+        let ingester = sim.ingesters();
         assert_eq!(ingester.len(), 1);
         sim.origin_outage(Instant::from_millis(20_100), Instant::from_millis(35_100));
         sim.run_until(Instant::from_millis(30_000));
@@ -58,8 +46,8 @@ fn an_origin_down_for_15_s_is_retried_by_the_ingester_alone() {
             assert_eq!(failing, Some(true), "box {i} must know the origin fails");
         }
         sim.run_until(Instant::from_millis(60_000));
-        assert_eq!(ingesters(&sim), ingester, "the same box fetches throughout");
-        assert_eq!(takeovers(&sim), 0, "an origin outage is not a dead ingester");
+        assert_eq!(sim.ingesters(), ingester, "the same box fetches throughout");
+        assert_eq!(sim.takeovers(), 0, "an origin outage is not a dead ingester");
         let retried_by: Vec<usize> = sim.origin.failed().keys().copied().collect();
         assert_eq!(retried_by, ingester, "only the ingester asks a failing origin");
         // Every segment the origin listed (all of them, here) reached every box, fetched once.

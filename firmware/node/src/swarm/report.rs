@@ -72,6 +72,27 @@ pub(crate) struct ChannelRecord {
     pub(crate) input: Option<InputStats>,
 }
 
+impl ChannelRecord {
+    /// Segment requests to the origin: an HTTP origin's own count (every request, as its log
+    /// shows them); other sources have no requests to count, only the segments they read.
+    pub(crate) fn segments_from_origin(&self) -> u64 {
+        if self.requests.total() > 0 {
+            self.requests.segments
+        } else {
+            self.origin_segments
+        }
+    }
+
+    /// Bytes from the origin, counted the same way.
+    pub(crate) fn bytes_from_origin(&self) -> u64 {
+        if self.requests.total() > 0 {
+            self.requests.bytes
+        } else {
+            self.origin_bytes
+        }
+    }
+}
+
 /// How the origin answered this box.
 #[derive(Clone, Debug)]
 pub(crate) struct OriginRecord {
@@ -269,11 +290,7 @@ pub(crate) fn status(engine: &Engine, now: Instant, records: &Records, demand: &
             datagrams_out: c.datagrams_out,
             bytes_in: c.bytes_in,
             bytes_out: c.bytes_out,
-            origin_bytes: records
-                .channels
-                .values()
-                .map(|c| if c.requests.total() > 0 { c.requests.bytes } else { c.origin_bytes })
-                .sum(),
+            origin_bytes: records.channels.values().map(ChannelRecord::bytes_from_origin).sum(),
             peer_bytes: records.channels.values().map(|c| c.peer_bytes).sum(),
             served_bytes: 0,
             send_errors: records.send_errors,
@@ -369,20 +386,10 @@ fn channel_status(
         }),
         origin_failing: engine.origin_failing(channel, now),
         input: record.input,
-        // An HTTP origin's own count (every request, as its log shows them); other sources
-        // have no requests to count, only the segments they read.
-        segments_from_origin: if record.requests.total() > 0 {
-            record.requests.segments
-        } else {
-            record.origin_segments
-        },
+        segments_from_origin: record.segments_from_origin(),
         segments_from_peers: record.peer_segments,
         distinct_segments: record.distinct_segments,
-        bytes_from_origin: if record.requests.total() > 0 {
-            record.requests.bytes
-        } else {
-            record.origin_bytes
-        },
+        bytes_from_origin: record.bytes_from_origin(),
         origin_requests: record.requests,
         bytes_from_peers: record.peer_bytes,
         viewers: demand.tvs(channel) as u64,
