@@ -125,9 +125,11 @@ impl Swarm {
         last_request.duration_since(since)
     }
 
-    /// Once nobody fetches: `/api/swarm` of box `i` counts exactly the requests and bytes the
-    /// origin's own access log shows (every request: playlists, init sections, segments, failed
-    /// and cut-off ones); its report.
+    /// Once nobody fetches: `/api/swarm` of box `i` counts the requests and bytes the origin's
+    /// own access log shows (every request: playlists, init sections, segments, failed and
+    /// cut-off ones), but for at most the last one: the ingest is cancelled when demand ends,
+    /// and a request it had in flight then is logged by the origin and never answered to the
+    /// box (the issue's "± the requests still in flight"). Its report.
     fn assert_accounting_matches_the_origin_log(&self, i: usize) -> SwarmReport {
         let log = self.origin.fetch_log();
         let (code, report) = self.get(i, "/api/swarm");
@@ -135,11 +137,18 @@ impl Swarm {
         let report: SwarmReport =
             read_json(&format!("box {i}'s /api/swarm"), &String::from_utf8_lossy(&report));
         let traffic = &report.totals.traffic;
-        let sent: u64 = log.iter().map(|e| e.sent).sum();
-        assert_eq!(traffic.origin_requests, log.len() as u64, "requests: {report:#?}\n{log:#?}");
-        assert_eq!(traffic.bytes_from_origin, sent, "bytes: {report:#?}");
-        let segment_requests = log.iter().filter(|e| e.is_media_segment()).count() as u64;
-        assert_eq!(traffic.segments_from_origin, segment_requests, "segment requests: {report:#?}");
+        let counted = |log: &[shoal_testbed::AccessEntry]| {
+            let segments = log.iter().filter(|e| e.is_media_segment()).count() as u64;
+            (log.len() as u64, log.iter().map(|e| e.sent).sum::<u64>(), segments)
+        };
+        let whole = counted(&log);
+        let but_last = counted(&log[..log.len().saturating_sub(1)]);
+        let reported = (traffic.origin_requests, traffic.bytes_from_origin, traffic.segments_from_origin);
+        assert!(
+            reported == whole || reported == but_last,
+            "requests, bytes, segment requests: the swarm says {reported:?}, the origin's log {whole:?} \
+             ({but_last:?} without its last request)\n{report:#?}\n{log:#?}"
+        );
         report
     }
 
