@@ -170,6 +170,11 @@ impl PublicKey {
         ed25519_dalek::VerifyingKey::from_bytes(bytes).ok().map(PublicKey)
     }
 
+    /// The key's 32 bytes, as a hello carries them.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// Whether `signature` is this key's signature of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> bool {
         let signature = ed25519_dalek::Signature::from_bytes(signature);

@@ -32,7 +32,7 @@ use crate::ranges::RangeSet;
 use crate::{ChannelId, NodeId};
 
 /// The protocol version this build speaks. A datagram of another version is dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Default largest datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and 8 (UDP) bytes, so it
 /// crosses any path without fragmentation.
 pub const DEFAULT_MAX_DATAGRAM: usize = 1232;
@@ -89,6 +89,8 @@ pub enum Message<'a> {
     Data(Data<'a>),
     /// I cannot serve your request.
     Reject(Reject),
+    /// As a channel's ingester, I vouch for a box that signed part of its window before me.
+    Vouch(Vouch),
 }
 
 /// Sent on first contact and whenever a peer's session is not yet confirmed.
@@ -131,6 +133,21 @@ pub struct Ingesting {
     /// The origin fails the ingester's requests (it keeps trying): the channel's trouble, the
     /// same for every box, and no reason for another box to fetch too.
     pub origin_failing: bool,
+}
+
+/// A channel's ingester vouches for a former signer: the segments `first..=last` signed by the
+/// holder of `public_key` were accepted under an election that named it. A box that never met
+/// that signer, or whose election names it no more, can then check them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vouch {
+    /// The channel.
+    pub channel: ChannelId,
+    /// The former signer's ed25519 public key (its node id is derived from it).
+    pub public_key: [u8; 32],
+    /// The first sequence number vouched for.
+    pub first: u64,
+    /// The last sequence number vouched for.
+    pub last: u64,
 }
 
 /// The segments of one channel a box holds completely: bit `i` of `bitmap` is set when it holds

@@ -17,9 +17,11 @@ use std::time::Duration;
 use shoal_core::ranges::RangeSet;
 use shoal_core::wire::{
     self, Data, Have, Header, Hello, Ingesting, Item, ManifestPart, Message, Ping, Reject,
-    RejectReason, Request,
+    RejectReason, Request, Vouch,
 };
-use shoal_core::{Authenticator, ChannelId, Counters, Event, SegmentInfo, SignedManifest};
+use shoal_core::{
+    Authenticator, ChannelId, Counters, Event, Identity, SegmentInfo, SignedManifest,
+};
 use shoal_fuzz::{channel, fuzz_auth, peer_id, peer_identity, Harness, Op};
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -74,6 +76,7 @@ fn ping(time: u64, newest: Option<u64>) -> Message<'static> {
         ingesting: [Ingesting {
             channel: channel(),
             newest,
+            origin_failing: false,
         }]
         .into_iter()
         .collect(),
@@ -173,6 +176,15 @@ fn all_messages<'a>(
                 seq: 5,
                 block: Some(1),
                 reason: RejectReason::Busy,
+            }),
+        ),
+        (
+            "vouch",
+            Message::Vouch(Vouch {
+                channel: channel(),
+                public_key: Identity::from_seed([7; 32]).public_key(),
+                first: 3,
+                last: 5,
             }),
         ),
     ]

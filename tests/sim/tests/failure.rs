@@ -151,3 +151,48 @@ fn clean_leave_is_noticed_at_once() {
         }
     });
 }
+
+/// A box that joins after the ingester died still gets the window: the segments the former
+/// ingester signed, while it was rightly elected, are vouched for by its successor, whom the
+/// newcomer trusts (it never met the signer, and its own election does not name it).
+#[test]
+fn late_joiner_gets_segments_signed_by_a_former_ingester() {
+    run_scenario("late_joiner_former_ingester", 34, |seed| {
+        let config = SimConfig { boxes: 8, seed, ..SimConfig::default() };
+        let window = 6;
+        let mut sim = Sim::new(config);
+        sim.crash(7); // box 7 is not there at first
+        sim.run_for(Duration::from_secs(20));
+        let old = ingester(&sim);
+        let old_id = sim.boxes[old].engine.as_ref().map(|e| e.node_id()).expect("running");
+        sim.crash(old);
+        // The standby takes over; the former ingester's segments are still in the window.
+        sim.run_for(Duration::from_secs(6));
+        let new = ingester(&sim);
+        assert_ne!(new, old);
+        let newest = sim.origin.newest().expect("segments");
+        let signed_by_old: Vec<u64> = (newest + 1 - window..=newest)
+            .filter(|&seq| {
+                let segment =
+                    sim.boxes[new].engine.as_ref().and_then(|e| e.store().segment(sim_channel(), seq));
+                segment.is_some_and(|s| s.manifest().manifest().signer == old_id)
+            })
+            .collect();
+        assert!(!signed_by_old.is_empty(), "the window must hold segments the former ingester signed");
+        sim.start_box(7);
+        sim.run_for(Duration::from_secs(3));
+        let held: Vec<u64> = sim.boxes[7].completed.keys().copied().collect();
+        println!("seed={seed}: newest at join {newest}; signed by the former ingester {signed_by_old:?}; box 7 holds {held:?}");
+        for seq in newest + 1 - window..=newest {
+            assert!(
+                sim.boxes[7].completed.contains_key(&seq),
+                "late joiner lacks segment {seq} of the window (the former ingester signed {signed_by_old:?})"
+            );
+        }
+        let vouched = sim.boxes[7].engine.as_ref().map_or(0, |e| e.counters().manifests_vouched);
+        assert!(
+            vouched >= signed_by_old.len() as u64,
+            "box 7 took {vouched} manifests on the successor's word"
+        );
+    });
+}

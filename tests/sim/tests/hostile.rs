@@ -213,3 +213,47 @@ fn keyless_replayed_and_flooding_datagrams_are_dropped() {
         honest_boxes_keep_deadlines(&sim, &honest, 3, 10);
     });
 }
+
+/// A keyed box that is neither ingester nor standby vouches for a key of its own making, then
+/// sends manifests signed with it for the window: the vouch is refused and so are they.
+#[test]
+fn a_vouch_from_a_box_the_election_does_not_name_is_refused() {
+    run_scenario("forged_vouch", 43, |seed| {
+        let mut sim = Sim::new(SimConfig { boxes: 8, seed, ..SimConfig::default() });
+        sim.run_for(Duration::from_secs(8));
+        let ranking = sim.ranking();
+        let (impostor, victim) = (ranking[4], ranking[5]);
+        let from: SocketAddr = sim.boxes[impostor].addr;
+        let accomplice = shoal_core::Identity::from_seed([0xAC; 32]);
+        let newest = sim.origin.newest().expect("segments");
+        let seq = newest + 1;
+        let vouch = Message::Vouch(wire::Vouch {
+            channel: sim_channel(),
+            public_key: accomplice.public_key(),
+            first: seq,
+            last: seq + 2,
+        });
+        let datagram = sim.forge(impostor, 1 << 40, &vouch);
+        sim.inject(victim, from, datagram);
+        let info = SegmentInfo::new(sim_channel(), seq, Duration::from_secs(2));
+        let manifest = SignedManifest::build(&accomplice, info, &[0x47; 50_000]).expect("valid");
+        let part = Message::ManifestPart(ManifestPart {
+            channel: sim_channel(),
+            seq,
+            signer: accomplice.node_id(),
+            total: manifest.encoded().len() as u32,
+            offset: 0,
+            bytes: manifest.encoded(),
+        });
+        let datagram = sim.forge(impostor, (1 << 40) + 1, &part);
+        // Before the real segment `seq` exists, so nothing else can have taken its place.
+        sim.inject(victim, from, datagram);
+        sim.run_for(Duration::from_millis(100));
+        let counters = sim.boxes[victim].engine.as_ref().map(|e| e.counters()).expect("running");
+        assert_eq!(counters.vouches_refused, 1, "{counters:?}");
+        assert_eq!(counters.manifests_vouched, 0, "{counters:?}");
+        let store = sim.boxes[victim].engine.as_ref().expect("running").store();
+        let stored = store.segment(sim_channel(), seq).map(|s| s.manifest().manifest().signer);
+        assert_ne!(stored, Some(accomplice.node_id()), "the accomplice's segment {seq} was stored");
+    });
+}

@@ -191,6 +191,27 @@ fn dissemination(root: &Path, seeds: u32) -> Result<(), String> {
     run(root, "cargo", &args)
 }
 
+/// Regenerates the seed corpus, which also checks that each scripted session still reaches its
+/// goal, and fails if that changed a committed file: a protocol change must come with its seeds,
+/// or the fuzzers start from datagrams the engine drops as another version.
+fn check_seed_corpus(dir: &Path) -> Result<(), String> {
+    run(dir, "cargo", &["run", "--quiet", "--example", "gen_corpus"])?;
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--", "corpus"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("git status: {e}"))?;
+    if !status.status.success() {
+        // Not a git checkout (a source tarball): nothing to compare with.
+        return Ok(());
+    }
+    let changed = String::from_utf8_lossy(&status.stdout);
+    if !changed.trim().is_empty() {
+        return Err(format!("the seed corpus is stale; commit what gen_corpus wrote:\n{changed}"));
+    }
+    Ok(())
+}
+
 /// Runs every fuzz target for `seconds`. Without a nightly toolchain or cargo-fuzz this says
 /// exactly what is missing; `required` turns that into a failure.
 fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
@@ -210,6 +231,7 @@ fn fuzz(root: &Path, seconds: u32, required: bool) -> Result<(), String> {
         println!("\n==> fuzz: not run: {message}");
         return Ok(());
     }
+    check_seed_corpus(&dir)?;
     let targets = ["datagram_decode", "manifest_parse", "engine_datagrams", "ts_segmenter"];
     let time = format!("-max_total_time={seconds}");
     for target in targets {

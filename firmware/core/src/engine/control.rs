@@ -80,7 +80,11 @@ impl Engine {
             self.push_event(Event::PeerDown(id));
         }
         for (id, message) in due {
+            let ping = matches!(message, Control::Ping);
             self.queue_control(id, message);
+            if ping {
+                self.queue_vouches(now, id);
+            }
         }
         if !have_due.is_empty() {
             let haves: Vec<_> = self

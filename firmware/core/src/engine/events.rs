@@ -108,6 +108,11 @@ pub struct Counters {
     pub manifests_refused: u64,
     /// Manifests accepted.
     pub manifests_accepted: u64,
+    /// Manifests accepted from a former signer that the channel's ingester vouched for.
+    pub manifests_vouched: u64,
+    /// Vouches refused: from a box that is not the channel's ingester or standby, or for no
+    /// segment of the window.
+    pub vouches_refused: u64,
     /// Messages about a channel not in this box's lineup.
     pub not_in_lineup: u64,
     /// Data fragments for a segment whose manifest is not here yet.

@@ -134,6 +134,7 @@ impl Engine {
             Message::Request(request) => self.on_request(now, sender, request),
             Message::Data(data) => self.on_data(now, sender, data),
             Message::Reject(reject) => self.on_reject(now, sender, reject),
+            Message::Vouch(vouch) => self.on_vouch(now, sender, vouch),
         }
     }
 
@@ -380,7 +381,11 @@ impl Engine {
             self.ban(now, from, BanReason::ForgedManifest);
             return;
         }
-        let Some(key) = self.peers.get(&signer).and_then(|p| p.key.clone()) else {
+        // A former signer the channel's ingester vouched for (or whose manifests this box took
+        // while its election named it) is trusted for the segments vouched for, and only those.
+        let vouched = self.former_signer_key(channel, signer, seq);
+        let Some(key) = self.peers.get(&signer).and_then(|p| p.key.clone()).or_else(|| vouched.clone())
+        else {
             // A signer we have not met (yet): cannot check, so cannot believe.
             self.counters.manifests_refused += 1;
             return;
@@ -406,7 +411,8 @@ impl Engine {
             self.rank_channel(now, channel);
             trusted = ranked_first(self);
         }
-        if !trusted {
+        let trusted_by_vouch = !trusted && vouched.is_some();
+        if !trusted && !trusted_by_vouch {
             self.counters.manifests_not_from_ingester += 1;
             log::info!("{}: refusing manifest {channel}/{seq} signed by non-ingester {signer}", self.me);
             // Only a peer known to carry the channel, and ranked out by a fresh election that
@@ -424,7 +430,10 @@ impl Engine {
         }
         // Before the store: a successor's manifest for a segment this box published too is
         // refused there, and is exactly when the two must settle who goes on.
-        self.handover(now, channel, signer, seq);
+        // (A vouched-for signer's segments are history, not a rival ingester's.)
+        if !trusted_by_vouch {
+            self.handover(now, channel, signer, seq);
+        }
         let duration = manifest.manifest().duration();
         if let Err(e) = self.store.admit(manifest.clone(), now) {
             log::debug!("{}: store refused manifest {channel}/{seq}: {e}", self.me);
@@ -432,6 +441,10 @@ impl Engine {
             return;
         }
         self.counters.manifests_accepted += 1;
+        if trusted_by_vouch {
+            self.counters.manifests_vouched += 1;
+        }
+        self.record_signer(channel, signer, &key, seq);
         self.manifest_wants.remove(&(channel, seq));
         self.blocks.remove_segment(channel, seq);
         let state = self.channels.get_mut(&channel).expect("lineup checked by caller");

@@ -47,6 +47,7 @@ mod outbound;
 pub(crate) mod peer;
 mod repair;
 mod sender;
+mod signers;
 
 use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
@@ -160,6 +161,8 @@ struct ChannelState {
     demand_lost_at: Option<Instant>,
     /// Newest sequence number known to exist, from manifests, haves and pings.
     newest_known: Option<u64>,
+    /// Boxes other than this one whose manifests of the window it accepted or had vouched for.
+    signers: signers::Signers,
 }
 
 impl ChannelState {
@@ -180,6 +183,7 @@ impl ChannelState {
             last_published: None,
             demand_lost_at: None,
             newest_known: None,
+            signers: signers::Signers::default(),
         }
     }
 }

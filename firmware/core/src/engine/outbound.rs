@@ -76,6 +76,7 @@ impl Engine {
             Control::Have(have) => Message::Have(have),
             Control::Request(request) => Message::Request(request),
             Control::Reject(reject) => Message::Reject(reject),
+            Control::Vouch(vouch) => Message::Vouch(vouch),
         };
         let peer = self.peers.get_mut(&id)?;
         let header = Header { sender: self.me, session: self.session, packet: peer.tx_packet };

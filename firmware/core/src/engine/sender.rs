@@ -19,7 +19,7 @@ use core::time::Duration;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::ranges::RangeSet;
-use crate::wire::{Have, Reject, Request};
+use crate::wire::{Have, Reject, Request, Vouch};
 use crate::{ChannelId, Instant, NodeId};
 
 /// Bytes of IPv4 + UDP header that every datagram costs on the link besides its payload.
@@ -38,6 +38,7 @@ pub(crate) enum Control {
     Have(Have),
     Request(Request),
     Reject(Reject),
+    Vouch(Vouch),
 }
 
 /// What a task sends.
