@@ -31,6 +31,8 @@ fault). Its first line is one of
                     is announced, half the body is sent, then the connection is closed
     cut <every>     the same segments are cut to an odd length (never a multiple of 188), and
                     the Content-Length announces the cut length: a well-formed short answer
+    missing <n>     media segment n answers 404 although the file exists (and is listed)
+    slow <n> <ms>   media segment n is answered only after ms milliseconds
 
 A media segment is a .ts or .m4s file; its number is the last run of digits in its name before
 the extension (seg12.ts and seg12.m4s -> 12). Faults apply to GET only.
@@ -73,11 +75,14 @@ CLOSE_NOTIFY_TIMEOUT = 1.0
 
 
 class Fault:
-    """What the control file asks for: kind is None, "short" or "cut"."""
+    """What the control file asks for: kind is None, "short", "cut", "missing" or "slow"."""
 
-    def __init__(self, kind=None, every=1):
+    def __init__(self, kind=None, every=1, seq=None, delay=0.0):
         self.kind = kind
         self.every = every
+        # For "missing" and "slow": the one segment number they apply to, and the delay.
+        self.seq = seq
+        self.delay = delay
 
     @staticmethod
     def read(path):
@@ -95,6 +100,10 @@ class Fault:
                 every = 0
             if every > 0:
                 return Fault(words[0], every)
+        if len(words) == 2 and words[0] == "missing" and words[1].isdigit():
+            return Fault("missing", seq=int(words[1]))
+        if len(words) == 3 and words[0] == "slow" and words[1].isdigit() and words[2].isdigit():
+            return Fault("slow", seq=int(words[1]), delay=int(words[2]) / 1000.0)
         if words and words != ["none"]:
             print(f"origin.py: ignoring control line {' '.join(words)!r}", file=sys.stderr, flush=True)
         return Fault()
@@ -103,7 +112,12 @@ class Fault:
         if self.kind is None or not name.endswith(MEDIA_SEGMENT_EXTENSIONS):
             return False
         match = SEGMENT_NUMBER.search(os.path.splitext(name)[0])
-        return match is not None and int(match.group(1)) % self.every == 0
+        if match is None:
+            return False
+        number = int(match.group(1))
+        if self.seq is not None:
+            return number == self.seq
+        return number % self.every == 0
 
 
 def cut_length(size):
@@ -152,6 +166,12 @@ class Handler(BaseHTTPRequestHandler):
         status, length, sent, truncated = 500, None, 0, "-"
         try:
             opened = self.open_file(config.root)
+            fault = Fault.read(config.control) if body and opened is not None else Fault()
+            if opened is not None and fault.applies_to(opened[0]):
+                if fault.kind == "missing":
+                    opened = None
+                elif fault.kind == "slow":
+                    time.sleep(fault.delay)
             if opened is None:
                 message = b"not found\n"
                 status, length = 404, len(message)
@@ -164,10 +184,9 @@ class Handler(BaseHTTPRequestHandler):
                     sent = length
                 return
             name, data = opened
-            fault = Fault.read(config.control) if body else Fault()
             send = len(data)
             status, length = 200, len(data)
-            if fault.applies_to(name):
+            if fault.kind in ("short", "cut") and fault.applies_to(name):
                 truncated = fault.kind
                 if fault.kind == "short":
                     send = len(data) // 2

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use shoal::model::status::{Counters, SwarmReport};
-use shoal_testbed::{make_test_ca, ClipSpec, Origin, OriginOptions, Truncate};
+use shoal_testbed::{make_test_ca, ClipSpec, Fault, Origin, OriginOptions};
 
 mod common;
 use common::boxes::{alive_peers, json, read_json, BoxConfig, Boxes, HTTP_PORT};
@@ -482,12 +482,12 @@ fn truncated_segments_never_reach_a_tv() {
         assert!(compared >= 2, "{round}: compared only {compared} segments:\n{playlist}");
         playlist
     };
-    swarm.origin.set_truncate(Truncate::Short { every: 3 }).expect("fault set");
+    swarm.origin.set_fault(Fault::Short { every: 3 }).expect("fault set");
     std::thread::sleep(Duration::from_secs(9));
     let played = swarm.play(1, "/hls/live/index.m3u8", 8);
     assert!(played.stderr.trim().is_empty() && played.success, "decode errors: {played:?}");
     check_window("short answers");
-    swarm.origin.set_truncate(Truncate::Cut { every: 3 }).expect("fault set");
+    swarm.origin.set_fault(Fault::Cut { every: 3 }).expect("fault set");
     std::thread::sleep(Duration::from_secs(9));
     let playlist = check_window("cut files");
     let truncated = swarm.origin.truncated_segments();

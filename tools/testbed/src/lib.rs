@@ -73,7 +73,7 @@ use std::time::Duration;
 pub use ca::{make_test_ca, TestCa, ORIGIN_DNS_NAME};
 pub use error::BedError;
 pub use media::{encode_clip, ClipSpec};
-pub use origin::{AccessEntry, Origin, OriginOptions, Truncate, Truncation};
+pub use origin::{AccessEntry, Fault, Origin, OriginOptions, Truncation};
 pub use process::{ProcessId, Signal, DEFAULT_PROCESS_LIFETIME};
 pub use system::is_root;
 pub use vod::{encode_vod_asset, VodAsset, VodSpec, VOD_PLAYLIST};

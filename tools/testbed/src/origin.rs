@@ -11,7 +11,7 @@
 //! | `www/<variant>/init.mp4`, `seg<N>.m4s` | instead, with [`OriginOptions::fmp4`]: init segment, fMP4 segments |
 //! | `www/master.m3u8` | the master playlist, when [`OriginOptions::variants`] is set |
 //! | `origin-access.log` | the server's access log: [`Origin::fetch_log`] |
-//! | `origin-control` | the fault the server injects: [`Origin::set_truncate`] |
+//! | `origin-control` | the fault the server injects: [`Origin::set_fault`] |
 //! | `origin-ffmpeg-<variant>.log` | each ffmpeg's warnings and errors |
 //! | `origin-server-<n>.log` | the server's output, one file per start |
 //!
@@ -103,13 +103,13 @@ pub struct OriginOptions {
 }
 
 /// The fault the origin's server injects into media segment answers, from the next request on
-/// ([`Origin::set_truncate`]).
+/// ([`Origin::set_fault`]).
 ///
 /// A media segment is a `.ts` or `.m4s` file; its number is the last run of digits in its name
 /// before the extension (`seg12.ts` and `seg12.m4s` are 12). Playlists, the init segment and
 /// HEAD requests are never touched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Truncate {
+pub enum Fault {
     /// Every answer whole.
     #[default]
     None,
@@ -127,14 +127,26 @@ pub enum Truncate {
         /// Which segments: every `every`-th (1: all of them). Must not be 0.
         every: u64,
     },
+    /// Segment `seq` answers 404 although the playlist lists it (a packager that lost it).
+    Missing {
+        /// The segment's number.
+        seq: u64,
+    },
+    /// Segment `seq` is answered only after `delay` (an overloaded origin or CDN miss).
+    Slow {
+        /// The segment's number.
+        seq: u64,
+        /// How long the answer waits, at most an hour.
+        delay: Duration,
+    },
 }
 
 /// How an answer was truncated, in an [`AccessEntry`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Truncation {
-    /// [`Truncate::Short`]: full length announced, half sent, connection closed.
+    /// [`Fault::Short`]: full length announced, half sent, connection closed.
     Short,
-    /// [`Truncate::Cut`]: cut body, matching `Content-Length`.
+    /// [`Fault::Cut`]: cut body, matching `Content-Length`.
     Cut,
 }
 
@@ -329,7 +341,7 @@ impl Origin {
     /// `origin.url("<name>/index.m3u8")` serves `content/index.m3u8`. Everything else is as for
     /// [`Origin::start`]: `dir` is created if missing and its `www` directory, access log and
     /// control file are reset; the server logs every request ([`Origin::segment_fetches`]),
-    /// takes faults ([`Origin::set_truncate`]), and listens on `port` (0: [`DEFAULT_PORT`])
+    /// takes faults ([`Origin::set_fault`]), and listens on `port` (0: [`DEFAULT_PORT`])
     /// over plain HTTP when this returns. [`Origin::variants`] is `[name]`, so
     /// [`Origin::playlist_url`] is `<name>/index.m3u8`.
     ///
@@ -592,14 +604,19 @@ impl Origin {
 
     /// Sets the fault the server injects, from its next request on (it reads the control file
     /// on every request; the file is replaced by a rename, so it never sees half of it).
-    pub fn set_truncate(&self, mode: Truncate) -> Result<(), BedError> {
+    pub fn set_fault(&self, mode: Fault) -> Result<(), BedError> {
         let line = match mode {
-            Truncate::None => "none".to_owned(),
-            Truncate::Short { every: 0 } | Truncate::Cut { every: 0 } => {
+            Fault::None => "none".to_owned(),
+            Fault::Short { every: 0 } | Fault::Cut { every: 0 } => {
                 return Err(BedError::InvalidArgument(format!("{mode:?}: `every` must be at least 1")))
             }
-            Truncate::Short { every } => format!("short {every}"),
-            Truncate::Cut { every } => format!("cut {every}"),
+            Fault::Short { every } => format!("short {every}"),
+            Fault::Cut { every } => format!("cut {every}"),
+            Fault::Missing { seq } => format!("missing {seq}"),
+            Fault::Slow { delay, .. } if delay > Duration::from_secs(3600) => {
+                return Err(BedError::InvalidArgument(format!("{mode:?}: at most an hour")))
+            }
+            Fault::Slow { seq, delay } => format!("slow {seq} {}", delay.as_millis()),
         };
         write_atomically(&self.control, &(line + "\n"))
     }

@@ -1,6 +1,6 @@
 //! The HLS origin for real: live HLS from a looped clip, served from one host of a bed and played
 //! or fetched from another, over HTTP and HTTPS, as MPEG-TS and fMP4, one variant or two under a
-//! master playlist, with injected truncation.
+//! master playlist, with injected faults (truncation, a 404 segment, a slow segment).
 //!
 //! Every test needs root (network namespaces), ffmpeg, python3 and curl, and skips, saying why,
 //! without them; the CA test needs only openssl. Clips are cached in cargo's target directory,
@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shoal_testbed::{
-    make_test_ca, skip_reason, Bed, ClipSpec, Origin, OriginOptions, Truncate, Truncation, ORIGIN_DNS_NAME,
+    make_test_ca, skip_reason, Bed, ClipSpec, Fault, Origin, OriginOptions, Truncation, ORIGIN_DNS_NAME,
 };
 
 /// Returns from the test, saying why, when this machine cannot run an origin in a bed.
@@ -342,7 +342,7 @@ fn segments_are_truncated_on_demand() {
     };
 
     // Short: the full length announced, half of it sent, the connection closed.
-    origin.set_truncate(Truncate::Short { every: 2 }).unwrap();
+    origin.set_fault(Fault::Short { every: 2 }).unwrap();
     let short = get("seg0.ts");
     assert_eq!(short.status.code(), Some(18), "curl: partial file: {short:?}");
     assert_eq!(header(&text(&short), "content-length"), Some(seg0.to_string().as_str()));
@@ -354,20 +354,35 @@ fn segments_are_truncated_on_demand() {
     assert_eq!(header(&head, "content-length"), Some(seg0.to_string().as_str()), "HEAD is never cut");
 
     // Cut: a shorter body with a matching length, odd and not whole TS packets.
-    origin.set_truncate(Truncate::Cut { every: 1 }).unwrap();
+    origin.set_fault(Fault::Cut { every: 1 }).unwrap();
     let cut = get("seg1.ts");
     assert!(cut.status.success(), "a cut answer is well-formed: {cut:?}");
     let length: u64 = header(&text(&cut), "content-length").unwrap().parse().unwrap();
     assert_eq!(downloaded(&cut), length);
     assert!(length < seg1 && length % 2 == 1 && length % 188 != 0, "{length} of {seg1}");
 
-    origin.set_truncate(Truncate::None).unwrap();
+    origin.set_fault(Fault::None).unwrap();
     let whole = get("seg0.ts");
     assert!(whole.status.success(), "{whole:?}");
     assert_eq!(downloaded(&whole), seg0);
-    assert!(origin.set_truncate(Truncate::Cut { every: 0 }).is_err());
+    assert!(origin.set_fault(Fault::Cut { every: 0 }).is_err());
 
-    let log = origin.wait_for_requests(5, Duration::from_secs(5)).unwrap();
+    // Missing: one segment answers 404 though its file is there; the others are whole.
+    origin.set_fault(Fault::Missing { seq: 1 }).unwrap();
+    let missing = text(&get("seg1.ts"));
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    assert_eq!(downloaded(&get("seg0.ts")), seg0);
+
+    // Slow: one segment is answered after the delay, whole.
+    origin.set_fault(Fault::Slow { seq: 0, delay: Duration::from_millis(1500) }).unwrap();
+    let asked = Instant::now();
+    let slow = get("seg0.ts");
+    let waited = asked.elapsed();
+    assert!(slow.status.success() && downloaded(&slow) == seg0, "{slow:?}");
+    assert!(waited >= Duration::from_millis(1500), "answered after {waited:?}");
+    origin.set_fault(Fault::None).unwrap();
+
+    let log = origin.wait_for_requests(8, Duration::from_secs(5)).unwrap();
     assert_eq!(origin.truncated_segments(), ["/live/seg0.ts", "/live/seg1.ts"], "{log:#?}");
     let kinds: Vec<_> = log.iter().filter_map(|e| e.truncated.map(|t| (t, e.length, e.sent))).collect();
     assert_eq!(kinds, [(Truncation::Short, Some(seg0), seg0 / 2), (Truncation::Cut, Some(length), length)]);
