@@ -202,7 +202,7 @@ pub fn start(spec: BoxSpec) -> Result<Running, StartError> {
         live: live.clone(),
         windows: windows.clone(),
         vod: vod.clone(),
-        vod_sources: crate::backend::vod_sources(&config, &fetcher),
+        vod_sources: crate::backend::vod_sources(&config, &fetcher, &source_events),
     })?);
 
     let lineup = config.channels.clone();

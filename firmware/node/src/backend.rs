@@ -140,9 +140,11 @@ pub(crate) struct BackendParts {
 
 /// How each HLS channel of `config` is fetched from its origin, for segments of an on-demand
 /// asset that no peer holds any more.
+/// Their origin requests are counted in `report`, the driver's source events.
 pub(crate) fn vod_sources(
     config: &crate::config::Config,
     fetcher: &Fetcher,
+    report: &crate::model::SourceSink,
 ) -> BTreeMap<ChannelId, OriginFetch> {
     config
         .channels
@@ -156,7 +158,7 @@ pub(crate) fn vod_sources(
                     url: url.clone(),
                     max_bitrate: c.max_bitrate,
                 };
-                Some((channel, OriginFetch { source, fetcher: fetcher.clone() }))
+                Some((channel, OriginFetch { source, fetcher: fetcher.clone(), report: report.clone() }))
             }
             _ => None,
         })

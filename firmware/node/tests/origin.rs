@@ -3,7 +3,9 @@
 //! faults), and four `shoal` boxes ingest it and serve it to real players in their namespaces.
 //! Needs root (CI runs as root); without it every test prints why it is skipped.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use shoal::model::status::{Counters, SwarmReport};
-use shoal_testbed::{make_test_ca, ClipSpec, Fault, Origin, OriginOptions};
+use shoal_testbed::{make_test_ca, AccessEntry, ClipSpec, Fault, Origin, OriginOptions};
 
 mod common;
 use common::boxes::{alive_peers, json, read_json, BoxConfig, Boxes, HTTP_PORT};
@@ -131,17 +133,22 @@ impl Swarm {
     /// and a request it had in flight then is logged by the origin and never answered to the
     /// box (the issue's "± the requests still in flight"). Its report.
     fn assert_accounting_matches_the_origin_log(&self, i: usize) -> SwarmReport {
-        let log = self.origin.fetch_log();
+        self.assert_accounting_matches(i, &self.origin.fetch_log())
+    }
+
+    /// As [`Swarm::assert_accounting_matches_the_origin_log`], against `log`: the part of the
+    /// origin's log made by the boxes that still answer (a killed box's counters die with it).
+    fn assert_accounting_matches(&self, i: usize, log: &[AccessEntry]) -> SwarmReport {
         let (code, report) = self.get(i, "/api/swarm");
         assert_eq!(code, 200);
         let report: SwarmReport =
             read_json(&format!("box {i}'s /api/swarm"), &String::from_utf8_lossy(&report));
         let traffic = &report.totals.traffic;
-        let counted = |log: &[shoal_testbed::AccessEntry]| {
+        let counted = |log: &[AccessEntry]| {
             let segments = log.iter().filter(|e| e.is_media_segment()).count() as u64;
             (log.len() as u64, log.iter().map(|e| e.sent).sum::<u64>(), segments)
         };
-        let whole = counted(&log);
+        let whole = counted(log);
         let but_last = counted(&log[..log.len().saturating_sub(1)]);
         let reported = (traffic.origin_requests, traffic.bytes_from_origin, traffic.segments_from_origin);
         assert!(
@@ -150,6 +157,23 @@ impl Swarm {
              ({but_last:?} without its last request)\n{report:#?}\n{log:#?}"
         );
         report
+    }
+
+    /// The segment numbers the origin's playlist lists right now, oldest first.
+    fn origin_lists(&self) -> Vec<u64> {
+        let names = self.origin.segments(LIVE);
+        names.iter().map(|name| segment_number(name).unwrap_or_else(|| panic!("a segment name: {name}"))).collect()
+    }
+
+    /// The origin's newest listed segment, once it lists one.
+    fn origin_newest(&self) -> u64 {
+        *self.origin_lists().last().expect("the origin lists segments")
+    }
+
+    /// Waits (at most `limit`) until the origin's playlist lists segment `seq`.
+    fn wait_until_the_origin_lists(&self, seq: u64, limit: Duration) {
+        let listed = common::wait_until(limit, || self.origin_newest() >= seq);
+        assert!(listed, "the origin never listed segment {seq}: it lists {:?}", self.origin_lists());
     }
 
     /// Takeovers counted by every box that answers.
@@ -162,6 +186,108 @@ impl Swarm {
         let (code, _) = self.get(0, "/hls/live/index.m3u8");
         assert_eq!(code, 200, "the first request starts the channel:\n{}", self.logs());
         self.ingester(LIVE, Duration::from_secs(10))
+    }
+}
+
+/// The number in a segment's file name: `seg12.ts` is 12.
+fn segment_number(name: &str) -> Option<u64> {
+    let stem = name.rsplit('/').next()?.rsplit_once('.')?.0;
+    stem.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()
+}
+
+/// The origin's media segment answers, judged as the issue's floor counts them: whole answers
+/// per distinct segment, with the failed ones (a 404, a truncated or cut-off body, a client that
+/// gave up) counted apart.
+#[derive(Debug)]
+struct SegmentAnswers {
+    /// Whole answers, by segment number.
+    whole: BTreeMap<u64, usize>,
+    /// Every other segment request.
+    failed: Vec<AccessEntry>,
+}
+
+impl SegmentAnswers {
+    fn of<'a>(log: impl IntoIterator<Item = &'a AccessEntry>) -> SegmentAnswers {
+        let mut answers = SegmentAnswers { whole: BTreeMap::new(), failed: Vec::new() };
+        for entry in log.into_iter().filter(|e| e.method == "GET") {
+            let Some(seq) = entry.segment_number() else { continue };
+            let whole = entry.status == 200 && entry.truncated.is_none() && entry.length == Some(entry.sent);
+            if whole {
+                *answers.whole.entry(seq).or_default() += 1;
+            } else {
+                answers.failed.push(entry.clone());
+            }
+        }
+        answers
+    }
+
+    /// Whole answers ÷ distinct segments answered whole.
+    fn per_segment(&self) -> f64 {
+        self.whole.values().sum::<usize>() as f64 / self.whole.len().max(1) as f64
+    }
+
+    /// Who made the failed requests (retries included).
+    fn failing_clients(&self) -> BTreeSet<IpAddr> {
+        self.failed.iter().map(|e| e.client).collect()
+    }
+
+    /// Fails unless each segment was answered whole about once (≤ 1.02 per segment) and every
+    /// failed request came from one box.
+    fn assert_once(&self, context: &str) {
+        assert!(
+            self.per_segment() <= 1.02,
+            "{context}: {:.3} whole answers per segment: {self:#?}",
+            self.per_segment()
+        );
+        assert!(
+            self.failing_clients().len() <= 1,
+            "{context}: failed segment requests were retried by more than one box: {self:#?}"
+        );
+    }
+}
+
+/// TVs that keep asking each box for the channel's playlist once a second (as a TV's player
+/// does through an outage), so that every box wants the channel; they stop when dropped. They
+/// own what they need, so the test may stop and start the origin meanwhile.
+struct Pollers {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pollers {
+    fn start(swarm: &Swarm, boxes: &[usize]) -> Pollers {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = boxes
+            .iter()
+            .map(|&i| {
+                let stop = stop.clone();
+                let mut command: Vec<String> = ["timeout", "-k", "1", "5"].map(str::to_owned).into();
+                command.extend(swarm.prefix(i).map(str::to_owned));
+                command.extend(["curl", "-s", "-o", "/dev/null", "--max-time", "3"].map(str::to_owned));
+                command.push(swarm.url(i, "/hls/live/index.m3u8"));
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = Command::new(&command[0])
+                            .args(&command[1..])
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status();
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                })
+            })
+            .collect();
+        Pollers { stop, threads }
+    }
+}
+
+impl Drop for Pollers {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -446,6 +572,19 @@ fn players_keep_playing_when_the_ingester_is_killed() {
     b.assert_ok(30 * 25 - 10, "/ts across the kill");
     let new_ingester = swarm.ingester(LIVE, Duration::from_secs(5));
     assert_ne!(new_ingester, ingester);
+
+    // The new ingester goes on where the dead one stopped: each segment fetched whole once
+    // across the kill (one box fetching at a time), and the survivors' figures are the part of
+    // the origin's log they made (the dead box's counters died with it).
+    swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
+    let log = swarm.origin.fetch_log();
+    let answers = SegmentAnswers::of(&log);
+    eprintln!("across the kill: {answers:?}");
+    answers.assert_once("kill -9 of the ingester");
+    let dead = IpAddr::V4(swarm.bed.ip(ingester));
+    let survivors: Vec<AccessEntry> = log.into_iter().filter(|e| e.client != dead).collect();
+    assert!(!survivors.is_empty(), "the new ingester fetched from the origin");
+    swarm.assert_accounting_matches(new_ingester, &survivors);
 }
 
 /// The origin cuts segments short (full length announced, connection closed) and then serves
@@ -503,7 +642,7 @@ fn truncated_segments_never_reach_a_tv() {
         .map(|c| c.origin_requests.failed)
         .sum();
     assert!(failed >= 2, "the cut-off answers are counted as failed requests: {report:#?}");
-    let clients: std::collections::BTreeSet<_> = swarm.origin.fetch_log().iter().map(|e| e.client).collect();
+    let clients: BTreeSet<_> = swarm.origin.fetch_log().iter().map(|e| e.client).collect();
     assert_eq!(clients.len(), 1, "one box asked the origin, retries included: {clients:?}");
 }
 
@@ -531,10 +670,131 @@ fn a_channel_tuned_in_after_idling_is_fetched_once() {
     let fetches = swarm.origin.segment_fetches();
     let per_segment = swarm.origin.fetches_per_segment().expect("segments");
     assert!(per_segment <= 1.02, "origin fetches per segment {per_segment:.3}: {fetches:?}");
-    let clients: std::collections::BTreeSet<_> = swarm.origin.fetch_log().iter().map(|e| e.client).collect();
+    let clients: BTreeSet<_> = swarm.origin.fetch_log().iter().map(|e| e.client).collect();
     assert_eq!(clients.len(), 1, "one box fetches: {clients:?}");
-    swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
+    let players_ended = Instant::now();
+    swarm.wait_for_origin_silence(players_ended, Duration::from_secs(30));
     swarm.assert_accounting_matches_the_origin_log(0);
+
+    // Twenty seconds off, then a TV comes back to the channel, on a box that still holds the
+    // old window: it waits for a fresh one like a cold start (no stale-window 503), and the
+    // origin still serves each segment once.
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(players_ended.elapsed()));
+    let before = swarm.origin.fetch_log().len();
+    let (code, body) = swarm.get(1, "/hls/live/index.m3u8");
+    assert_eq!(code, 200, "a re-tune after 20 s plays: {}\n{}", String::from_utf8_lossy(&body), swarm.logs());
+    let run = swarm.play(1, "/hls/live/index.m3u8", 10);
+    run.assert_ok(10 * 25 - 10, "the re-tune after 20 s off");
+    assert_eq!(swarm.takeovers(), 0, "nobody took over when the channel returned:\n{}", swarm.logs());
+    let log = swarm.origin.fetch_log();
+    assert!(log.len() > before, "the re-tune fetched from the origin again");
+    SegmentAnswers::of(&log).assert_once("idle, then a re-tune after 20 s off");
+    let clients: BTreeSet<_> = log.iter().map(|e| e.client).collect();
+    assert_eq!(clients.len(), 1, "one box fetches, before and after: {clients:?}");
+    swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
+    swarm.assert_accounting_matches_the_origin_log(2);
+}
+
+/// Faults during playback, each in its turn, on four boxes whose TVs tuned in after the channel
+/// idled for 10 s: a segment that answers 404, then one that takes 1.5 target durations to
+/// arrive, then the origin down for 15 s. Origin trouble is the origin's, not the ingester's:
+/// nobody takes over, each segment is fetched whole once, retries come from the ingester alone,
+/// every segment the origin still lists when it returns reaches every box, and the swarm's
+/// figures are the origin's own log.
+#[test]
+fn origin_faults_during_playback_cost_no_second_fetch() {
+    if skip() {
+        return;
+    }
+    let mut swarm = Swarm::start("faults", 4, Setup::default());
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(swarm.origin.fetch_log().is_empty(), "an unwatched channel is not fetched");
+
+    // A 404, then a slow segment, while a TV plays on every box.
+    let (missing, slow) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    let runs = std::thread::scope(|s| {
+        let swarm = &swarm;
+        let players: Vec<_> = [(0, "/hls/live/index.m3u8"), (1, "/hls/live/index.m3u8"), (2, "/ts/live"), (3, "/hls/live/index.m3u8")]
+            .map(|(i, path)| (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 28))))
+            .into();
+        std::thread::sleep(Duration::from_secs(4));
+        missing.set(swarm.origin_newest() + 2);
+        swarm.origin.set_fault(Fault::Missing { seq: missing.get() }).expect("fault set");
+        swarm.wait_until_the_origin_lists(missing.get() + 2, Duration::from_secs(15));
+        slow.set(swarm.origin_newest() + 2);
+        let delay = Duration::from_secs(3);
+        swarm.origin.set_fault(Fault::Slow { seq: slow.get(), delay }).expect("fault set");
+        swarm.wait_until_the_origin_lists(slow.get() + 1, Duration::from_secs(15));
+        let asked = common::wait_until(Duration::from_secs(15), || {
+            swarm.origin.fetch_log().iter().any(|e| e.segment_number() == Some(slow.get()))
+        });
+        assert!(asked, "nobody fetched the slow segment {}", slow.get());
+        swarm.origin.set_fault(Fault::None).expect("fault cleared");
+        players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect::<Vec<_>>()
+    });
+    for (name, run) in &runs {
+        eprintln!("{name}: {run:?}");
+        assert!(run.success && run.stderr.trim().is_empty(), "{name}: decode errors: {run:?}");
+        assert!(run.frames >= 24 * 25, "{name}: played too little: {run:?}");
+    }
+    let log = swarm.origin.fetch_log();
+    let answers = SegmentAnswers::of(&log);
+    answers.assert_once("a 404 and a slow segment");
+    assert!(
+        answers.failed.iter().any(|e| e.segment_number() == Some(missing.get()) && e.status == 404),
+        "the origin answered segment {} with 404: {answers:#?}",
+        missing.get()
+    );
+    let slow_answers: Vec<_> = log.iter().filter(|e| e.segment_number() == Some(slow.get())).collect();
+    assert_eq!(slow_answers.len(), 1, "the slow segment is waited for, not asked twice: {slow_answers:#?}");
+    assert_eq!(swarm.takeovers(), 0, "a 404 or a slow segment is no reason to take over:\n{}", swarm.logs());
+
+    // The origin down for 15 s while TVs keep asking every box.
+    let ingester = swarm.ingester(LIVE, Duration::from_secs(5));
+    let back_lists = {
+        let _tvs = Pollers::start(&swarm, &[0, 1, 2, 3]);
+        let Swarm { boxes, origin } = &mut swarm;
+        origin.stop_server(&mut boxes.bed).expect("origin stopped");
+        std::thread::sleep(Duration::from_secs(15));
+        let lists = swarm.origin_lists();
+        let Swarm { boxes, origin } = &mut swarm;
+        origin.start_server(&mut boxes.bed).expect("origin back");
+        // Every segment the origin listed when it came back reaches every box.
+        let reached = common::wait_until(Duration::from_secs(20), || {
+            (0..4).all(|i| lists.iter().all(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200))
+        });
+        let held: Vec<Vec<u64>> = (0..4)
+            .map(|i| lists.iter().copied().filter(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200).collect())
+            .collect();
+        assert!(reached, "the origin listed {lists:?} when it came back; the boxes hold {held:?}:\n{}", swarm.logs());
+        lists
+    };
+    // And they are the origin's segments, byte for byte, where it still has them.
+    for seq in &back_lists {
+        let Ok(original) = std::fs::read(swarm.origin.root().join(format!("live/seg{seq}.ts"))) else { continue };
+        for i in 0..4 {
+            let (_, served) = swarm.get(i, &format!("/hls/live/{seq}.ts"));
+            assert_eq!(Sha256::digest(&served), Sha256::digest(&original), "box {i}, segment {seq}");
+        }
+    }
+    let played = swarm.play(3, "/hls/live/index.m3u8", 8);
+    played.assert_ok(8 * 25 - 10, "after the origin returned");
+    assert_eq!(swarm.takeovers(), 0, "an origin outage is no reason to take over:\n{}", swarm.logs());
+    assert_eq!(swarm.ingester(LIVE, Duration::from_secs(5)), ingester, "the ingester stayed");
+
+    swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
+    let log = swarm.origin.fetch_log();
+    SegmentAnswers::of(&log).assert_once("a 404, a slow segment and a 15 s outage");
+    let clients: BTreeSet<_> = log.iter().map(|e| e.client).collect();
+    assert_eq!(clients.len(), 1, "one box fetched, retries included: {clients:?}");
+    let report = swarm.assert_accounting_matches_the_origin_log(1);
+    eprintln!(
+        "FAULTS: {} segment requests for {} segments, {} failed; the swarm counted {:?}",
+        log.iter().filter(|e| e.is_media_segment()).count(),
+        SegmentAnswers::of(&log).whole.len(),
+        SegmentAnswers::of(&log).failed.len(),
+        report.totals.traffic
+    );
 }
 
 /// A master playlist whose best variant answers 404: the box sets it aside and plays the next

@@ -80,16 +80,36 @@ const CARRIER_POLL: Duration = Duration::from_millis(20);
 /// One segment of `source`'s asset (by media sequence number), fetched from the origin as the
 /// ingester would publish it (init section first): for a box whose TV needs a segment that no
 /// peer holds any more.
-pub async fn fetch_one(source: HlsSource, fetcher: Fetcher, seq: u64) -> Result<Vec<u8>, IngestError> {
-    // Nothing is published: this ingest only reads, and its sink has no reader.
-    let (swarm, _) = smol::channel::bounded(1);
-    let mut ingest = Ingest::new(source, &fetcher, None, swarm);
-    let media = ingest.media_playlist().await?;
-    let segment = media.segments.iter().find(|s| s.seq == seq).ok_or(IngestError::NotListed(seq))?;
-    match ingest.fetch_bytes(segment).await? {
-        Some((bytes, _)) => Ok(bytes),
-        None => Err(IngestError::NotListed(seq)),
-    }
+///
+/// Every request it makes is counted in `report` as the ingest's are ([`SourceEvent::OriginTraffic`]),
+/// so the status still matches the origin's log; what else the one-off ingest says (its choice
+/// of variant, its view of the origin's health) is not the channel's and is dropped.
+pub async fn fetch_one(
+    source: HlsSource,
+    fetcher: Fetcher,
+    seq: u64,
+    report: SourceSink,
+) -> Result<Vec<u8>, IngestError> {
+    let (events, said) = smol::channel::bounded(4);
+    let fetch = async move {
+        let mut ingest = Ingest::new(source, &fetcher, None, events);
+        let media = ingest.media_playlist().await?;
+        let segment = media.segments.iter().find(|s| s.seq == seq).ok_or(IngestError::NotListed(seq))?;
+        match ingest.fetch_bytes(segment).await? {
+            Some((bytes, _)) => Ok(bytes),
+            None => Err(IngestError::NotListed(seq)),
+        }
+        // The ingest, and with it the last sender, is dropped here: the forwarding below ends.
+    };
+    let forward = async {
+        while let Ok(event) = said.recv().await {
+            if matches!(event, SourceEvent::OriginTraffic { .. }) {
+                // The driver gone means the box is stopping: nothing left to count for.
+                let _ = report.send(event).await;
+            }
+        }
+    };
+    smol::future::zip(fetch, forward).await.0
 }
 
 /// Runs until dropped (the ingester is stopped) or, for a VOD asset, until its last segment is
@@ -289,7 +309,7 @@ impl Ingest {
         let (requests, bytes) = (traffic.requests, traffic.bytes);
         let event =
             SourceEvent::OriginTraffic { channel: self.source.channel, kind, requests, bytes, failed };
-        // A one-segment fetch for the disk tier has no reader: its count is the tier's own.
+        // The driver gone means the box is stopping: nothing left to count for.
         let _ = self.swarm.send(event).await;
     }
 
@@ -544,5 +564,71 @@ mod tests {
             start_in(Some(3), true, 10, 99, true),
             Start { next: 10, gone: Some((3, 9)), fresh: false }
         );
+    }
+
+    /// A one-request-per-connection HTTP server on 127.0.0.1 answering `files` (404 for
+    /// anything else) for `requests` requests; its address.
+    fn serve(files: Vec<(&'static str, Vec<u8>)>, requests: usize) -> std::net::SocketAddr {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = listener.local_addr().expect("its address");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(requests) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let path = request.split(' ').nth(1).unwrap_or_default().to_owned();
+                // The headers, up to the blank line.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let (status, body) = match files.iter().find(|(name, _)| *name == path) {
+                    Some((_, body)) => ("200 OK", body.clone()),
+                    None => ("404 Not Found", b"no such file".to_vec()),
+                };
+                let head =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_segment_fetched_for_the_disk_tier_is_counted_like_the_ingests() {
+        let segment: Vec<u8> = (0..4).flat_map(|_| std::iter::once(0x47).chain([0u8; 187])).collect();
+        let master = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=900000\nbroken/index.m3u8\n\
+                       #EXT-X-STREAM-INF:BANDWIDTH=800000\nv/index.m3u8\n"
+            .to_vec();
+        let media = b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+                      #EXTINF:2.0,\nseg0.ts\n#EXTINF:2.0,\nseg1.ts\n#EXT-X-ENDLIST\n"
+            .to_vec();
+        let files = vec![("/master.m3u8", master.clone()), ("/v/index.m3u8", media.clone()), ("/v/seg1.ts", segment.clone())];
+        // The master, the broken variant (404), the working one, the segment.
+        let addr = serve(files, 4);
+        let source = HlsSource {
+            channel: ChannelId([5; 8]),
+            name: "films".to_owned(),
+            url: OriginUrl::parse(&format!("http://{addr}/master.m3u8")).expect("url"),
+            max_bitrate: None,
+        };
+        let fetcher = Fetcher::new(None, Duration::from_secs(5)).expect("fetcher");
+        let (report, counted) = smol::channel::unbounded();
+        let bytes = smol::block_on(fetch_one(source, fetcher, 1, report)).expect("segment 1");
+        assert_eq!(bytes, segment);
+        let mut requests = 0;
+        let mut bytes = 0;
+        let mut failed = 0;
+        while let Ok(event) = counted.try_recv() {
+            let SourceEvent::OriginTraffic { requests: r, bytes: b, failed: f, .. } = event else {
+                panic!("only traffic is reported: {event:?}");
+            };
+            (requests, bytes, failed) = (requests + r, bytes + b, failed + u64::from(f));
+        }
+        // What the server sent: every body, the 404's included.
+        let sent = master.len() + b"no such file".len() + media.len() + segment.len();
+        assert_eq!((requests, bytes, failed), (4, sent as u64, 1));
     }
 }

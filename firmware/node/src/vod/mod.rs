@@ -649,12 +649,14 @@ pub struct OriginFetch {
     pub source: crate::origin::hls::HlsSource,
     /// The origin fetcher (with the configured CA).
     pub fetcher: Fetcher,
+    /// Where its origin requests are counted: the driver's, as the ingest's are.
+    pub report: crate::model::SourceSink,
 }
 
 impl OriginFetch {
     /// Segment `seq`'s bytes (with any init section), as the ingester would have published them.
     pub async fn fetch(&self, seq: u64) -> Result<Vec<u8>, crate::origin::hls::IngestError> {
-        crate::origin::hls::fetch_one(self.source.clone(), self.fetcher.clone(), seq).await
+        crate::origin::hls::fetch_one(self.source.clone(), self.fetcher.clone(), seq, self.report.clone()).await
     }
 }
 
