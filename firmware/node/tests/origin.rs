@@ -756,9 +756,17 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
         let Swarm { boxes, origin } = &mut swarm;
         origin.stop_server(&mut boxes.bed).expect("origin stopped");
         std::thread::sleep(Duration::from_secs(15));
-        let lists = swarm.origin_lists();
+        let before = swarm.origin.fetch_log().len();
         let Swarm { boxes, origin } = &mut swarm;
         origin.start_server(&mut boxes.bed).expect("origin back");
+        let back = Instant::now();
+        // The ingester asks again within a target duration (its retries are capped so): the
+        // segments the origin lists then are the ones it still has for the swarm. (Read after
+        // the box's request, the list can only be newer than what the box was answered.)
+        let asked = common::wait_until(Duration::from_secs(10), || swarm.origin.fetch_log().len() > before);
+        let first_ask = back.elapsed();
+        assert!(asked && first_ask <= Duration::from_secs(3), "the ingester asked again after {first_ask:?}");
+        let lists = swarm.origin_lists();
         // Every segment the origin listed when it came back reaches every box.
         let reached = common::wait_until(Duration::from_secs(20), || {
             (0..4).all(|i| lists.iter().all(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200))

@@ -343,6 +343,9 @@ fn segment_stream<B: Backend>(
     Box::pin(smol::stream::unfold((backend, start), move |(backend, seq)| async move {
         let deadline = Instant::now() + TS_STALL;
         let mut seq = seq;
+        // When a segment newer than the awaited one was first seen complete here.
+        let mut newer_seen: Option<Instant> = None;
+        let mut skip_at: Option<Instant> = None;
         loop {
             let changed = backend.changed();
             backend.viewer(channel, client, Watch::Segments).await;
@@ -363,9 +366,24 @@ fn segment_stream<B: Backend>(
                     let frame = hyper::body::Frame::data(segment.bytes);
                     return Some((Ok(frame), (backend, Some(next + 1))));
                 }
-                if window.as_ref().and_then(|w| w.segments.first()).is_some_and(|s| s.seq > next) {
+                let held = window.as_ref().map_or(&[][..], |w| &w.segments[..]);
+                if held.first().is_some_and(|s| s.seq > next) {
                     log::info!("a /ts client of channel {channel} fell behind the live window; dropping it");
                     return None;
+                }
+                // A newer segment is here and the awaited one is not: the ingester skipped it
+                // (the newer one is marked discontinuous), or it is lost. Go on with the newer
+                // one, at once when it is marked, else after a target duration's grace (it may
+                // still be on its way), rather than stall until the TV is dropped.
+                if let Some(newer) = held.iter().find(|s| s.seq > next) {
+                    let grace = window.as_ref().map_or(Duration::ZERO, |w| w.target_duration());
+                    let seen = *newer_seen.get_or_insert_with(Instant::now);
+                    if newer.discontinuity || seen.elapsed() >= grace {
+                        log::debug!("a /ts client of channel {channel} goes on at {} without {next}", newer.seq);
+                        seq = Some(newer.seq);
+                        continue;
+                    }
+                    skip_at = Some(seen + grace);
                 }
             }
             let now = Instant::now();
@@ -373,8 +391,10 @@ fn segment_stream<B: Backend>(
                 return None;
             }
             // Wakes when a window changes; the timer only renews this TV's viewer mark, which
-            // would otherwise lapse while a slow channel's next segment is on its way.
-            changed.or(until(deadline.min(now + VIEWER_REFRESH))).await;
+            // would otherwise lapse while a slow channel's next segment is on its way, or ends
+            // the grace for a missing one.
+            let wake = skip_at.take().map_or(deadline, |at| at.min(deadline)).min(now + VIEWER_REFRESH);
+            changed.or(until(wake)).await;
         }
     }))
 }
@@ -523,8 +543,13 @@ mod waits {
         fn changed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
             self.windows.listen()
         }
-        async fn segment(&self, _: ChannelId, _: u64) -> Option<StoredSegment> {
-            None
+        /// A segment the published window lists: its number as its bytes.
+        async fn segment(&self, channel: ChannelId, seq: u64) -> Option<StoredSegment> {
+            let window = self.windows.get(channel)?;
+            window.segments.iter().any(|s| s.seq == seq).then(|| StoredSegment {
+                bytes: hyper::body::Bytes::from(seq.to_string()),
+                init_len: 0,
+            })
         }
         async fn viewer(&self, _: ChannelId, _: IpAddr, _: Watch) {}
         fn live(&self, _: ChannelId) -> Option<smol::channel::Receiver<hyper::body::Bytes>> {
@@ -626,6 +651,51 @@ mod waits {
             // A fresh window with a failing origin is still served: TVs get what is buffered.
             backend.windows.publish(CHANNEL, live(4, Duration::ZERO, true));
             assert!(first_window(&backend, CHANNEL).await.is_ok());
+        });
+    }
+
+    /// The first `count` segments a `/ts` stream from `start` sends, and when each came.
+    async fn ts_stream(backend: Arc<Published>, start: u64, count: usize) -> Vec<(String, Duration)> {
+        use smol::stream::StreamExt;
+        let asked = Instant::now();
+        let client = IpAddr::from([10, 0, 0, 9]);
+        let stream = segment_stream(backend, CHANNEL, client, Some(start));
+        let frames: Vec<_> = stream.take(count).collect().await;
+        frames
+            .into_iter()
+            .map(|frame| {
+                let data = frame.expect("infallible").into_data().expect("a data frame");
+                (String::from_utf8_lossy(&data).into_owned(), asked.elapsed())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_ts_stream_goes_on_past_a_segment_the_ingester_skipped() {
+        let window = |discontinuity: bool| {
+            let segment = |seq, discontinuity| WindowSegment { seq, discontinuity, ..live(seq, Duration::ZERO, false).segments[0].clone() };
+            Window {
+                segments: vec![segment(1, false), segment(2, false), segment(4, discontinuity)],
+                newest_at: Some(Instant::now()),
+                origin_failing: false,
+            }
+        };
+        smol::block_on(async {
+            // Segment 3 was skipped, and 4 says so: on at once.
+            let backend = Arc::new(Published::default());
+            backend.windows.publish(CHANNEL, window(true));
+            let sent = ts_stream(backend, 1, 3).await;
+            let names: Vec<&str> = sent.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(names, ["1", "2", "4"]);
+            assert!(sent[2].1 < Duration::from_secs(1), "{sent:?}");
+            // Segment 3 is missing with no word why: it may still come, so 4 follows after a
+            // target duration (2 s) of grace, not after the stall that drops the TV.
+            let backend = Arc::new(Published::default());
+            backend.windows.publish(CHANNEL, window(false));
+            let sent = ts_stream(backend, 1, 3).await;
+            let names: Vec<&str> = sent.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(names, ["1", "2", "4"]);
+            assert!(sent[2].1 >= Duration::from_secs(2) && sent[2].1 < TS_STALL, "{sent:?}");
         });
     }
 }

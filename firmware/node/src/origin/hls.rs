@@ -29,7 +29,8 @@ const LIVE_START_SEGMENTS: usize = 3;
 const SEGMENT_ATTEMPTS: u32 = 3;
 /// First retry delay; doubles each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest wait between playlist attempts while the origin is failing.
+/// Longest wait between playlist attempts while the origin is failing, unless the channel is
+/// live: then a target duration ([`Ingest::retry_cap`]).
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Largest fMP4 initialization section.
 const MAX_INIT_LEN: usize = 1024 * 1024;
@@ -133,6 +134,9 @@ struct Ingest {
     init: Option<(InitSection, OriginUrl, Vec<u8>)>,
     /// Consecutive playlist failures, for backoff.
     failures: u32,
+    /// The target duration of the last live media playlist read (`None`: none yet, or an
+    /// on-demand asset).
+    live_target: Option<Duration>,
     /// The variant of a master playlist in use, if the source is one.
     variant: Option<OriginUrl>,
     /// Variants that failed, and until when they are set aside.
@@ -155,6 +159,7 @@ impl Ingest {
             pending_discontinuity: false,
             init: None,
             failures: 0,
+            live_target: None,
             variant: None,
             aside: BTreeMap::new(),
             published: VecDeque::new(),
@@ -176,7 +181,7 @@ impl Ingest {
                 Ok(media) => media,
                 Err(e) => {
                     self.failures += 1;
-                    let wait = backoff(self.failures).min(MAX_BACKOFF);
+                    let wait = backoff(self.failures).min(self.retry_cap());
                     log::warn!("{name}: origin: {e}; retrying in {wait:?}");
                     if self.failures % 3 == 0 {
                         // The variant may have moved or died: resolve the master playlist again,
@@ -194,6 +199,7 @@ impl Ingest {
                 log::info!("{name}: origin reachable again");
                 self.failures = 0;
             }
+            self.live_target = (!media.end_list).then_some(media.target_duration);
             let published = match self.fetch_new(&media).await {
                 Ok(n) => n,
                 Err(IngestError::SwarmGone) => return,
@@ -211,6 +217,14 @@ impl Ingest {
             let wait = if published > 0 { media.target_duration } else { media.target_duration / 2 };
             Timer::after(wait.max(Duration::from_millis(250))).await;
         }
+    }
+
+    /// The longest wait between playlist attempts while the origin fails. A live origin
+    /// drops a segment from its playlist every target duration, so a live ingest asks at
+    /// least that often, as its normal polling does: every segment the origin still lists
+    /// when it comes back is fetched, not lost to a long backoff.
+    fn retry_cap(&self) -> Duration {
+        self.live_target.map_or(MAX_BACKOFF, |target| target.clamp(FIRST_BACKOFF, MAX_BACKOFF))
     }
 
     /// Fetches and parses the media playlist, resolving a master playlist first if needed.
