@@ -162,7 +162,10 @@ impl Swarm {
     /// The segment numbers the origin's playlist lists right now, oldest first.
     fn origin_lists(&self) -> Vec<u64> {
         let names = self.origin.segments(LIVE);
-        names.iter().map(|name| segment_number(name).unwrap_or_else(|| panic!("a segment name: {name}"))).collect()
+        names
+            .iter()
+            .map(|name| segment_number(name).unwrap_or_else(|| panic!("a segment name: {name}")))
+            .collect()
     }
 
     /// The origin's newest listed segment, once it lists one.
@@ -714,9 +717,14 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
     let (missing, slow) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     let runs = std::thread::scope(|s| {
         let swarm = &swarm;
-        let players: Vec<_> = [(0, "/hls/live/index.m3u8"), (1, "/hls/live/index.m3u8"), (2, "/ts/live"), (3, "/hls/live/index.m3u8")]
-            .map(|(i, path)| (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 28))))
-            .into();
+        let players: Vec<_> = [
+            (0, "/hls/live/index.m3u8"),
+            (1, "/hls/live/index.m3u8"),
+            (2, "/ts/live"),
+            (3, "/hls/live/index.m3u8"),
+        ]
+        .map(|(i, path)| (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 28))))
+        .into();
         std::thread::sleep(Duration::from_secs(4));
         missing.set(swarm.origin_newest() + 2);
         swarm.origin.set_fault(Fault::Missing { seq: missing.get() }).expect("fault set");
@@ -772,14 +780,26 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
             (0..4).all(|i| lists.iter().all(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200))
         });
         let held: Vec<Vec<u64>> = (0..4)
-            .map(|i| lists.iter().copied().filter(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200).collect())
+            .map(|i| {
+                lists
+                    .iter()
+                    .copied()
+                    .filter(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200)
+                    .collect()
+            })
             .collect();
-        assert!(reached, "the origin listed {lists:?} when it came back; the boxes hold {held:?}:\n{}", swarm.logs());
+        assert!(
+            reached,
+            "the origin listed {lists:?} when it came back; the boxes hold {held:?}:\n{}",
+            swarm.logs()
+        );
         lists
     };
     // And they are the origin's segments, byte for byte, where it still has them.
     for seq in &back_lists {
-        let Ok(original) = std::fs::read(swarm.origin.root().join(format!("live/seg{seq}.ts"))) else { continue };
+        let Ok(original) = std::fs::read(swarm.origin.root().join(format!("live/seg{seq}.ts"))) else {
+            continue;
+        };
         for i in 0..4 {
             let (_, served) = swarm.get(i, &format!("/hls/live/{seq}.ts"));
             assert_eq!(Sha256::digest(&served), Sha256::digest(&original), "box {i}, segment {seq}");

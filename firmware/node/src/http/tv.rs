@@ -379,7 +379,10 @@ fn segment_stream<B: Backend>(
                     let grace = window.as_ref().map_or(Duration::ZERO, |w| w.target_duration());
                     let seen = *newer_seen.get_or_insert_with(Instant::now);
                     if newer.discontinuity || seen.elapsed() >= grace {
-                        log::debug!("a /ts client of channel {channel} goes on at {} without {next}", newer.seq);
+                        log::debug!(
+                            "a /ts client of channel {channel} goes on at {} without {next}",
+                            newer.seq
+                        );
                         seq = Some(newer.seq);
                         continue;
                     }
@@ -546,10 +549,11 @@ mod waits {
         /// A segment the published window lists: its number as its bytes.
         async fn segment(&self, channel: ChannelId, seq: u64) -> Option<StoredSegment> {
             let window = self.windows.get(channel)?;
-            window.segments.iter().any(|s| s.seq == seq).then(|| StoredSegment {
-                bytes: hyper::body::Bytes::from(seq.to_string()),
-                init_len: 0,
-            })
+            window
+                .segments
+                .iter()
+                .any(|s| s.seq == seq)
+                .then(|| StoredSegment { bytes: hyper::body::Bytes::from(seq.to_string()), init_len: 0 })
         }
         async fn viewer(&self, _: ChannelId, _: IpAddr, _: Watch) {}
         fn live(&self, _: ChannelId) -> Option<smol::channel::Receiver<hyper::body::Bytes>> {
@@ -673,7 +677,11 @@ mod waits {
     #[test]
     fn a_ts_stream_goes_on_past_a_segment_the_ingester_skipped() {
         let window = |discontinuity: bool| {
-            let segment = |seq, discontinuity| WindowSegment { seq, discontinuity, ..live(seq, Duration::ZERO, false).segments[0].clone() };
+            let segment = |seq, discontinuity| WindowSegment {
+                seq,
+                discontinuity,
+                ..live(seq, Duration::ZERO, false).segments[0]
+            };
             Window {
                 segments: vec![segment(1, false), segment(2, false), segment(4, discontinuity)],
                 newest_at: Some(Instant::now()),

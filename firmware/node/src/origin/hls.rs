@@ -602,8 +602,10 @@ mod tests {
                     Some((_, body)) => ("200 OK", body.clone()),
                     None => ("404 Not Found", b"no such file".to_vec()),
                 };
-                let head =
-                    format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
             }
         });
@@ -619,7 +621,11 @@ mod tests {
         let media = b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
                       #EXTINF:2.0,\nseg0.ts\n#EXTINF:2.0,\nseg1.ts\n#EXT-X-ENDLIST\n"
             .to_vec();
-        let files = vec![("/master.m3u8", master.clone()), ("/v/index.m3u8", media.clone()), ("/v/seg1.ts", segment.clone())];
+        let files = vec![
+            ("/master.m3u8", master.clone()),
+            ("/v/index.m3u8", media.clone()),
+            ("/v/seg1.ts", segment.clone()),
+        ];
         // The master, the broken variant (404), the working one, the segment.
         let addr = serve(files, 4);
         let source = HlsSource {

@@ -656,7 +656,8 @@ pub struct OriginFetch {
 impl OriginFetch {
     /// Segment `seq`'s bytes (with any init section), as the ingester would have published them.
     pub async fn fetch(&self, seq: u64) -> Result<Vec<u8>, crate::origin::hls::IngestError> {
-        crate::origin::hls::fetch_one(self.source.clone(), self.fetcher.clone(), seq, self.report.clone()).await
+        crate::origin::hls::fetch_one(self.source.clone(), self.fetcher.clone(), seq, self.report.clone())
+            .await
     }
 }
 
