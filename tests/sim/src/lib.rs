@@ -98,6 +98,9 @@ impl Default for SimConfig {
 /// How soon an ingester asks again after the origin failed a request.
 pub const ORIGIN_RETRY: Duration = Duration::from_millis(500);
 
+/// Attempts per segment before an ingester skips it, as the daemon's HLS source.
+pub const SEGMENT_ATTEMPTS: u32 = 3;
+
 /// The network key every simulated box shares (not secret: it is a simulation).
 pub const SIM_KEY: [u8; 32] = [0x5A; 32];
 
@@ -129,6 +132,8 @@ pub struct SimBox {
     pending: std::collections::BTreeSet<u64>,
     /// A retry is scheduled.
     retrying: bool,
+    /// Failed attempts at each failing segment (see [`Sim::failing_segment`]).
+    segment_attempts: BTreeMap<u64, u32>,
     timer_generation: u64,
 }
 
@@ -203,6 +208,7 @@ impl Sim {
                 leaving: false,
                 pending: Default::default(),
                 retrying: false,
+                segment_attempts: BTreeMap::new(),
                 timer_generation: 0,
             });
         }
@@ -299,6 +305,14 @@ impl Sim {
     /// Segment `seq` takes `extra` longer than others to arrive from the origin.
     pub fn slow_segment(&mut self, seq: u64, extra: Duration) {
         self.origin.slow.insert(seq, extra);
+    }
+
+    /// The first `failures` requests for segment `seq` fail (a 404, a truncated answer): the
+    /// ingester retries it as the daemon's source does (after 0.5 s, then 1 s), and skips it
+    /// after [`SEGMENT_ATTEMPTS`] failed attempts. A failing segment is the origin's trouble but
+    /// not an outage: the source does not report the origin as failing.
+    pub fn failing_segment(&mut self, seq: u64, failures: u32) {
+        self.origin.failing.insert(seq, failures);
     }
 
     /// Box `i` crashes: no goodbye, its state is gone.
@@ -456,6 +470,18 @@ impl Sim {
                 }
                 if let Some(engine) = self.boxes[to].engine.as_mut() {
                     engine.set_origin_failing(channel, false);
+                }
+                if self.origin.fails(seq) {
+                    self.origin.record_failure(to);
+                    let b = &mut self.boxes[to];
+                    let attempt = b.segment_attempts.entry(seq).or_insert(0);
+                    *attempt += 1;
+                    if *attempt < SEGMENT_ATTEMPTS {
+                        // The daemon's backoff: 0.5 s, then 1 s.
+                        let wait = ORIGIN_RETRY * 2u32.pow(*attempt - 1);
+                        self.schedule(now + wait, Action::FetchDone { to, incarnation, seq });
+                    }
+                    return;
                 }
                 self.origin.record_fetch(seq);
                 let info = SegmentInfo::new(sim_channel(), seq, self.config.segment_duration);

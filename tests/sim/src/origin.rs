@@ -24,6 +24,8 @@ pub struct Origin {
     pub(crate) outage: Option<(Instant, Instant)>,
     /// Extra time a segment takes to arrive (a slow origin), by sequence number.
     pub(crate) slow: BTreeMap<u64, core::time::Duration>,
+    /// Requests still to fail for a segment (a 404 or a truncated answer), by sequence number.
+    pub(crate) failing: BTreeMap<u64, u32>,
 }
 
 impl Origin {
@@ -38,6 +40,7 @@ impl Origin {
             failed: BTreeMap::new(),
             outage: None,
             slow: BTreeMap::new(),
+            failing: BTreeMap::new(),
         }
     }
 
@@ -74,6 +77,18 @@ impl Origin {
     /// Whether a request at `now` fails.
     pub(crate) fn is_down(&self, now: Instant) -> bool {
         self.outage.is_some_and(|(from, until)| now >= from && now < until)
+    }
+
+    /// Whether this request for segment `seq` fails (a fault set by
+    /// [`crate::Sim::failing_segment`]); each failure uses up one.
+    pub(crate) fn fails(&mut self, seq: u64) -> bool {
+        match self.failing.get_mut(&seq) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn record_failure(&mut self, by: usize) {
