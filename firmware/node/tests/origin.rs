@@ -647,6 +647,7 @@ fn truncated_segments_never_reach_a_tv() {
     assert!(failed >= 2, "the cut-off answers are counted as failed requests: {report:#?}");
     let clients: BTreeSet<_> = swarm.origin.fetch_log().iter().map(|e| e.client).collect();
     assert_eq!(clients.len(), 1, "one box asked the origin, retries included: {clients:?}");
+    SegmentAnswers::of(&swarm.origin.fetch_log()).assert_once("truncated segments");
 }
 
 /// A channel nobody watched for 10 s is tuned in on two boxes at once: the origin serves each
@@ -856,6 +857,10 @@ fn a_master_playlist_with_a_broken_top_variant_plays_the_next() {
         (1..=2).contains(&broken),
         "the broken variant is set aside, not retried on every poll: {broken}"
     );
+    // The broken variant's 404s are counted like every other request.
+    swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
+    SegmentAnswers::of(&swarm.origin.fetch_log()).assert_once("a broken top variant");
+    swarm.assert_accounting_matches_the_origin_log(1);
 }
 
 /// The origin goes away: TVs get the buffered window, then a clear 503; when it returns, the
