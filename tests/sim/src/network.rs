@@ -38,6 +38,8 @@ pub struct Network {
     link_free_ns: Vec<u64>,
     /// Partition group per box; datagrams between groups are dropped.
     groups: Vec<u8>,
+    /// Links cut in one direction only, (from, to): a burst of interference near one box.
+    cut: std::collections::BTreeSet<(usize, usize)>,
     /// Counts.
     pub stats: LinkStats,
     /// Bytes each box uploaded (headers included).
@@ -68,6 +70,7 @@ impl Network {
             upload_bps: config.upload_bps,
             link_free_ns: vec![0; n],
             groups: vec![0; n],
+            cut: std::collections::BTreeSet::new(),
             stats: LinkStats::default(),
             uploaded: vec![0; n],
         }
@@ -86,6 +89,16 @@ impl Network {
     /// Joins all groups again.
     pub fn heal(&mut self) {
         self.groups.iter_mut().for_each(|g| *g = 0);
+    }
+
+    /// Drops every datagram from `from` to `to` (not the other way) until [`Network::restore`].
+    pub fn cut_one_way(&mut self, from: usize, to: usize) {
+        self.cut.insert((from, to));
+    }
+
+    /// Mends every one-way cut.
+    pub fn restore(&mut self) {
+        self.cut.clear();
     }
 
     /// One-way latency of the link from `a` to `b`.
@@ -110,7 +123,7 @@ impl Network {
         let start = self.link_free_ns[from].max(now.as_micros() * 1_000);
         let done = start + wire * 8 * 1_000_000_000 / self.upload_bps;
         self.link_free_ns[from] = done;
-        if self.groups[from] != self.groups[to] {
+        if self.groups[from] != self.groups[to] || self.cut.contains(&(from, to)) {
             self.stats.partitioned += 1;
             return Vec::new();
         }

@@ -179,3 +179,44 @@ fn a_partition_under_demand_heals_to_one_fetcher() {
         );
     });
 }
+
+/// The standby stops hearing the ingester for 4 s (interference near it; the ingester still
+/// hears the standby) while TVs watch. To the standby the ingester is gone, so it fetches; once
+/// it hears the ingester again it steps back within a target duration: the two fetch only while
+/// they cannot agree, and no TV misses a segment.
+#[test]
+fn a_one_way_cut_between_ingester_and_standby_heals_to_one_fetcher() {
+    run_scenario("one_way_cut", 46, |seed| {
+        let config = SimConfig { boxes: 4, seed, always_on: false, ..SimConfig::default() };
+        let duration = config.segment_duration;
+        let mut sim = Sim::new(config);
+        let ranking = sim.ranking();
+        let (ingester, standby, third) = (ranking[0], ranking[1], ranking[2]);
+        sim.want(standby, true);
+        sim.want(third, true);
+        sim.run_for(Duration::from_secs(16));
+        assert_eq!(sim.ingesters(), [ingester]);
+        let cut_at = Duration::from_micros(sim.now().as_micros());
+        sim.network.cut_one_way(ingester, standby);
+        sim.run_for(Duration::from_secs(4));
+        assert!(sim.ingesters().contains(&standby), "to the standby, the ingester is gone");
+        sim.network.restore();
+        let restored = Duration::from_micros(sim.now().as_micros());
+        sim.run_for(duration);
+        assert_eq!(sim.ingesters(), [ingester], "the standby stepped back within a target duration");
+        sim.run_for(Duration::from_secs(20));
+        assert_eq!(sim.ingesters(), [ingester]);
+        let twice = refetched(&sim, Duration::ZERO..restored + Duration::from_secs(20));
+        println!("seed={seed}: fetched twice {twice:?}");
+        assert!(
+            twice.iter().all(|&(seq, n)| {
+                let t = Duration::from_micros(sim.origin.available_at(seq).expect("available").as_micros());
+                n == 2 && t >= cut_at && t < restored + duration
+            }),
+            "fetched twice outside the cut: {twice:?}"
+        );
+        let report = sim.report(Duration::from_secs(8)..restored + Duration::from_secs(18));
+        let missing: Vec<_> = report.missing.iter().filter(|(i, _)| [standby, third].contains(i)).collect();
+        assert!(missing.is_empty(), "the TVs' boxes lack {missing:?}");
+    });
+}
