@@ -89,7 +89,12 @@ fn build_manifest(seq: u64, bytes: &[u8]) -> SignedManifest {
 fn wire_benches(c: &mut Criterion) {
     let auth = auth();
     let block = pseudo_random_bytes(BLOCK_SIZE, 1);
-    let header = Header { sender: identity().node_id(), session: 0x9e37_79b9, packet: 1_234_567 };
+    let header = Header {
+        sender: identity().node_id(),
+        receiver: shoal_core::NodeId([7; 16]),
+        session: 0x9e37_79b9,
+        packet: 1_234_567,
+    };
     let data = |offset: u16, bytes| {
         Message::Data(Data {
             channel: channel(),

@@ -1,10 +1,10 @@
 //! The wire format: one datagram is one message.
 //!
 //! ```text
-//! +---------+----------------------------------------+------------------+
-//! | version | postcard( Header, Message )            | HMAC-SHA256[..16] |
-//! | 1 byte  | sender node id, session, packet number  | over all before   |
-//! +---------+----------------------------------------+------------------+
+//! +---------+------------------------------------------------+-------------------+
+//! | version | postcard( Header, Message )                    | HMAC-SHA256[..16] |
+//! | 1 byte  | sender and receiver node ids, session, packet  | over all before   |
+//! +---------+------------------------------------------------+-------------------+
 //! ```
 //!
 //! Decoding checks, in order: length, version, tag (constant time), then postcard into typed,
@@ -15,7 +15,7 @@
 //! ```
 //! use shoal_core::{wire, Authenticator, NetworkKey, NodeId};
 //! let auth = Authenticator::new(&NetworkKey::from_bytes([3; 32]));
-//! let header = wire::Header { sender: NodeId([1; 16]), session: 7, packet: 1 };
+//! let header = wire::Header { sender: NodeId([1; 16]), receiver: NodeId([2; 16]), session: 7, packet: 1 };
 //! let mut buf = [0u8; wire::DEFAULT_MAX_DATAGRAM];
 //! let len = wire::encode(&auth, &header, &wire::Message::Goodbye, &mut buf).unwrap();
 //! let datagram = wire::decode(&auth, &buf[..len]).unwrap();
@@ -32,7 +32,7 @@ use crate::ranges::RangeSet;
 use crate::{ChannelId, NodeId};
 
 /// The protocol version this build speaks. A datagram of another version is dropped and counted.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// Default largest datagram: 1280-byte IPv6 minimum MTU minus 40 (IPv6) and 8 (UDP) bytes, so it
 /// crosses any path without fragmentation.
 pub const DEFAULT_MAX_DATAGRAM: usize = 1232;
@@ -47,11 +47,14 @@ pub const MAX_STATUS_CHANNELS: usize = 32;
 /// Bytes a datagram spends on version and tag, outside the postcard body.
 pub const FRAMING_LEN: usize = 1 + TAG_LEN;
 
-/// Who sent a datagram, in which session, as which packet (for replay protection).
+/// Who sent a datagram, to whom, in which session, as which packet (for replay protection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// The sending box.
     pub sender: NodeId,
+    /// The box it is for: a datagram is valid for one receiver only, so one sent to another
+    /// box and replayed to this one is refused (packet numbers count per receiver).
+    pub receiver: NodeId,
     /// Random per start of the sender's engine; a restart starts a new session.
     pub session: u32,
     /// Increases by one per datagram from this sender to this receiver within a session.
@@ -337,7 +340,7 @@ mod tests {
     }
 
     fn header() -> Header {
-        Header { sender: NodeId([2; 16]), session: 99, packet: 12345 }
+        Header { sender: NodeId([2; 16]), receiver: NodeId([3; 16]), session: 99, packet: 12345 }
     }
 
     #[test]
@@ -394,7 +397,9 @@ mod tests {
         body.push(65); // lineup length
         body.extend(std::iter::repeat_n(9u8, 65 * 8));
         assert_eq!(decode_body(&body), Err(DecodeError::Malformed));
-        body[16 + 1 + 2 + 1 + 32 + 3] = 64;
+        // Sender and receiver (16 bytes each), session and packet varints, variant, key, three
+        // one-byte fields: the lineup length.
+        body[16 + 16 + 1 + 2 + 1 + 32 + 3] = 64;
         body.truncate(body.len() - 8);
         assert!(decode_body(&body).is_ok());
     }

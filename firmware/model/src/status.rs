@@ -256,6 +256,10 @@ pub struct Rejected {
     pub unknown_version: u64,
     pub bad_identity: u64,
     pub unconfirmed: u64,
+    /// Addressed to another box (replayed from one receiver to another).
+    pub misdirected: u64,
+    /// From an address the peer has not proven to be its own.
+    pub unverified_address: u64,
     pub unknown_peer: u64,
     pub bad_block: u64,
     pub forged_manifest: u64,
@@ -271,7 +275,7 @@ pub struct Rejected {
 
 impl Rejected {
     /// Every reason with its count, for `/metrics`.
-    pub fn by_reason(&self) -> [(&'static str, u64); 15] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 17] {
         [
             ("bad_mac", self.bad_mac),
             ("replay", self.replay),
@@ -279,6 +283,8 @@ impl Rejected {
             ("unknown_version", self.unknown_version),
             ("bad_identity", self.bad_identity),
             ("unconfirmed", self.unconfirmed),
+            ("misdirected", self.misdirected),
+            ("unverified_address", self.unverified_address),
             ("unknown_peer", self.unknown_peer),
             ("bad_block", self.bad_block),
             ("forged_manifest", self.forged_manifest),

@@ -22,7 +22,7 @@ use shoal_core::wire::{
 use shoal_core::{
     Authenticator, ChannelId, Counters, Event, Identity, SegmentInfo, SignedManifest,
 };
-use shoal_fuzz::{channel, fuzz_auth, peer_id, peer_identity, Harness, Op};
+use shoal_fuzz::{channel, engine_id, fuzz_auth, peer_id, peer_identity, Harness, Op};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,6 +40,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 fn header(peer: usize, session: u32, packet: u64) -> Header {
     Header {
         sender: peer_id(peer),
+        receiver: engine_id(),
         session,
         packet,
     }

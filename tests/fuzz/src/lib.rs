@@ -91,6 +91,11 @@ pub fn frame_insecure(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The fuzzed engine's node id: the receiver every datagram to it names.
+pub fn engine_id() -> NodeId {
+    Identity::from_seed(ENGINE_IDENTITY).node_id()
+}
+
 /// The engine's configuration: defaults, insecure mode, one always-on channel.
 pub fn engine_config() -> Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();

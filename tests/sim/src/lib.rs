@@ -562,12 +562,23 @@ impl Sim {
         }
     }
 
-    /// A datagram as box `i` would send it (its node id and session, the network key) with
-    /// packet number `packet`: what a keyed box that misbehaves can put on the wire.
-    pub fn forge(&self, i: usize, packet: u64, message: &shoal_core::wire::Message<'_>) -> Vec<u8> {
+    /// A datagram as box `i` would send it to box `to` (its node id and session, the network
+    /// key) with packet number `packet`: what a keyed box that misbehaves can put on the wire.
+    pub fn forge(
+        &self,
+        i: usize,
+        to: usize,
+        packet: u64,
+        message: &shoal_core::wire::Message<'_>,
+    ) -> Vec<u8> {
         let engine = self.boxes[i].engine.as_ref().expect("forging box is running");
-        let header =
-            shoal_core::wire::Header { sender: engine.node_id(), session: engine.session_id(), packet };
+        let receiver = self.boxes[to].engine.as_ref().expect("the target is running").node_id();
+        let header = shoal_core::wire::Header {
+            sender: engine.node_id(),
+            receiver,
+            session: engine.session_id(),
+            packet,
+        };
         let auth = Authenticator::new(&NetworkKey::from_bytes(SIM_KEY));
         let mut buf = vec![0; 65_507];
         let len = shoal_core::wire::encode(&auth, &header, message, &mut buf).expect("fits");

@@ -97,7 +97,7 @@ fn manifests_not_from_the_ingester_are_refused() {
                 offset: 0,
                 bytes: manifest.encoded(),
             });
-            let datagram = sim.forge(impostor, (1 << 40) + k as u64, &part);
+            let datagram = sim.forge(impostor, victim, (1 << 40) + k as u64, &part);
             sim.inject(victim, from, datagram);
         }
         // A manifest claiming to be the ingester's but signed by the impostor: a forgery.
@@ -116,7 +116,7 @@ fn manifests_not_from_the_ingester_are_refused() {
             offset: 0,
             bytes: &encoded,
         });
-        let datagram = sim.forge(impostor, 1 << 41, &part);
+        let datagram = sim.forge(impostor, victim2, 1 << 41, &part);
         sim.inject(victim2, from, datagram);
         sim.run_for(Duration::from_secs(12));
 
@@ -173,7 +173,8 @@ fn keyless_replayed_and_flooding_datagrams_are_dropped() {
         // Datagrams under another deployment's key, and garbage, from an outsider.
         let outsider: SocketAddr = "10.99.9.9:5000".parse().expect("addr");
         let foreign = Authenticator::new(&NetworkKey::from_bytes([1; 32]));
-        let header = wire::Header { sender: NodeId([9; 16]), session: 1, packet: 0 };
+        let receiver = node(&sim, victim);
+        let header = wire::Header { sender: NodeId([9; 16]), receiver, session: 1, packet: 0 };
         for k in 0..2_000u64 {
             let mut buf = vec![0; 1232];
             let header = wire::Header { packet: k, ..header };
@@ -199,7 +200,7 @@ fn keyless_replayed_and_flooding_datagrams_are_dropped() {
                 seq: held,
                 item: Item::Block { tag, index: (k % 60) as u16, ranges: Default::default() },
             });
-            let datagram = sim.forge(flooder, (1 << 40) + k, &request);
+            let datagram = sim.forge(flooder, victim, (1 << 40) + k, &request);
             sim.inject(victim, sim.boxes[flooder].addr, datagram);
         }
         sim.run_for(Duration::from_secs(14));
@@ -233,7 +234,7 @@ fn a_vouch_from_a_box_the_election_does_not_name_is_refused() {
             first: seq,
             last: seq + 2,
         });
-        let datagram = sim.forge(impostor, 1 << 40, &vouch);
+        let datagram = sim.forge(impostor, victim, 1 << 40, &vouch);
         sim.inject(victim, from, datagram);
         let info = SegmentInfo::new(sim_channel(), seq, Duration::from_secs(2));
         let manifest = SignedManifest::build(&accomplice, info, &[0x47; 50_000]).expect("valid");
@@ -245,7 +246,7 @@ fn a_vouch_from_a_box_the_election_does_not_name_is_refused() {
             offset: 0,
             bytes: manifest.encoded(),
         });
-        let datagram = sim.forge(impostor, (1 << 40) + 1, &part);
+        let datagram = sim.forge(impostor, victim, (1 << 40) + 1, &part);
         // Before the real segment `seq` exists, so nothing else can have taken its place.
         sim.inject(victim, from, datagram);
         sim.run_for(Duration::from_millis(100));
@@ -255,5 +256,59 @@ fn a_vouch_from_a_box_the_election_does_not_name_is_refused() {
         let store = sim.boxes[victim].engine.as_ref().expect("running").store();
         let stored = store.segment(sim_channel(), seq).map(|s| s.manifest().manifest().signer);
         assert_ne!(stored, Some(accomplice.node_id()), "the accomplice's segment {seq} was stored");
+    });
+}
+
+/// Regression (the cross-receiver replay): every datagram box 2 sent to box 1 is replayed
+/// unchanged to box 0, from another address and from box 2's own, for 20 s. Before datagrams
+/// named their receiver, box 0 moved box 2 to the attacker's address and refused box 2's genuine
+/// datagrams as replays, box 2 went silent to it, and a second box started fetching. Now box 0
+/// refuses every replay as misdirected, keeps box 2 where it is, and the origin still serves
+/// each segment once.
+#[test]
+fn datagrams_replayed_from_one_receiver_to_another_change_nothing() {
+    run_scenario("cross_receiver_replay", 47, |seed| {
+        let mut sim = Sim::new(SimConfig { boxes: 4, seed, ..SimConfig::default() });
+        sim.run_for(Duration::from_secs(6));
+        let ranking = sim.ranking();
+        // The ingester's datagrams to its standby, replayed to the third box: the worst case
+        // (the third box losing the ingester would make it fetch).
+        let (sender, first, target) = (ranking[0], ranking[1], ranking[2]);
+        let attacker: SocketAddr = "10.99.6.66:7470".parse().expect("addr");
+        let sender_addr = sim.boxes[sender].addr;
+        let before = sim.boxes[target].engine.as_ref().map(|e| e.counters()).expect("running");
+        let fetched_before = sim.origin.total_fetches();
+        let mut replayed = 0u64;
+        for _ in 0..40 {
+            sim.capture = true;
+            sim.run_for(Duration::from_millis(500));
+            sim.capture = false;
+            let batch: Vec<Vec<u8>> = std::mem::take(&mut sim.captured)
+                .into_iter()
+                .filter(|(to, from, _)| *to == first && *from == sender_addr)
+                .map(|(_, _, bytes)| bytes)
+                .collect();
+            for bytes in batch {
+                sim.inject(target, attacker, bytes.clone());
+                sim.inject(target, sender_addr, bytes);
+                replayed += 2;
+            }
+        }
+        sim.run_for(Duration::from_secs(2));
+        let after = sim.boxes[target].engine.as_ref().map(|e| e.counters()).expect("running");
+        println!("seed={seed}: {replayed} replays; target counters {after:?}");
+        assert!(replayed > 1_000, "a real stream was replayed: {replayed}");
+        assert_eq!(after.misdirected - before.misdirected, replayed, "every replay is refused");
+        assert_eq!(after.replay, before.replay, "no genuine datagram was taken for a replay");
+        let engine = sim.boxes[target].engine.as_ref().expect("running");
+        let seen = engine.peers().find(|p| p.node_id == node(&sim, sender)).expect("a peer");
+        assert!(seen.alive && seen.addr == sender_addr, "the sender stays where it is: {seen:?}");
+        assert_eq!(sim.ingesters(), [sender], "nobody else started fetching");
+        assert_eq!(sim.takeovers(), 0);
+        let segments = (sim.origin.total_fetches() - fetched_before) as f64;
+        let distinct = sim.origin.published().len() as f64;
+        assert!(segments >= 9.0, "{segments} fetches during the 20 s attack");
+        assert_eq!(sim.origin.total_fetches() as f64 / distinct, 1.0, "one fetch per segment");
+        honest_boxes_keep_deadlines(&sim, &[0, 1, 2, 3], 3, 12);
     });
 }

@@ -86,6 +86,10 @@ pub struct Counters {
     pub replay: u64,
     /// Dropped: from a session not yet confirmed.
     pub unconfirmed: u64,
+    /// Dropped: addressed to another box (a datagram replayed from one receiver to another).
+    pub misdirected: u64,
+    /// Dropped: from an address the peer has not proven to be its own (a probe went there).
+    pub unverified_address: u64,
     /// Dropped: from a node id not in the peer table (and not a hello).
     pub unknown_peer: u64,
     /// Dropped: a hello whose public key does not hash to its node id.

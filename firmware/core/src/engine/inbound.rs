@@ -52,8 +52,12 @@ impl Engine {
                 return;
             }
         };
-        let Header { sender, session, packet } = datagram.header;
+        let Header { sender, receiver, session, packet } = datagram.header;
         if sender == self.me {
+            return;
+        }
+        if receiver != self.me {
+            self.counters.misdirected += 1;
             return;
         }
         if !self.peers.contains_key(&sender) {
@@ -88,6 +92,26 @@ impl Engine {
             }
             return;
         }
+        // From another address than the peer's: only a hello that answers the probe sent
+        // there proves the peer moved. Anything else is dropped before the replay window sees
+        // it, so a captured datagram replayed from elsewhere changes nothing here.
+        let moved = from != peer.addr;
+        if moved {
+            let answers_probe = match (&datagram.message, peer.probe) {
+                (Message::Hello(hello), Some((addr, challenge))) => {
+                    addr == from && hello.echo == Some(challenge)
+                }
+                _ => false,
+            };
+            if !answers_probe {
+                self.counters.unverified_address += 1;
+                self.probe_address(now, sender, from);
+                return;
+            }
+        }
+        let Some(peer) = self.peers.get_mut(&sender) else {
+            return;
+        };
         let fresh = peer.session.as_mut().is_some_and(|s| s.window.accept(packet));
         if !fresh {
             self.counters.replay += 1;
@@ -95,7 +119,11 @@ impl Engine {
         }
         peer.last_heard = Some(now);
         peer.bytes_in += bytes.len() as u64;
-        peer.addr = from;
+        if moved {
+            log::info!("{}: peer {sender} moved from {} to {from}", self.me, peer.addr);
+            peer.addr = from;
+            peer.probe = None;
+        }
         if !peer.alive {
             peer.alive = true;
             self.membership_changed = true;
@@ -136,6 +164,22 @@ impl Engine {
             Message::Reject(reject) => self.on_reject(now, sender, reject),
             Message::Vouch(vouch) => self.on_vouch(now, sender, vouch),
         }
+    }
+
+    /// Sends the peer a hello at `from` with a fresh challenge (at most one per ping interval):
+    /// if the peer really is there now, its answer echoes it and moves its address.
+    fn probe_address(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
+        let challenge = self.rng.next_u64();
+        let interval = self.config.ping_interval;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if now < peer.next_probe {
+            return;
+        }
+        peer.next_probe = now + interval;
+        peer.probe = Some((from, challenge));
+        self.queue_control(id, Control::Probe);
     }
 
     fn note_bad_mac(&mut self, now: Instant, from: SocketAddr) {
@@ -233,13 +277,16 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        // A challenge not seen before asks for an echo: the peer's new challenge after a
+        // confirmation, or a probe of this box's address.
+        let new_challenge = peer.their_challenge != Some(hello.challenge);
         peer.their_challenge = Some(hello.challenge);
         peer.confirmed_us = hello.confirmed == Some(my_session);
         if peer.lineup.as_slice() != hello.lineup.as_slice() {
             peer.lineup = hello.lineup.to_vec();
             self.membership_changed = true;
         }
-        if !peer.confirmed_us {
+        if !peer.confirmed_us || new_challenge {
             self.reply_hello(now, id);
         }
     }

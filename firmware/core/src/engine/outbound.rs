@@ -39,7 +39,20 @@ impl Engine {
         control: Control,
         buf: &mut [u8],
     ) -> Option<Transmit> {
+        let mut destination = self.peers.get(&id)?.addr;
         let message = match control {
+            Control::Probe => {
+                let peer = self.peers.get(&id)?;
+                let (addr, challenge) = peer.probe?;
+                destination = addr;
+                Message::Hello(Hello {
+                    public_key: self.public_key,
+                    challenge,
+                    echo: peer.their_challenge,
+                    confirmed: peer.session.as_ref().map(|s| s.id),
+                    lineup: self.channels.keys().copied().collect(),
+                })
+            }
             Control::Hello => {
                 let peer = self.peers.get(&id)?;
                 Message::Hello(Hello {
@@ -79,12 +92,13 @@ impl Engine {
             Control::Vouch(vouch) => Message::Vouch(vouch),
         };
         let peer = self.peers.get_mut(&id)?;
-        let header = Header { sender: self.me, session: self.session, packet: peer.tx_packet };
+        let header =
+            Header { sender: self.me, receiver: peer.id, session: self.session, packet: peer.tx_packet };
         match wire::encode(&self.config.auth, &header, &message, buf) {
             Ok(len) => {
                 peer.tx_packet += 1;
                 peer.bytes_out += len as u64;
-                Some(Transmit { destination: peer.addr, len })
+                Some(Transmit { destination, len })
             }
             Err(_) => {
                 log::error!("control message does not fit in {} bytes", buf.len());
@@ -138,7 +152,8 @@ impl Engine {
             Payload::Manifest => segment.manifest().encoded(),
             Payload::Block(index) => segment.block(usize::from(index))?,
         };
-        let header = Header { sender: self.me, session: self.session, packet: peer.tx_packet };
+        let header =
+            Header { sender: self.me, receiver: peer.id, session: self.session, packet: peer.tx_packet };
         let (start, end) = (usize::from(start), usize::from(end).min(source.len()));
         if start >= end {
             return None;

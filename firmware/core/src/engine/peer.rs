@@ -68,6 +68,12 @@ pub(crate) struct Peer {
     pub(crate) their_challenge: Option<u64>,
     /// Whether the peer said it confirmed our current session.
     pub(crate) confirmed_us: bool,
+    /// An address the peer's datagrams came from that is not yet proven to be its own, and the
+    /// challenge a hello sent there carries: `addr` moves only when a hello from there echoes
+    /// it, never on a datagram alone (one captured and replayed from elsewhere would move it).
+    pub(crate) probe: Option<(SocketAddr, u64)>,
+    /// When the next probe may go out (they are answered, so they are rate-limited).
+    pub(crate) next_probe: Instant,
     /// Next packet number we send it.
     pub(crate) tx_packet: u64,
     /// Bytes of authenticated datagrams received from it.
@@ -123,6 +129,8 @@ impl Peer {
             our_challenge: challenge,
             their_challenge: None,
             confirmed_us: false,
+            probe: None,
+            next_probe: now,
             tx_packet: 0,
             bytes_in: 0,
             bytes_out: 0,

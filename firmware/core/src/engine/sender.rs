@@ -32,8 +32,13 @@ pub(crate) const BACKGROUND_PATIENCE: Duration = Duration::from_millis(20);
 #[derive(Clone, Debug)]
 pub(crate) enum Control {
     Hello,
+    /// A hello to the peer's unproven new address, carrying the challenge of [`Peer::probe`]
+    /// (`crate::engine::peer::Peer`).
+    Probe,
     Ping,
-    Pong { echo: u64 },
+    Pong {
+        echo: u64,
+    },
     Goodbye,
     Have(Have),
     Request(Request),

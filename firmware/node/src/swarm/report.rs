@@ -268,6 +268,8 @@ pub(crate) fn status(engine: &Engine, now: Instant, records: &Records, demand: &
         unknown_version: c.unknown_version,
         bad_identity: c.bad_identity,
         unconfirmed: c.unconfirmed,
+        misdirected: c.misdirected,
+        unverified_address: c.unverified_address,
         unknown_peer: c.unknown_peer,
         bad_block: c.bad_blocks,
         forged_manifest: c.forged_manifests,
