@@ -139,8 +139,8 @@ pub(crate) struct BackendParts {
 }
 
 /// How each HLS channel of `config` is fetched from its origin, for segments of an on-demand
-/// asset that no peer holds any more.
-/// Their origin requests are counted in `report`, the driver's source events.
+/// asset that no peer holds any more. Their origin requests are counted in `report`, the
+/// driver's source events, as the ingest's are.
 pub(crate) fn vod_sources(
     config: &crate::config::Config,
     fetcher: &Fetcher,

@@ -161,11 +161,7 @@ impl Swarm {
 
     /// The segment numbers the origin's playlist lists right now, oldest first.
     fn origin_lists(&self) -> Vec<u64> {
-        let names = self.origin.segments(LIVE);
-        names
-            .iter()
-            .map(|name| segment_number(name).unwrap_or_else(|| panic!("a segment name: {name}")))
-            .collect()
+        self.origin.listed_segments(LIVE)
     }
 
     /// The origin's newest listed segment, once it lists one.
@@ -190,12 +186,6 @@ impl Swarm {
         assert_eq!(code, 200, "the first request starts the channel:\n{}", self.logs());
         self.ingester(LIVE, Duration::from_secs(10))
     }
-}
-
-/// The number in a segment's file name: `seg12.ts` is 12.
-fn segment_number(name: &str) -> Option<u64> {
-    let stem = name.rsplit('/').next()?.rsplit_once('.')?.0;
-    stem.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()
 }
 
 /// The origin's media segment answers, judged as the floor counts them: whole answers
@@ -264,18 +254,14 @@ impl Pollers {
             .iter()
             .map(|&i| {
                 let stop = stop.clone();
-                let mut command: Vec<String> = ["timeout", "-k", "1", "5"].map(str::to_owned).into();
-                command.extend(swarm.prefix(i).map(str::to_owned));
-                command.extend(["curl", "-s", "-o", "/dev/null", "--max-time", "3"].map(str::to_owned));
-                command.push(swarm.url(i, "/hls/live/index.m3u8"));
+                let prefix = swarm.prefix(i).map(str::to_owned);
+                let mut curl: Vec<String> =
+                    ["curl", "-s", "-o", "/dev/null", "--max-time", "3"].map(str::to_owned).into();
+                curl.push(swarm.url(i, "/hls/live/index.m3u8"));
                 std::thread::spawn(move || {
+                    let prefix = prefix.each_ref().map(String::as_str);
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let _ = Command::new(&command[0])
-                            .args(&command[1..])
-                            .stdin(Stdio::null())
-                            .stdout(Stdio::null())
-                            .stderr(Stdio::null())
-                            .status();
+                        common::run_bounded(&prefix, &curl, Duration::from_secs(5));
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 })
@@ -715,8 +701,7 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
     assert!(swarm.origin.fetch_log().is_empty(), "an unwatched channel is not fetched");
 
     // A 404, then a slow segment, while a TV plays on every box.
-    let (missing, slow) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
-    let runs = std::thread::scope(|s| {
+    let (runs, missing, slow) = std::thread::scope(|s| {
         let swarm = &swarm;
         let players: Vec<_> = [
             (0, "/hls/live/index.m3u8"),
@@ -727,19 +712,20 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
         .map(|(i, path)| (format!("box {i} {path}"), s.spawn(move || swarm.play(i, path, 28))))
         .into();
         std::thread::sleep(Duration::from_secs(4));
-        missing.set(swarm.origin_newest() + 2);
-        swarm.origin.set_fault(Fault::Missing { seq: missing.get() }).expect("fault set");
-        swarm.wait_until_the_origin_lists(missing.get() + 2, Duration::from_secs(15));
-        slow.set(swarm.origin_newest() + 2);
+        let missing = swarm.origin_newest() + 2;
+        swarm.origin.set_fault(Fault::Missing { seq: missing }).expect("fault set");
+        swarm.wait_until_the_origin_lists(missing + 2, Duration::from_secs(15));
+        let slow = swarm.origin_newest() + 2;
         let delay = Duration::from_secs(3);
-        swarm.origin.set_fault(Fault::Slow { seq: slow.get(), delay }).expect("fault set");
-        swarm.wait_until_the_origin_lists(slow.get() + 1, Duration::from_secs(15));
+        swarm.origin.set_fault(Fault::Slow { seq: slow, delay }).expect("fault set");
+        swarm.wait_until_the_origin_lists(slow + 1, Duration::from_secs(15));
         let asked = common::wait_until(Duration::from_secs(15), || {
-            swarm.origin.fetch_log().iter().any(|e| e.segment_number() == Some(slow.get()))
+            swarm.origin.fetch_log().iter().any(|e| e.segment_number() == Some(slow))
         });
-        assert!(asked, "nobody fetched the slow segment {}", slow.get());
+        assert!(asked, "nobody fetched the slow segment {slow}");
         swarm.origin.set_fault(Fault::None).expect("fault cleared");
-        players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect::<Vec<_>>()
+        let runs: Vec<_> = players.into_iter().map(|(name, p)| (name, p.join().expect("player"))).collect();
+        (runs, missing, slow)
     });
     for (name, run) in &runs {
         eprintln!("{name}: {run:?}");
@@ -750,11 +736,10 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
     let answers = SegmentAnswers::of(&log);
     answers.assert_once("a 404 and a slow segment");
     assert!(
-        answers.failed.iter().any(|e| e.segment_number() == Some(missing.get()) && e.status == 404),
-        "the origin answered segment {} with 404: {answers:#?}",
-        missing.get()
+        answers.failed.iter().any(|e| e.segment_number() == Some(missing) && e.status == 404),
+        "the origin answered segment {missing} with 404: {answers:#?}"
     );
-    let slow_answers: Vec<_> = log.iter().filter(|e| e.segment_number() == Some(slow.get())).collect();
+    let slow_answers: Vec<_> = log.iter().filter(|e| e.segment_number() == Some(slow)).collect();
     assert_eq!(slow_answers.len(), 1, "the slow segment is waited for, not asked twice: {slow_answers:#?}");
     assert_eq!(swarm.takeovers(), 0, "a 404 or a slow segment is no reason to take over:\n{}", swarm.logs());
 
@@ -777,23 +762,21 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
         assert!(asked && first_ask <= Duration::from_secs(3), "the ingester asked again after {first_ask:?}");
         let lists = swarm.origin_lists();
         // Every segment the origin listed when it came back reaches every box.
-        let reached = common::wait_until(Duration::from_secs(20), || {
-            (0..4).all(|i| lists.iter().all(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200))
-        });
-        let held: Vec<Vec<u64>> = (0..4)
-            .map(|i| {
-                lists
-                    .iter()
-                    .copied()
-                    .filter(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200)
-                    .collect()
-            })
-            .collect();
-        assert!(
-            reached,
-            "the origin listed {lists:?} when it came back; the boxes hold {held:?}:\n{}",
-            swarm.logs()
-        );
+        let held = |i: usize| -> Vec<u64> {
+            lists
+                .iter()
+                .copied()
+                .filter(|seq| swarm.get(i, &format!("/hls/live/{seq}.ts")).0 == 200)
+                .collect()
+        };
+        let reached = common::wait_until(Duration::from_secs(20), || (0..4).all(|i| held(i) == lists));
+        if !reached {
+            let held: Vec<Vec<u64>> = (0..4).map(held).collect();
+            panic!(
+                "the origin listed {lists:?} when it came back; the boxes hold {held:?}:\n{}",
+                swarm.logs()
+            );
+        }
         lists
     };
     // And they are the origin's segments, byte for byte, where it still has them.
@@ -813,15 +796,16 @@ fn origin_faults_during_playback_cost_no_second_fetch() {
 
     swarm.wait_for_origin_silence(Instant::now(), Duration::from_secs(30));
     let log = swarm.origin.fetch_log();
-    SegmentAnswers::of(&log).assert_once("a 404, a slow segment and a 15 s outage");
+    let answers = SegmentAnswers::of(&log);
+    answers.assert_once("a 404, a slow segment and a 15 s outage");
     let clients: BTreeSet<_> = log.iter().map(|e| e.client).collect();
     assert_eq!(clients.len(), 1, "one box fetched, retries included: {clients:?}");
     let report = swarm.assert_accounting_matches_the_origin_log(1);
     eprintln!(
         "FAULTS: {} segment requests for {} segments, {} failed; the swarm counted {:?}",
         log.iter().filter(|e| e.is_media_segment()).count(),
-        SegmentAnswers::of(&log).whole.len(),
-        SegmentAnswers::of(&log).failed.len(),
+        answers.whole.len(),
+        answers.failed.len(),
         report.totals.traffic
     );
 }

@@ -262,6 +262,7 @@ impl Sim {
         b.ingesting = false;
         b.pending.clear();
         b.retrying = false;
+        b.segment_attempts.clear();
         b.leaving = false;
         let now = self.now;
         let others: Vec<(usize, shoal_core::NodeId, SocketAddr)> = self

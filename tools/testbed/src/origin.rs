@@ -190,11 +190,7 @@ impl AccessEntry {
         if !self.is_media_segment() {
             return None;
         }
-        let name = self.file_name();
-        let name = name.rsplit_once('.').map_or(name, |(stem, _extension)| stem);
-        let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
-        let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
-        name[start..end].parse().ok()
+        segment_number(self.file_name())
     }
 
     /// Parses one line of `origin.py`'s access log (its format is described there).
@@ -232,6 +228,15 @@ impl AccessEntry {
         }
         (!entry.method.is_empty() && entry.status != 0).then_some(entry)
     }
+}
+
+/// The number in a media segment's file name: the last run of digits before the extension
+/// (`seg12.ts` is 12), as `origin.py` reads it.
+fn segment_number(file_name: &str) -> Option<u64> {
+    let name = file_name.rsplit_once('.').map_or(file_name, |(stem, _extension)| stem);
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    name[start..end].parse().ok()
 }
 
 /// A live HLS origin on one host of a [`Bed`]; see the [module documentation](self).
@@ -493,6 +498,16 @@ impl Origin {
             .filter(|line| !line.is_empty() && !line.starts_with('#'))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The numbers of the segments `variant`'s media playlist lists right now, oldest first
+    /// ([`Origin::segments`], by number).
+    ///
+    /// # Panics
+    ///
+    /// As [`Origin::segments`].
+    pub fn listed_segments(&self, variant: &str) -> Vec<u64> {
+        self.segments(variant).iter().filter_map(|uri| segment_number(uri.rsplit('/').next()?)).collect()
     }
 
     /// Waits until every variant's playlist lists at least `count` segments (at most

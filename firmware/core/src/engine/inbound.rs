@@ -109,9 +109,6 @@ impl Engine {
                 return;
             }
         }
-        let Some(peer) = self.peers.get_mut(&sender) else {
-            return;
-        };
         let fresh = peer.session.as_mut().is_some_and(|s| s.window.accept(packet));
         if !fresh {
             self.counters.replay += 1;

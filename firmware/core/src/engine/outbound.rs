@@ -39,25 +39,22 @@ impl Engine {
         control: Control,
         buf: &mut [u8],
     ) -> Option<Transmit> {
-        let mut destination = self.peers.get(&id)?.addr;
+        // Where it goes when not to the peer's address: a probe, to the address it probes.
+        let mut probed = None;
         let message = match control {
-            Control::Probe => {
+            Control::Hello | Control::Probe => {
                 let peer = self.peers.get(&id)?;
-                let (addr, challenge) = peer.probe?;
-                destination = addr;
+                let challenge = match control {
+                    Control::Probe => {
+                        let (addr, challenge) = peer.probe?;
+                        probed = Some(addr);
+                        challenge
+                    }
+                    _ => peer.our_challenge,
+                };
                 Message::Hello(Hello {
                     public_key: self.public_key,
                     challenge,
-                    echo: peer.their_challenge,
-                    confirmed: peer.session.as_ref().map(|s| s.id),
-                    lineup: self.channels.keys().copied().collect(),
-                })
-            }
-            Control::Hello => {
-                let peer = self.peers.get(&id)?;
-                Message::Hello(Hello {
-                    public_key: self.public_key,
-                    challenge: peer.our_challenge,
                     echo: peer.their_challenge,
                     confirmed: peer.session.as_ref().map(|s| s.id),
                     lineup: self.channels.keys().copied().collect(),
@@ -98,7 +95,7 @@ impl Engine {
             Ok(len) => {
                 peer.tx_packet += 1;
                 peer.bytes_out += len as u64;
-                Some(Transmit { destination, len })
+                Some(Transmit { destination: probed.unwrap_or(peer.addr), len })
             }
             Err(_) => {
                 log::error!("control message does not fit in {} bytes", buf.len());

@@ -343,9 +343,8 @@ fn segment_stream<B: Backend>(
     Box::pin(smol::stream::unfold((backend, start), move |(backend, seq)| async move {
         let deadline = Instant::now() + TS_STALL;
         let mut seq = seq;
-        // When a segment newer than the awaited one was first seen complete here.
-        let mut newer_seen: Option<Instant> = None;
-        let mut skip_at: Option<Instant> = None;
+        // When to go on without the awaited segment, once a newer one is here.
+        let mut give_up_at: Option<Instant> = None;
         loop {
             let changed = backend.changed();
             backend.viewer(channel, client, Watch::Segments).await;
@@ -377,16 +376,16 @@ fn segment_stream<B: Backend>(
                 // still be on its way), rather than stall until the TV is dropped.
                 if let Some(newer) = held.iter().find(|s| s.seq > next) {
                     let grace = window.as_ref().map_or(Duration::ZERO, |w| w.target_duration());
-                    let seen = *newer_seen.get_or_insert_with(Instant::now);
-                    if newer.discontinuity || seen.elapsed() >= grace {
+                    let at = *give_up_at.get_or_insert_with(|| Instant::now() + grace);
+                    if newer.discontinuity || Instant::now() >= at {
                         log::debug!(
                             "a /ts client of channel {channel} goes on at {} without {next}",
                             newer.seq
                         );
                         seq = Some(newer.seq);
+                        give_up_at = None;
                         continue;
                     }
-                    skip_at = Some(seen + grace);
                 }
             }
             let now = Instant::now();
@@ -396,7 +395,7 @@ fn segment_stream<B: Backend>(
             // Wakes when a window changes; the timer only renews this TV's viewer mark, which
             // would otherwise lapse while a slow channel's next segment is on its way, or ends
             // the grace for a missing one.
-            let wake = skip_at.take().map_or(deadline, |at| at.min(deadline)).min(now + VIEWER_REFRESH);
+            let wake = give_up_at.map_or(deadline, |at| at.min(deadline)).min(now + VIEWER_REFRESH);
             changed.or(until(wake)).await;
         }
     }))
